@@ -1,0 +1,12 @@
+//! studiod: the booth daemon. See ARCHITECTURE.md for the map.
+#![deny(unsafe_code)]
+
+pub mod adapters;
+pub mod camera;
+pub mod config;
+pub mod diag;
+pub mod lighting;
+pub mod osc;
+pub mod scene;
+pub mod sim;
+pub mod visca;

@@ -1,0 +1,17 @@
+//! OSC cues to consoles and media servers, over UDP (rosc).
+
+/// One OSC argument as a scene can write it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OscArg {
+    Int(i32),
+    Float(f32),
+    String(String),
+    Bool(bool),
+}
+
+/// One OSC message: address pattern and arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OscMessage {
+    pub address: String,
+    pub args: Vec<OscArg>,
+}
