@@ -3,7 +3,10 @@
 
 pub mod adapters;
 pub mod camera;
+pub mod command;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod diag;
 pub mod lighting;
 pub mod osc;

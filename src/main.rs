@@ -1,1 +1,120 @@
-fn main() {}
+//! The binary's edge: argument parsing, logging set-up, exit codes.
+//! Everything else lives in the library (`studiod::…`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "studiod", version, about = "Booth daemon: PTZ cameras over VISCA, lights over Art-Net, OSC cues, sell scenes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Run {
+        /// Config file (default: $STUDIOD_CONFIG, else /etc/studiod/studiod.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log format (default: human on a terminal, JSON otherwise is *not* implied; pass `json` for JSON lines).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Validate config, profiles and scenes; print every problem as file:line:col: message.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run a complete simulated booth on this machine (loopback only).
+    Demo {
+        /// Folder for the demo's generated config, ptys and state (default: a temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("STUDIOD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format.unwrap_or(LogFormat::Human) {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Check { config } => {
+            let path = config.unwrap_or_else(studiod::config::default_path);
+            match studiod::config::load(&path) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok ({} cameras, {} fixtures, {} artnet outputs, {} osc targets, {} scenes)",
+                        path.display(),
+                        c.cameras.len(),
+                        c.fixtures.len(),
+                        c.artnet.len(),
+                        c.osc.len(),
+                        c.scenes.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(diags) => {
+                    let n = diags.len();
+                    print!("{diags}");
+                    eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Run { config, log_format } => {
+            init_logging(log_format);
+            let path = config.unwrap_or_else(studiod::config::default_path);
+            let config = match studiod::config::load(&path) {
+                Ok(c) => c,
+                Err(diags) => {
+                    eprint!("{diags}");
+                    eprintln!("studiod: invalid configuration ({} problems); not starting", diags.len());
+                    return ExitCode::from(2);
+                }
+            };
+            run_runtime(studiod::daemon::run(config))
+        }
+        Cmd::Demo { dir, log_format } => {
+            init_logging(log_format);
+            run_runtime(studiod::demo::run(dir))
+        }
+    }
+}
+
+fn run_runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("studiod: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("studiod: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

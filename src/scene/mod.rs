@@ -1,6 +1,8 @@
 //! Sell scenes: the typed scene model (this file), loading/validation
 //! (`load`), and the engine that applies them (`engine`).
 
+pub mod load;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
