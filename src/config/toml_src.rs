@@ -15,7 +15,7 @@ use crate::diag::{Diagnostic, Diagnostics, Source};
 
 /// Parse a whole file; a syntax error is one diagnostic at its position.
 pub fn parse(src: &Source) -> Result<ImDocument<String>, Diagnostic> {
-    ImDocument::parse(src.text.clone()).map_err(|e| src.diag(e.span(), format!("invalid TOML: {}", e.message().trim())))
+    ImDocument::parse(src.text.clone()).map_err(|e| src.diag(e.span(), format!("invalid TOML: {}", one_line(e.message()))))
 }
 
 /// Deserialize one table (a `[section]` or one `[[entry]]`) into a raw struct.
@@ -64,5 +64,11 @@ pub fn tables<'a>(src: &Source, key_span: Option<Range<usize>>, item: &'a Item, 
 
 /// serde's messages carry a trailing newline and backticks; keep them short.
 fn clean_serde_message(m: &str) -> String {
-    m.trim().replace('\n', " ")
+    one_line(m)
+}
+
+/// Diagnostics are one line each (`file:line:col: message`), so multi-line
+/// parser messages are joined.
+fn one_line(m: &str) -> String {
+    m.trim().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }

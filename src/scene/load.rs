@@ -224,10 +224,11 @@ fn light_look(src: &Source, fx: &Fixture, body: &toml_edit::Table, d: &mut Diagn
     let mut look = FixtureLook::new();
     for (key, v) in body.iter() {
         let span = v.span().or_else(|| body.key(key).and_then(|k| k.span()));
+        let key_span = body.key(key).and_then(|k| k.span());
         match key {
             "cct" => {
                 let Some((lo, hi)) = fx.profile.cct_range.filter(|_| has(&Attribute::Cct)) else {
-                    d.push(src.diag(span, lacks(key)));
+                    d.push(src.diag(key_span, lacks(key)));
                     continue;
                 };
                 match number(v) {
@@ -240,7 +241,7 @@ fn light_look(src: &Source, fx: &Fixture, body: &toml_edit::Table, d: &mut Diagn
             }
             "color" => {
                 if !(has(&Attribute::Red) && has(&Attribute::Green) && has(&Attribute::Blue)) {
-                    d.push(src.diag(span, lacks(key)));
+                    d.push(src.diag(key_span, lacks(key)));
                     continue;
                 }
                 match v.as_str().and_then(parse_color) {
@@ -255,7 +256,7 @@ fn light_look(src: &Source, fx: &Fixture, body: &toml_edit::Table, d: &mut Diagn
             other => {
                 let attr = Attribute::parse(other);
                 if !has(&attr) || attr == Attribute::Cct {
-                    d.push(src.diag(body.key(other).and_then(|k| k.span()), lacks(other)));
+                    d.push(src.diag(key_span, lacks(other)));
                     continue;
                 }
                 match number(v) {

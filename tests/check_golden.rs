@@ -1,0 +1,53 @@
+//! Golden tests for `studiod check`: each folder under tests/check/ holds a
+//! config (and scenes) with known mistakes and the exact output expected.
+//! Every shipped example must pass.
+
+use std::path::Path;
+use std::process::Command;
+
+fn check(config: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_studiod"))
+        .args(["check", "--config"])
+        .arg(config)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run studiod check");
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).expect("utf-8 output"))
+}
+
+#[test]
+fn broken_configs_print_every_problem_with_position() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check");
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        let expected = std::fs::read_to_string(dir.join("expected.txt")).unwrap();
+        let rel = dir.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().join("studiod.toml");
+        let (code, stdout) = check(&rel);
+        assert_eq!(code, 1, "{} must exit 1", rel.display());
+        assert_eq!(stdout, expected, "output of check on {}", rel.display());
+        for line in stdout.lines() {
+            let parts: Vec<_> = line.splitn(4, ':').collect();
+            assert!(parts.len() == 4 && parts[1].parse::<usize>().is_ok() && parts[2].parse::<usize>().is_ok(), "not file:line:col: message: {line}");
+        }
+        cases += 1;
+    }
+    assert!(cases >= 3, "golden cases missing");
+}
+
+#[test]
+fn three_mistakes_are_all_reported_at_once() {
+    let (code, stdout) = check(Path::new("tests/check/three-mistakes/studiod.toml"));
+    assert_eq!(code, 1);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.contains("studiod.toml:11:11: `address` must be 1–7"));
+    assert!(stdout.contains("unknown field `adress`"));
+    assert!(stdout.contains("overlaps `key`"));
+}
+
+#[test]
+fn shipped_example_passes() {
+    let (code, stdout) = check(Path::new("studiod.example.toml"));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("6 scenes"), "{stdout}");
+}
