@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod diag;
+pub mod engine;
 pub mod lighting;
 pub mod osc;
 pub mod scene;

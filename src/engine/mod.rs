@@ -1,0 +1,134 @@
+//! The engine: the one place commands are executed. Adapters (MQTT, HTTP,
+//! CLI) hold an [`EngineHandle`], send it [`Request`]s and get exactly one
+//! [`Outcome`] back; they watch [`BoothState`] and receive [`Event`]s.
+//!
+//! Architecture Invariant: adapters never touch devices; only the engine
+//! (and the device actors it owns handles to) does.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
+
+/// A command with its origin and the caller's id (for logs and events).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: Option<String>,
+    pub origin: Origin,
+    pub command: Command,
+}
+
+/// What the booth looks like now; published retained on MQTT `state` and
+/// pushed to the tablet pages.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BoothState {
+    /// The last scene applied (successfully or partly).
+    pub scene: Option<String>,
+    pub scene_label: Option<String>,
+    /// Opaque slot info from the booking backend, echoed.
+    pub slot: Option<serde_json::Value>,
+    pub applied_at: Option<SystemTime>,
+    /// A scene scheduled with `at` that has not started yet.
+    pub pending: Option<PendingScene>,
+    pub devices: BTreeMap<String, DeviceHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingScene {
+    pub scene: String,
+    pub at: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Camera,
+    Fixture,
+    ArtNet,
+    Osc,
+}
+
+impl DeviceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Camera => "camera",
+            DeviceKind::Fixture => "fixture",
+            DeviceKind::ArtNet => "artnet",
+            DeviceKind::Osc => "osc",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceHealth {
+    pub kind: DeviceKind,
+    pub online: bool,
+    /// Why it is offline, or the last error seen, in plain language.
+    pub error: Option<String>,
+    pub since: SystemTime,
+}
+
+/// Things worth telling the backend and the pages about as they happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    DeviceOnline { device: String },
+    DeviceOffline { device: String, reason: String },
+    /// A scene applied by someone other than the MQTT backend (tablet, CLI, start-up).
+    SceneApplied { scene: String, origin: Origin, ok: bool, id: Option<String> },
+}
+
+/// Capacity of the engine's command queue: beyond this, commands get `busy`.
+pub const QUEUE_CAPACITY: usize = 64;
+
+type Job = (Request, oneshot::Sender<Outcome>);
+
+/// The adapters' way in. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Job>,
+    state: watch::Receiver<BoothState>,
+    events: broadcast::Sender<Event>,
+}
+
+impl EngineHandle {
+    /// Build a handle and the receiving ends for the engine task (or a fake in tests).
+    pub fn channel(initial: BoothState) -> (EngineHandle, EngineInbox) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (state_tx, state) = watch::channel(initial);
+        let (events, _) = broadcast::channel(256);
+        (EngineHandle { tx, state, events: events.clone() }, EngineInbox { rx, state: state_tx, events })
+    }
+
+    /// Execute a command and wait for its one outcome. When the queue is
+    /// full the command is refused with `busy` at once (never queued unboundedly).
+    pub async fn execute(&self, req: Request) -> Outcome {
+        let cmd = req.command.clone();
+        let (tx, rx) = oneshot::channel();
+        match self.tx.try_send((req, tx)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Outcome::refused(&cmd, CommandError::new(ErrorCode::Busy, "studiod is busy; try again"))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Outcome::refused(&cmd, CommandError::new(ErrorCode::Busy, "studiod is shutting down"))
+            }
+        }
+        rx.await.unwrap_or_else(|_| Outcome::refused(&cmd, CommandError::new(ErrorCode::Internal, "command dropped during shutdown")))
+    }
+
+    pub fn state(&self) -> watch::Receiver<BoothState> {
+        self.state.clone()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+/// The engine side of an [`EngineHandle`].
+pub struct EngineInbox {
+    pub rx: mpsc::Receiver<Job>,
+    pub state: watch::Sender<BoothState>,
+    pub events: broadcast::Sender<Event>,
+}
