@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::lighting::FixtureLook;
 
 /// Everything studiod can be asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,8 +31,9 @@ pub enum Command {
     JogStop { camera: String },
     /// Technician: zoom at a signed speed fraction (-1.0 wide … 1.0 tele), 0 stops.
     Zoom { camera: String, speed: f64 },
-    /// Technician: set a fixture's attributes live (normalised values), with a fade.
-    SetLight { fixture: String, look: FixtureLook, fade: Option<Duration> },
+    /// Technician: set a fixture's attributes live, in scene units
+    /// (`intensity` 0–1, `cct` kelvin, `color` "#rrggbb", other channels 0–1).
+    SetLight { fixture: String, values: BTreeMap<String, LightValue>, fade: Option<Duration> },
 }
 
 impl Command {
@@ -62,6 +62,13 @@ impl Command {
             _ => None,
         }
     }
+}
+
+/// A light attribute value as a person writes it: a number or a colour string.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LightValue {
+    Number(f64),
+    Text(String),
 }
 
 /// Who sent a command (for events and logs).

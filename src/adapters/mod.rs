@@ -1,1 +1,4 @@
-//! adapters
+//! Adapters: MQTT, HTTP and the CLI translate their formats to the one
+//! command API (`crate::command`) and back. Only they know JSON or topics.
+
+pub mod json;
