@@ -105,7 +105,10 @@ const PT_INQ1: [u8; 5] = [0x81, 0x09, 0x06, 0x12, 0xFF];
 #[tokio::test]
 async fn address_set_reply_for_three_cameras_and_unaddressed_chain_is_mute() {
     let dir = tempfile::tempdir().unwrap();
+    // A stale symlink from an earlier run is replaced.
+    std::os::unix::fs::symlink("/nonexistent", link(&dir)).unwrap();
     let chain = VirtualChain::spawn(&link(&dir), 3, ChainOptions::default()).unwrap();
+    assert_eq!(std::fs::read_link(link(&dir)).unwrap(), chain.device().unwrap());
     let mut line = Line::open(chain.path());
     // Before AddressSet nobody answers: the first reply on the line must be
     // the AddressSet answer, not the power inquiry sent before it.
@@ -137,6 +140,10 @@ async fn address_set_reply_for_three_cameras_and_unaddressed_chain_is_mute() {
     long.push(0xFF);
     line.send(&long).await;
     line.expect(&[0x90, 0x60, 0x01, 0xFF]).await;
+    chain.network_change();
+    for hdr in [0x90, 0xA0, 0xB0] {
+        line.expect(&[hdr, 0x38, 0xFF]).await;
+    }
     chain.shutdown().await;
     assert!(!link(&dir).exists(), "symlink removed on shutdown");
 }
@@ -370,4 +377,13 @@ async fn slow_ack_and_completion_without_ack() {
         .await
         .expect("both presets stored");
     assert!(s.presets.contains_key(&1) && s.presets.contains_key(&2));
+}
+
+#[tokio::test]
+async fn spawn_refuses_to_clobber_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(link(&dir), b"keep me").unwrap();
+    let r = VirtualChain::spawn(&link(&dir), 1, ChainOptions::default());
+    assert_eq!(r.err().map(|e| e.kind()), Some(std::io::ErrorKind::AlreadyExists));
+    assert_eq!(std::fs::read(link(&dir)).unwrap(), b"keep me");
 }

@@ -293,7 +293,7 @@ impl Camera {
     /// Takes a socket for a command owning `channels`: older jobs on those
     /// channels are cancelled (`z0 6y 04 FF`) first, so a retarget never
     /// hits buffer-full. Returns the socket, or emits buffer-full.
-    fn acquire(&mut self, now: Instant, channels: u8, opts: &ChainOptions, out: &mut Outbox) -> Option<usize> {
+    fn acquire(&mut self, now: Instant, channels: u8, out: &mut Outbox) -> Option<usize> {
         let conflicting = |j: &Option<Job>| j.as_ref().is_some_and(|j| j.channels & channels != 0);
         let free = self.jobs.iter().any(|j| j.is_none());
         if !free && !self.jobs.iter().any(conflicting) {
@@ -312,7 +312,6 @@ impl Camera {
             Fault::SlowAck(d) => Some(now + d.min(Duration::from_secs(86_400))),
             _ => Some(now),
         };
-        let _ = opts;
         self.jobs[i] = Some(Job { socket: i as u8 + 1, channels, ack_at, done_at: now, quiet: self.quiet });
         Some(i)
     }
@@ -360,7 +359,7 @@ impl Camera {
         let (tmin, tmax) = (f64::from(opts.tilt_limits.0), f64::from(opts.tilt_limits.1));
         match cmd {
             Cmd::Power(on) => {
-                let Some(_) = self.acquire(now, 0, opts, out) else { return };
+                let Some(_) = self.acquire(now, 0, out) else { return };
                 if !on {
                     // Powering down aborts whatever else was running.
                     self.stop_all(now);
@@ -374,34 +373,34 @@ impl Camera {
                 self.power = on;
             }
             Cmd::ZoomDrive { dir, speed } => {
-                let Some(_) = self.acquire(now, CH_ZOOM, opts, out) else { return };
+                let Some(_) = self.acquire(now, CH_ZOOM, out) else { return };
                 drive(&mut self.zoom, now, dir, 0.0, ZOOM_MAX, scale(speed), opts);
             }
             Cmd::FocusDrive { dir, speed } => {
-                let Some(_) = self.acquire(now, CH_FOCUS, opts, out) else { return };
+                let Some(_) = self.acquire(now, CH_FOCUS, out) else { return };
                 drive(&mut self.focus, now, dir, FOCUS_MIN, FOCUS_MAX, scale(speed), opts);
             }
             Cmd::ZoomDirect(z) => {
-                let Some(s) = self.acquire(now, CH_ZOOM, opts, out) else { return };
+                let Some(s) = self.acquire(now, CH_ZOOM, out) else { return };
                 let end = self.zoom.go(now, f64::from(z).min(ZOOM_MAX), scale(DIRECT_SPEED), opts);
                 self.finish_at(s, end);
             }
             Cmd::FocusDirect(f) => {
-                let Some(s) = self.acquire(now, CH_FOCUS, opts, out) else { return };
+                let Some(s) = self.acquire(now, CH_FOCUS, out) else { return };
                 let target = f64::from(f).clamp(FOCUS_MIN, FOCUS_MAX);
                 let end = self.focus.go(now, target, scale(DIRECT_SPEED), opts);
                 self.finish_at(s, end);
             }
             Cmd::FocusAuto(mode) => {
-                let Some(_) = self.acquire(now, 0, opts, out) else { return };
+                let Some(_) = self.acquire(now, 0, out) else { return };
                 self.focus_auto = mode.unwrap_or(!self.focus_auto);
             }
             Cmd::MemoryReset(m) => {
-                let Some(_) = self.acquire(now, 0, opts, out) else { return };
+                let Some(_) = self.acquire(now, 0, out) else { return };
                 self.presets.remove(&m);
             }
             Cmd::MemorySet(m) => {
-                let Some(_) = self.acquire(now, 0, opts, out) else { return };
+                let Some(_) = self.acquire(now, 0, out) else { return };
                 let p = Preset {
                     pan: self.pan.at(now).round() as i32,
                     tilt: self.tilt.at(now).round() as i32,
@@ -410,7 +409,7 @@ impl Camera {
                 self.presets.insert(m, p);
             }
             Cmd::MemoryRecall(m) => {
-                let Some(s) = self.acquire(now, CH_PT | CH_ZOOM, opts, out) else { return };
+                let Some(s) = self.acquire(now, CH_PT | CH_ZOOM, out) else { return };
                 // An unset memory recalls the home position, as Sony cameras do.
                 let p = self.presets.get(&m).copied().unwrap_or_default();
                 self.recalls += 1;
@@ -426,7 +425,7 @@ impl Camera {
                 self.finish_at(s, end);
             }
             Cmd::PanTiltDrive { pan_speed, tilt_speed, pan, tilt } => {
-                let Some(_) = self.acquire(now, CH_PT, opts, out) else { return };
+                let Some(_) = self.acquire(now, CH_PT, out) else { return };
                 let (pr, tr) = pt_rates(pan_speed, tilt_speed);
                 drive(&mut self.pan, now, pan, pmin, pmax, pr, opts);
                 drive(&mut self.tilt, now, tilt, tmin, tmax, tr, opts);
@@ -454,7 +453,7 @@ impl Camera {
 
     #[allow(clippy::too_many_arguments)]
     fn pan_tilt_to(&mut self, now: Instant, p: f64, t: f64, pr: f64, tr: f64, opts: &ChainOptions, out: &mut Outbox) {
-        let Some(s) = self.acquire(now, CH_PT, opts, out) else { return };
+        let Some(s) = self.acquire(now, CH_PT, out) else { return };
         // Out-of-range targets are clamped to the mechanical limits.
         let p = p.clamp(f64::from(opts.pan_limits.0), f64::from(opts.pan_limits.1));
         let t = t.clamp(f64::from(opts.tilt_limits.0), f64::from(opts.tilt_limits.1));
@@ -568,5 +567,50 @@ mod tests {
         c.poll(t0, &mut out);
         assert_eq!(out.packets[0], vec![0x90, 0x61, 0x04, 0xFF]);
         assert!(out.packets.contains(&vec![0x90, 0x41, 0xFF]));
+    }
+
+    #[test]
+    fn five_nibble_chain_encodes_wide_positions() {
+        let o = ChainOptions { pan_tilt_nibbles: 5, pan_limits: (-0x10000, 0x10000), instant_moves: true, ..opts() };
+        let t0 = Instant::now();
+        let mut c = cam(t0);
+        let mut out = Outbox::new(1);
+        let mut abs = vec![0x01, 0x06, 0x02, 0x18, 0x14];
+        abs.extend(proto::encode_nibbles(0x0F000, 5));
+        abs.extend(proto::encode_nibbles(-2, 5));
+        c.handle(t0, &pkt(&abs), false, &o, &mut out);
+        c.poll(t0, &mut out);
+        out.packets.clear();
+        c.handle(t0, &pkt(&[0x09, 0x06, 0x12]), false, &o, &mut out);
+        let want = [0x90, 0x50, 0, 0xF, 0, 0, 0, 0xF, 0xF, 0xF, 0xF, 0xE, 0xFF];
+        assert_eq!(out.packets, vec![want.to_vec()]);
+    }
+
+    #[test]
+    fn unaddressed_camera_never_emits() {
+        let t0 = Instant::now();
+        let mut c = Camera::new(1, t0);
+        let mut out = Outbox::new(1);
+        c.handle(t0, &pkt(&[0x09, 0x04, 0x00]), false, &opts(), &mut out);
+        assert!(out.packets.is_empty());
+    }
+
+    #[test]
+    fn drives_run_until_stopped_and_complete_at_once() {
+        let o = opts();
+        let t0 = Instant::now();
+        let mut c = cam(t0);
+        let mut out = Outbox::new(1);
+        // Pan right at 0x18 (1440 units/s), tilt stopped.
+        c.handle(t0, &pkt(&[0x01, 0x06, 0x01, 0x18, 0x14, 0x02, 0x03]), false, &o, &mut out);
+        c.poll(t0, &mut out);
+        assert_eq!(out.packets, vec![vec![0x90, 0x41, 0xFF], vec![0x90, 0x51, 0xFF]]);
+        let t1 = t0 + Duration::from_millis(500);
+        c.handle(t1, &pkt(&[0x01, 0x06, 0x01, 0x18, 0x14, 0x03, 0x03]), false, &o, &mut out);
+        assert_eq!(c.state(t1 + Duration::from_secs(5)).pan, 720);
+        // Zoom tele (variable 7: 16384 units/s) hits the 0x4000 end stop.
+        c.handle(t1, &pkt(&[0x01, 0x04, 0x07, 0x27]), false, &o, &mut out);
+        assert_eq!(c.state(t1 + Duration::from_millis(500)).zoom, 0x2000);
+        assert_eq!(c.state(t1 + Duration::from_secs(5)).zoom, 0x4000);
     }
 }

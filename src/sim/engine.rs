@@ -66,7 +66,7 @@ impl Port {
         let (master, slave) = SerialStream::pair().map_err(io::Error::from)?;
         let name = slave
             .name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "pty slave has no name"))?;
+            .ok_or_else(|| io::Error::other("pty slave has no name"))?;
         let device = PathBuf::from(name);
         replace_symlink(&device, link)?;
         let (reader, writer) = tokio::io::split(master);
