@@ -32,7 +32,8 @@
 //! job's motion and answers `z0 6y 04 FF`, or `z0 6y 05 FF` if the socket is
 //! idle. IF_Clear drops all jobs *without* replies and stops all motion.
 //! Inquiries (`8x 09 …`) answer `z0 50 … FF` directly. While powered off,
-//! everything but power and inquiries is answered `z0 60 41 FF`.
+//! everything but power, cancel, IF_Clear and inquiries is answered
+//! `z0 60 41 FF`; powering off cancels running moves (`z0 6y 04 FF`).
 //! ACK-less errors use y = 0 (no socket was allocated).
 //!
 //! # Motion
