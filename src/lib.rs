@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod demo;
 pub mod diag;
 pub mod engine;
+pub mod fsutil;
 pub mod lighting;
 pub mod osc;
 pub mod scene;

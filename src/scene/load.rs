@@ -217,58 +217,86 @@ fn camera_target(src: &Source, cam: &Camera, body: &toml_edit::Table, d: &mut Di
 }
 
 fn light_look(src: &Source, fx: &Fixture, body: &toml_edit::Table, d: &mut Diagnostics) -> FixtureLook {
+    let entries = body.iter().map(|(key, v)| {
+        let value = match v {
+            Item::Value(Value::String(s)) => LightInput::Text(s.value()),
+            other => number(other).map(LightInput::Number).unwrap_or(LightInput::Other),
+        };
+        let key_span = body.key(key).and_then(|k| k.span());
+        (key, value, (key_span.clone(), v.span().or(key_span)))
+    });
+    let (look, problems) = convert_light(fx, entries);
+    for ((key_span, value_span), on_key, msg) in problems {
+        d.push(src.diag(if on_key { key_span } else { value_span }, msg));
+    }
+    look
+}
+
+/// A light attribute value as written by a person (TOML scene or JSON command).
+#[derive(Debug, Clone, Copy)]
+pub enum LightInput<'a> {
+    Number(f64),
+    Text(&'a str),
+    Other,
+}
+
+/// Convert scene units (`intensity` 0–1, `cct` kelvin, `color` "#rrggbb",
+/// other profile channels 0–1) into the fixture's normalised look, checking
+/// each against the fixture's profile. Every problem is returned with the
+/// caller's position tag `P` and whether it concerns the key (else the value).
+pub fn convert_light<'a, P>(fx: &Fixture, entries: impl Iterator<Item = (&'a str, LightInput<'a>, P)>) -> (FixtureLook, Vec<(P, bool, String)>) {
     let mode = fx.mode();
     let n = fx.name.as_str();
     let has = |a: &Attribute| mode.attribute(a).is_some();
     let lacks = |key: &str| format!("fixture `{n}`: profile `{}` mode `{}` has no `{key}` channel", fx.profile.id, mode.name);
     let mut look = FixtureLook::new();
-    for (key, v) in body.iter() {
-        let span = v.span().or_else(|| body.key(key).and_then(|k| k.span()));
-        let key_span = body.key(key).and_then(|k| k.span());
+    let mut problems = Vec::new();
+    for (key, v, pos) in entries {
         match key {
             "cct" => {
                 let Some((lo, hi)) = fx.profile.cct_range.filter(|_| has(&Attribute::Cct)) else {
-                    d.push(src.diag(key_span, lacks(key)));
+                    problems.push((pos, true, lacks(key)));
                     continue;
                 };
-                match number(v) {
-                    Some(k) if k >= lo as f64 && k <= hi as f64 => {
+                match v {
+                    LightInput::Number(k) if k >= lo as f64 && k <= hi as f64 => {
                         let x = if hi > lo { (k - lo as f64) / (hi - lo) as f64 } else { 0.0 };
                         look.insert(Attribute::Cct, x);
                     }
-                    _ => d.push(src.diag(span, format!("fixture `{n}`: `cct` must be {lo}–{hi} kelvin"))),
+                    _ => problems.push((pos, false, format!("fixture `{n}`: `cct` must be {lo}–{hi} kelvin"))),
                 }
             }
             "color" => {
                 if !(has(&Attribute::Red) && has(&Attribute::Green) && has(&Attribute::Blue)) {
-                    d.push(src.diag(key_span, lacks(key)));
+                    problems.push((pos, true, lacks(key)));
                     continue;
                 }
-                match v.as_str().and_then(parse_color) {
-                    Some((r, g, b)) => {
+                match v {
+                    LightInput::Text(t) if parse_color(t).is_some() => {
+                        let (r, g, b) = parse_color(t).unwrap_or_default();
                         look.insert(Attribute::Red, r);
                         look.insert(Attribute::Green, g);
                         look.insert(Attribute::Blue, b);
                     }
-                    None => d.push(src.diag(span, format!("fixture `{n}`: `color` must be \"#rrggbb\""))),
+                    _ => problems.push((pos, false, format!("fixture `{n}`: `color` must be \"#rrggbb\""))),
                 }
             }
             other => {
                 let attr = Attribute::parse(other);
                 if !has(&attr) || attr == Attribute::Cct {
-                    d.push(src.diag(key_span, lacks(other)));
+                    problems.push((pos, true, lacks(other)));
                     continue;
                 }
-                match number(v) {
-                    Some(x) if (0.0..=1.0).contains(&x) => {
+                match v {
+                    LightInput::Number(x) if (0.0..=1.0).contains(&x) => {
                         look.insert(attr, x);
                     }
-                    _ => d.push(src.diag(span, format!("fixture `{n}`: `{other}` must be 0.0–1.0"))),
+                    _ => problems.push((pos, false, format!("fixture `{n}`: `{other}` must be 0.0–1.0"))),
                 }
             }
         }
     }
-    look
+    (look, problems)
 }
 
 /// `#rrggbb` → normalised (r, g, b).
