@@ -102,6 +102,8 @@ pub enum ErrorCode {
     SceneInvalid,
     DeviceFailed,
     Busy,
+    /// A scheduled scene replaced by a newer one before its time came.
+    Superseded,
     Internal,
 }
 
@@ -116,6 +118,7 @@ impl ErrorCode {
             ErrorCode::SceneInvalid => "scene_invalid",
             ErrorCode::DeviceFailed => "device_failed",
             ErrorCode::Busy => "busy",
+            ErrorCode::Superseded => "superseded",
             ErrorCode::Internal => "internal",
         }
     }

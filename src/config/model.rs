@@ -9,6 +9,19 @@ use std::time::Duration;
 
 use crate::scene::Scene;
 
+impl Config {
+    /// Whether `other` drives the same devices the same way (so a reload
+    /// can keep the running device actors and only swap scenes).
+    pub fn same_devices(&self, other: &Config) -> bool {
+        self.cameras == other.cameras
+            && self.artnet == other.artnet
+            && self.fixtures == other.fixtures
+            && self.osc == other.osc
+            && self.lighting == other.lighting
+            && self.studio.state_dir == other.studio.state_dir
+    }
+}
+
 /// The whole validated configuration of one booth.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,7 +40,7 @@ pub struct Config {
     pub scenes: BTreeMap<String, Scene>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Studio {
     pub id: String,
     pub scenes_dir: PathBuf,
@@ -36,7 +49,7 @@ pub struct Studio {
     pub safe_scene: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mqtt {
     pub url: String,
     pub topic_prefix: String,
@@ -46,7 +59,7 @@ pub struct Mqtt {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Http {
     pub listen: SocketAddr,
     pub creator_pin_file: Option<PathBuf>,
@@ -54,7 +67,7 @@ pub struct Http {
 }
 
 /// One PTZ camera on a VISCA chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Camera {
     pub name: String,
     pub profile: CameraProfile,
@@ -66,7 +79,7 @@ pub struct Camera {
 }
 
 /// One Art-Net output: a unicast target and a 15-bit port-address.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ArtNetOutput {
     pub name: String,
     pub target: SocketAddr,
@@ -75,7 +88,7 @@ pub struct ArtNetOutput {
 }
 
 /// A patched fixture: a profile mode at a DMX start address on an output.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fixture {
     pub name: String,
     pub profile: FixtureProfile,
@@ -93,14 +106,14 @@ impl Fixture {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OscTarget {
     pub name: String,
     pub target: SocketAddr,
 }
 
 /// `[lighting]` (optional section; every field has a default).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Lighting {
     /// Frames per second per Art-Net output; 1–44, default 44.
     pub frame_rate: u32,
