@@ -13,5 +13,6 @@ pub mod fsutil;
 pub mod lighting;
 pub mod osc;
 pub mod scene;
+pub mod sdnotify;
 pub mod sim;
 pub mod visca;
