@@ -51,15 +51,23 @@ fn level(f: &FrameSent) -> u16 {
     u16::from(f.data[0]) << 8 | u16::from(f.data[1])
 }
 
-async fn start() -> (LightingHandle, broadcast::Receiver<FrameSent>, CancellationToken, UdpSocket) {
+struct Running {
+    handle: LightingHandle,
+    frames: broadcast::Receiver<FrameSent>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _sink: UdpSocket,
+}
+
+async fn start() -> Running {
     let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let output = ArtNetOutput { name: "node".into(), target: sink.local_addr().unwrap(), universe: 7 };
     let cancel = CancellationToken::new();
     let config = Lighting { restore_last_look: false, ..Lighting::default() };
-    let (handle, _task) =
+    let (handle, task) =
         lighting::spawn(&[output], &[dimmer16("key")], &config, None, cancel.clone()).await.unwrap();
     let frames = handle.subscribe_frames();
-    (handle, frames, cancel, sink)
+    Running { handle, frames, cancel, task, _sink: sink }
 }
 
 async fn next(frames: &mut broadcast::Receiver<FrameSent>) -> FrameSent {
@@ -69,7 +77,7 @@ async fn next(frames: &mut broadcast::Receiver<FrameSent>) -> FrameSent {
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_cadence_in_virtual_time() {
-    let (handle, mut frames, cancel, _sink) = start().await;
+    let Running { handle, mut frames, cancel, .. } = start().await;
     handle.set_look(look(0.5), Duration::ZERO).await.unwrap();
     let mut f = next(&mut frames).await;
     while level(&f) != 32768 {
@@ -92,7 +100,7 @@ async fn keepalive_cadence_in_virtual_time() {
 
 #[tokio::test(start_paused = true)]
 async fn new_look_goes_out_within_one_frame_and_every_frame_while_fading() {
-    let (handle, mut frames, cancel, _sink) = start().await;
+    let Running { handle, mut frames, cancel, .. } = start().await;
     next(&mut frames).await;
     let asked = Instant::now();
     handle.set_look(look(1.0), Duration::ZERO).await.unwrap();
@@ -118,7 +126,7 @@ async fn new_look_goes_out_within_one_frame_and_every_frame_while_fading() {
 
 #[tokio::test(start_paused = true)]
 async fn grand_master_blackout_and_current_values() {
-    let (handle, mut frames, cancel, _sink) = start().await;
+    let Running { handle, mut frames, cancel, .. } = start().await;
     handle.set_look(look(1.0), Duration::ZERO).await.unwrap();
     handle.set_grand_master(0.5).await.unwrap();
     let mut f = next(&mut frames).await;
@@ -140,4 +148,32 @@ async fn grand_master_blackout_and_current_values() {
     let stats = handle.stats().await.unwrap();
     assert!(stats.send.packets_sent > 40 && stats.frames >= stats.send.packets_sent);
     cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_sends_one_final_frame() {
+    // Keep last look: a fade in progress is completed in the final frame.
+    let Running { handle, mut frames, cancel, task, .. } = start().await;
+    handle.set_look(look(0.6), Duration::from_secs(30)).await.unwrap();
+    next(&mut frames).await;
+    cancel.cancel();
+    timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    let mut last = None;
+    while let Ok(f) = frames.try_recv() {
+        last = Some(f);
+    }
+    assert_eq!(level(&last.expect("a final frame")), 39321, "0.6 × 65535 rounded");
+
+    // Shutdown look: the final frame carries it, whatever was on.
+    let Running { handle, mut frames, cancel, task, .. } = start().await;
+    handle.set_look(look(1.0), Duration::ZERO).await.unwrap();
+    handle.set_shutdown_look(Some(look(0.1))).await.unwrap();
+    next(&mut frames).await;
+    cancel.cancel();
+    timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    let mut last = None;
+    while let Ok(f) = frames.try_recv() {
+        last = Some(f);
+    }
+    assert_eq!(level(&last.expect("a final frame")), 6554, "0.1 × 65535 rounded");
 }

@@ -1,5 +1,10 @@
-//! `state_dir/last-look.json`: the last target look, so a restart does not
-//! flash the room to black (or to profile defaults) before a scene arrives.
+//! `state_dir/last-look.json`: the last target look and grand master, so a
+//! restart does not flash the room to black, to profile defaults or to a
+//! full master before a scene arrives.
+//!
+//! Format (version 1): `{"version":1,"grand_master":0.8,"look":{"key":{"intensity":0.85}}}`;
+//! attributes by their config names, values normalised 0–1; `grand_master`
+//! is optional (1.0).
 //!
 //! Written atomically (temp file in the same directory, fsync, rename, fsync
 //! the directory) so a power cut leaves either the old or the new file, never
@@ -34,7 +39,20 @@ pub enum PersistError {
 #[derive(Serialize, Deserialize)]
 struct File1 {
     version: u32,
+    #[serde(default = "full")]
+    grand_master: f64,
     look: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+fn full() -> f64 {
+    1.0
+}
+
+/// What is persisted: the target look and the grand master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastLook {
+    pub look: Look,
+    pub grand_master: f64,
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -42,7 +60,7 @@ pub fn path(state_dir: &Path) -> PathBuf {
 }
 
 /// Load the persisted look. `Ok(None)` when there is none yet.
-pub fn load(state_dir: &Path) -> Result<Option<Look>, PersistError> {
+pub fn load(state_dir: &Path) -> Result<Option<LastLook>, PersistError> {
     let path = path(state_dir);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
@@ -53,6 +71,9 @@ pub fn load(state_dir: &Path) -> Result<Option<Look>, PersistError> {
     let file: File1 = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
     if file.version != FORMAT_VERSION {
         return Err(corrupt(format!("unknown version {}", file.version)));
+    }
+    if !(0.0..=1.0).contains(&file.grand_master) {
+        return Err(corrupt(format!("grand_master = {} is outside 0.0–1.0", file.grand_master)));
     }
     let mut look = Look::new();
     for (fixture, attrs) in file.look {
@@ -66,14 +87,16 @@ pub fn load(state_dir: &Path) -> Result<Option<Look>, PersistError> {
             entry.insert(Attribute::parse(&attr), v);
         }
     }
-    Ok(Some(look))
+    Ok(Some(LastLook { look, grand_master: file.grand_master }))
 }
 
 /// Write the look atomically (blocking; call from `spawn_blocking`).
-pub fn save(state_dir: &Path, look: &Look) -> Result<(), PersistError> {
+pub fn save(state_dir: &Path, last: &LastLook) -> Result<(), PersistError> {
     let file = File1 {
         version: FORMAT_VERSION,
-        look: look
+        grand_master: last.grand_master,
+        look: last
+            .look
             .iter()
             .map(|(f, attrs)| {
                 (f.clone(), attrs.iter().map(|(a, v)| (a.name().to_string(), *v)).collect())
@@ -105,14 +128,14 @@ pub fn save(state_dir: &Path, look: &Look) -> Result<(), PersistError> {
 /// written at once, so the lighting task can await this before exiting.
 pub async fn run_persister(
     state_dir: PathBuf,
-    mut looks: watch::Receiver<Look>,
+    mut looks: watch::Receiver<LastLook>,
     debounce: Duration,
     cancel: CancellationToken,
 ) {
     // The receiver starts with the initial look marked as seen, so only looks
     // sent after `spawn` are written (a look restored from disk is not
     // rewritten at every start).
-    let mut saved: Option<Look> = None;
+    let mut saved: Option<LastLook> = None;
     loop {
         let closed = tokio::select! {
             r = looks.changed() => r.is_err(),
@@ -145,11 +168,11 @@ pub async fn run_persister(
 mod tests {
     use super::*;
 
-    fn sample() -> Look {
+    fn sample() -> LastLook {
         let mut l = Look::new();
         l.entry("key".into()).or_default().insert(Attribute::Intensity, 0.85);
         l.entry("key".into()).or_default().insert(Attribute::Other("tint".into()), 0.5);
-        l
+        LastLook { look: l, grand_master: 0.8 }
     }
 
     #[test]
@@ -170,6 +193,7 @@ mod tests {
             "{not json",
             r#"{"version":2,"look":{}}"#,
             r#"{"version":1,"look":{"key":{"intensity":1.5}}}"#,
+            r#"{"version":1,"grand_master":-1,"look":{}}"#,
         ] {
             fs::write(path(dir.path()), text).unwrap();
             assert!(matches!(load(dir.path()), Err(PersistError::Corrupt { .. })), "{text}");
@@ -179,7 +203,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn persister_debounces_and_flushes_on_cancel() {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = watch::channel(Look::new());
+        let (tx, rx) = watch::channel(LastLook { look: Look::new(), grand_master: 1.0 });
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run_persister(
             dir.path().to_path_buf(),
@@ -189,7 +213,7 @@ mod tests {
         ));
         let mut l = sample();
         tx.send(l.clone()).unwrap();
-        l.get_mut("key").unwrap().insert(Attribute::Intensity, 0.25);
+        l.look.get_mut("key").unwrap().insert(Attribute::Intensity, 0.25);
         tx.send(l.clone()).unwrap();
         // Let the persister wait out its debounce and write (a blocking task,
         // so real time passes too: wait for the file, bounded).
@@ -199,7 +223,7 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "debounced write never happened: {:?}", load(dir.path()));
             tokio::task::yield_now().await;
         }
-        l.get_mut("key").unwrap().insert(Attribute::Intensity, 0.75);
+        l.look.get_mut("key").unwrap().insert(Attribute::Intensity, 0.75);
         tx.send(l.clone()).unwrap();
         cancel.cancel();
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::artnet::{ArtNetError, ArtNetSender, SendStats};
 use super::fade::FadeEngine;
 use super::patch::{Patch, PatchError};
-use super::{persist, Look};
+use super::persist::{self, LastLook};
+use super::Look;
 use crate::config::model::{ArtNetOutput, Fixture, Lighting};
 
 /// Highest frame rate we run: a full 512-slot DMX universe refreshes at ~44 Hz,
@@ -137,8 +138,9 @@ impl LightingHandle {
 
 /// Start the lighting output.
 ///
-/// Binds the Art-Net socket, restores `state_dir/last-look.json` when
-/// `config.restore_last_look` is set (so the very first frames carry it),
+/// Binds the Art-Net socket, restores `state_dir/last-look.json` (look and
+/// grand master) when `config.restore_last_look` is set, so the very first
+/// frames carry it,
 /// then runs the frame clock until `cancel` fires. On cancel it sends one
 /// last frame (fades completed, or the shutdown look), flushes the persisted
 /// look and returns. With `state_dir: None` nothing is persisted or restored.
@@ -157,8 +159,9 @@ pub async fn spawn(
     if let (true, Some(dir)) = (config.restore_last_look, state_dir) {
         let dir_owned = dir.to_path_buf();
         match tokio::task::spawn_blocking(move || persist::load(&dir_owned)).await {
-            Ok(Ok(Some(look))) => {
-                let unknown = engine.set_target(&look, Duration::ZERO, now);
+            Ok(Ok(Some(last))) => {
+                engine.set_grand_master(last.grand_master);
+                let unknown = engine.set_target(&last.look, Duration::ZERO, now);
                 if !unknown.is_empty() {
                     tracing::info!(?unknown, "restored look names fixtures no longer patched");
                 }
@@ -172,7 +175,10 @@ pub async fn spawn(
 
     let (tx, rx) = mpsc::channel(64);
     let (frames, _) = broadcast::channel(1024);
-    let (looks, looks_rx) = watch::channel(engine.target_look());
+    let (looks, looks_rx) = watch::channel(LastLook {
+        look: engine.target_look(),
+        grand_master: engine.grand_master(),
+    });
     // Its own token, cancelled by our shutdown *after* the final look is
     // published, so the flush cannot race ahead of it.
     let flush = CancellationToken::new();
@@ -210,7 +216,7 @@ struct LightingTask {
     sender: ArtNetSender,
     rx: mpsc::Receiver<Request>,
     frames: broadcast::Sender<FrameSent>,
-    looks: watch::Sender<Look>,
+    looks: watch::Sender<LastLook>,
     persister: Option<JoinHandle<()>>,
     flush: CancellationToken,
     cancel: CancellationToken,
@@ -269,6 +275,7 @@ impl LightingTask {
             }
             Request::GrandMaster { value, reply } => {
                 self.engine.set_grand_master(value);
+                self.publish_target();
                 let _ = reply.send(());
             }
             Request::ShutdownLook { look, reply } => {
@@ -286,7 +293,10 @@ impl LightingTask {
 
     /// Hand the new target to the persister (which debounces the writes).
     fn publish_target(&self) {
-        self.looks.send_replace(self.engine.target_look());
+        self.looks.send_replace(LastLook {
+            look: self.engine.target_look(),
+            grand_master: self.engine.grand_master(),
+        });
     }
 
     /// Render and send one frame. Changed universes always go out; unchanged
