@@ -368,4 +368,36 @@ mod tests {
         let f = e.render(t0).frames[0];
         assert_eq!(&f[0..5], &[255, 255, 0, 0, 0]);
     }
+
+    proptest::proptest! {
+        /// Any fade stays between its ends, moves only towards `to`, and
+        /// lands exactly on it.
+        #[test]
+        fn fades_are_bounded_monotonic_and_exact_at_the_end(
+            from in 0u16.., to in 0u16.., ms in 1u64..20_000, a in 0u64..25_000, b in 0u64..25_000,
+        ) {
+            let start = Instant::now();
+            let f = Fade { from, to, start, duration: Duration::from_millis(ms), target: 0.0 };
+            let (t1, t2) = (a.min(b), a.max(b));
+            let v1 = f.value(start + Duration::from_millis(t1));
+            let v2 = f.value(start + Duration::from_millis(t2));
+            proptest::prop_assert!(v1 >= from.min(to) && v1 <= from.max(to));
+            if to >= from { proptest::prop_assert!(v1 <= v2) } else { proptest::prop_assert!(v1 >= v2) }
+            proptest::prop_assert_eq!(f.value(start + Duration::from_millis(ms)), to);
+            proptest::prop_assert_eq!(f.value(start), from);
+        }
+
+        /// Interrupting a fade with a new look never jumps.
+        #[test]
+        fn retarget_is_continuous(x in 0.0f64..=1.0, y in 0.0f64..=1.0, at in 0u64..2_000) {
+            let t0 = Instant::now();
+            let mut e = engine(t0);
+            e.set_target(&look(&[("key", Attribute::Intensity, x)]), Duration::from_secs(1), t0);
+            let t1 = t0 + Duration::from_millis(at);
+            let before = key16(&mut e, t1);
+            e.set_target(&look(&[("key", Attribute::Intensity, y)]), Duration::from_millis(700), t1);
+            proptest::prop_assert_eq!(key16(&mut e, t1), before);
+            proptest::prop_assert_eq!(key16(&mut e, t1 + Duration::from_millis(700)), to_u16(y));
+        }
+    }
 }
