@@ -38,7 +38,12 @@ fn profile(attrs: &[(Attribute, u16, Option<u16>)], footprint: u16) -> FixturePr
             footprint,
             attributes: attrs
                 .iter()
-                .map(|(a, c, f)| AttributeChannels { attribute: a.clone(), coarse: *c, fine: *f, default: 0.0 })
+                .map(|(a, c, f)| AttributeChannels {
+                    attribute: a.clone(),
+                    coarse: *c,
+                    fine: *f,
+                    default: 0.0,
+                })
                 .collect(),
             fixed: vec![],
         }],
@@ -47,20 +52,34 @@ fn profile(attrs: &[(Attribute, u16, Option<u16>)], footprint: u16) -> FixturePr
 
 fn dimmer16(name: &str, output: &str) -> Fixture {
     let p = profile(&[(Attribute::Intensity, 0, Some(1))], 2);
-    Fixture { name: name.into(), profile: p, mode: 0, artnet: output.into(), address: 1 }
+    Fixture {
+        name: name.into(),
+        profile: p,
+        mode: 0,
+        artnet: output.into(),
+        address: 1,
+    }
 }
 
 /// 64 universes × 170 RGB fixtures (510 slots each): 32 640 attribute slots.
 fn big_rig(target: std::net::SocketAddr) -> (Vec<ArtNetOutput>, Vec<Fixture>) {
     let rgb = profile(
-        &[(Attribute::Red, 0, None), (Attribute::Green, 1, None), (Attribute::Blue, 2, None)],
+        &[
+            (Attribute::Red, 0, None),
+            (Attribute::Green, 1, None),
+            (Attribute::Blue, 2, None),
+        ],
         3,
     );
     let mut outputs = Vec::new();
     let mut fixtures = Vec::new();
     for u in 0..64u16 {
         let name = format!("node{u}");
-        outputs.push(ArtNetOutput { name: name.clone(), target, universe: u });
+        outputs.push(ArtNetOutput {
+            name: name.clone(),
+            target,
+            universe: u,
+        });
         for i in 0..170u16 {
             fixtures.push(Fixture {
                 name: format!("f{u}-{i}"),
@@ -78,7 +97,12 @@ fn full_look(fixtures: &[Fixture], x: f64) -> Look {
     fixtures
         .iter()
         .map(|f| {
-            let attrs = f.mode().attributes.iter().map(|a| (a.attribute.clone(), x)).collect();
+            let attrs = f
+                .mode()
+                .attributes
+                .iter()
+                .map(|a| (a.attribute.clone(), x))
+                .collect();
             (f.name.clone(), attrs)
         })
         .collect()
@@ -108,24 +132,45 @@ fn process_cpu() -> f64 {
     // Fields after the ")" that closes the command name; utime, stime are 14, 15.
     let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn jitter() {
     println!("(a) frame-clock jitter at 44 Hz, 10 s, 1 universe fading (every frame sent)");
     let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let outputs =
-        [ArtNetOutput { name: "node".into(), target: rx.local_addr().unwrap(), universe: 0 }];
+    let outputs = [ArtNetOutput {
+        name: "node".into(),
+        target: rx.local_addr().unwrap(),
+        universe: 0,
+    }];
     let cancel = CancellationToken::new();
-    let config = Lighting { restore_last_look: false, ..Lighting::default() };
-    let (handle, task) =
-        lighting::spawn(&outputs, &[dimmer16("key", "node")], &config, None, cancel.clone())
-            .await
-            .unwrap();
+    let config = Lighting {
+        restore_last_look: false,
+        ..Lighting::default()
+    };
+    let (handle, task) = lighting::spawn(
+        &outputs,
+        &[dimmer16("key", "node")],
+        &config,
+        None,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
     let mut frames = handle.subscribe_frames();
-    let look = BTreeMap::from([("key".to_string(), BTreeMap::from([(Attribute::Intensity, 1.0)]))]);
-    handle.set_look(look, Duration::from_secs(30)).await.unwrap();
+    let look = BTreeMap::from([(
+        "key".to_string(),
+        BTreeMap::from([(Attribute::Intensity, 1.0)]),
+    )]);
+    handle
+        .set_look(look, Duration::from_secs(30))
+        .await
+        .unwrap();
 
     // Receiver on its own task (the runtime has 2 workers): arrival instants.
     let receiver = tokio::spawn(async move {
@@ -148,7 +193,10 @@ async fn jitter() {
 
     let ideal = 1000.0 / HZ;
     let dev = |d: Duration| (d.as_secs_f64() * 1000.0 - ideal).abs();
-    summary("send point: |interval - 1/44 s|", sends.windows(2).map(|w| dev(w[1] - w[0])).collect());
+    summary(
+        "send point: |interval - 1/44 s|",
+        sends.windows(2).map(|w| dev(w[1] - w[0])).collect(),
+    );
     let t0 = sends[0];
     let grid: Vec<f64> = sends
         .iter()
@@ -159,7 +207,10 @@ async fn jitter() {
         })
         .collect();
     summary("send point: |t_k - (t_0 + k/44 s)|", grid);
-    summary("receiver:   |interval - 1/44 s|", arrivals.windows(2).map(|w| dev(w[1] - w[0])).collect());
+    summary(
+        "receiver:   |interval - 1/44 s|",
+        arrivals.windows(2).map(|w| dev(w[1] - w[0])).collect(),
+    );
     println!(
         "  frames: {} sent, {} received in 10 s (ideal {})",
         sends.len(),
@@ -185,7 +236,9 @@ async fn cpu() {
     for k in 0..n {
         let r = engine.render(t0 + period * k);
         for (u, frame) in r.frames.iter().enumerate() {
-            bytes += encode_artdmx((k % 255 + 1) as u8, u as u16, frame).unwrap().len();
+            bytes += encode_artdmx((k % 255 + 1) as u8, u as u16, frame)
+                .unwrap()
+                .len();
         }
     }
     let per_frame = start.elapsed().as_secs_f64() / f64::from(n);
@@ -199,10 +252,17 @@ async fn cpu() {
     // The real clock task, sending 64 ArtDmx per frame to a loopback socket
     // nobody reads (the kernel drops them once its buffer is full).
     let cancel = CancellationToken::new();
-    let config = Lighting { restore_last_look: false, ..Lighting::default() };
-    let (handle, task) =
-        lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone()).await.unwrap();
-    handle.set_look(full_look(&fixtures, 1.0), Duration::from_secs(60)).await.unwrap();
+    let config = Lighting {
+        restore_last_look: false,
+        ..Lighting::default()
+    };
+    let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone())
+        .await
+        .unwrap();
+    handle
+        .set_look(full_look(&fixtures, 1.0), Duration::from_secs(60))
+        .await
+        .unwrap();
     let before = handle.stats().await.unwrap();
     let (cpu0, wall0) = (process_cpu(), std::time::Instant::now());
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -226,14 +286,25 @@ async fn cpu() {
 async fn latency() {
     println!("(c) latency: set_look (no fade) -> first frame carrying it, 200 looks");
     let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let outputs =
-        [ArtNetOutput { name: "node".into(), target: sink.local_addr().unwrap(), universe: 0 }];
+    let outputs = [ArtNetOutput {
+        name: "node".into(),
+        target: sink.local_addr().unwrap(),
+        universe: 0,
+    }];
     let cancel = CancellationToken::new();
-    let config = Lighting { restore_last_look: false, ..Lighting::default() };
-    let (handle, task) =
-        lighting::spawn(&outputs, &[dimmer16("key", "node")], &config, None, cancel.clone())
-            .await
-            .unwrap();
+    let config = Lighting {
+        restore_last_look: false,
+        ..Lighting::default()
+    };
+    let (handle, task) = lighting::spawn(
+        &outputs,
+        &[dimmer16("key", "node")],
+        &config,
+        None,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
     let mut frames = handle.subscribe_frames();
     let mut lat = Vec::new();
     for i in 0..200u32 {
@@ -241,7 +312,10 @@ async fn latency() {
         tokio::time::sleep(Duration::from_micros(u64::from(i * 7919 % 23_000))).await;
         let x = if i % 2 == 0 { 0.8 } else { 0.2 };
         let want = (x * 65535.0_f64).round() as u16;
-        let look = BTreeMap::from([("key".to_string(), BTreeMap::from([(Attribute::Intensity, x)]))]);
+        let look = BTreeMap::from([(
+            "key".to_string(),
+            BTreeMap::from([(Attribute::Intensity, x)]),
+        )]);
         frames = frames.resubscribe();
         let asked = Instant::now();
         handle.set_look(look, Duration::ZERO).await.unwrap();
@@ -259,10 +333,16 @@ async fn latency() {
 }
 
 fn main() {
-    let filter: Vec<String> =
-        std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let run = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         if run("jitter") {
             jitter().await;

@@ -9,7 +9,10 @@ use tokio::net::UdpSocket;
 
 async fn listener() -> (UdpSocket, OscTarget) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let target = OscTarget { name: "console".into(), target: sock.local_addr().unwrap() };
+    let target = OscTarget {
+        name: "console".into(),
+        target: sock.local_addr().unwrap(),
+    };
     (sock, target)
 }
 
@@ -61,8 +64,14 @@ async fn message_bytes_on_the_wire() {
 async fn bundle_bytes_on_the_wire() {
     let (sock, target) = listener().await;
     let sender = OscSender::bind(&[target]).await.unwrap();
-    let second = OscMessage { address: "/x".into(), args: vec![] };
-    sender.send_bundle("console", &[cue(), second]).await.unwrap();
+    let second = OscMessage {
+        address: "/x".into(),
+        args: vec![],
+    };
+    sender
+        .send_bundle("console", &[cue(), second])
+        .await
+        .unwrap();
     let got = recv(&sock).await;
 
     let mut want = Vec::new();
@@ -81,7 +90,16 @@ async fn bundle_bytes_on_the_wire() {
 async fn errors_are_returned() {
     let (_sock, target) = listener().await;
     let sender = OscSender::bind(&[target]).await.unwrap();
-    assert!(matches!(sender.send("nope", &cue()).await, Err(OscError::UnknownTarget(_))));
-    let bad = OscMessage { address: "no-slash".into(), args: vec![] };
-    assert!(matches!(sender.send("console", &bad).await, Err(OscError::InvalidAddress(_))));
+    assert!(matches!(
+        sender.send("nope", &cue()).await,
+        Err(OscError::UnknownTarget(_))
+    ));
+    let bad = OscMessage {
+        address: "no-slash".into(),
+        args: vec![],
+    };
+    assert!(matches!(
+        sender.send("console", &bad).await,
+        Err(OscError::InvalidAddress(_))
+    ));
 }

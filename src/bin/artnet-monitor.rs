@@ -23,12 +23,18 @@ fn decode(p: &[u8]) -> Option<ArtDmx<'_>> {
     }
     let length = usize::from(u16::from_be_bytes([p[16], p[17]]));
     let data = p.get(18..18 + length)?;
-    Some(ArtDmx { sequence: p[12], port_address: u16::from(p[15] & 0x7F) << 8 | u16::from(p[14]), data })
+    Some(ArtDmx {
+        sequence: p[12],
+        port_address: u16::from(p[15] & 0x7F) << 8 | u16::from(p[14]),
+        data,
+    })
 }
 
 fn main() -> std::io::Result<()> {
     let listen: SocketAddr = match std::env::args().nth(1) {
-        Some(a) => a.parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        Some(a) => a
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         None => SocketAddr::from(([127, 0, 0, 1], 6454)),
     };
     let sock = UdpSocket::bind(listen)?;
@@ -37,8 +43,12 @@ fn main() -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     loop {
         let (n, from) = sock.recv_from(&mut buf)?;
-        let Some(dmx) = decode(&buf[..n]) else { continue };
-        let entry = last.entry(dmx.port_address).or_insert_with(|| (Vec::new(), 0));
+        let Some(dmx) = decode(&buf[..n]) else {
+            continue;
+        };
+        let entry = last
+            .entry(dmx.port_address)
+            .or_insert_with(|| (Vec::new(), 0));
         if entry.0 == dmx.data {
             entry.1 += 1;
             continue;
@@ -55,7 +65,11 @@ fn main() -> std::io::Result<()> {
             dmx.port_address,
             dmx.sequence,
             entry.1,
-            if levels.is_empty() { "all zero".to_string() } else { levels.join(" ") }
+            if levels.is_empty() {
+                "all zero".to_string()
+            } else {
+                levels.join(" ")
+            }
         );
         *entry = (dmx.data.to_vec(), 0);
     }

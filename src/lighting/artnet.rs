@@ -50,7 +50,9 @@ pub fn encode_artdmx(sequence: u8, port_address: u16, data: &[u8]) -> Result<Vec
         data: data.to_vec().into(),
         ..Output::default()
     };
-    ArtCommand::Output(output).write_to_buffer().map_err(|e| ArtNetError::Encode(e.to_string()))
+    ArtCommand::Output(output)
+        .write_to_buffer()
+        .map_err(|e| ArtNetError::Encode(e.to_string()))
 }
 
 /// Encode ArtSync (OpCode 0x5200): ID, OpCode LE, ProtVer BE, Aux1 = Aux2 = 0.
@@ -94,7 +96,11 @@ struct ErrorLog {
 
 impl ErrorLog {
     fn new(every: Duration) -> Self {
-        ErrorLog { every, last: None, suppressed: 0 }
+        ErrorLog {
+            every,
+            last: None,
+            suppressed: 0,
+        }
     }
 
     fn report(&mut self, now: Instant, target: SocketAddr, port_address: u16, e: &io::Error) {
@@ -150,7 +156,10 @@ impl ArtNetSender {
         let mut universes = Vec::with_capacity(outputs.len());
         for o in outputs {
             if !o.target.is_ipv4() {
-                return Err(ArtNetError::NotIpv4 { name: o.name.clone(), target: o.target });
+                return Err(ArtNetError::NotIpv4 {
+                    name: o.name.clone(),
+                    target: o.target,
+                });
             }
             if o.universe > 0x7FFF {
                 return Err(ArtNetError::PortAddress(o.universe));
@@ -164,10 +173,19 @@ impl ArtNetSender {
                 errors: ErrorLog::new(Duration::from_secs(10)),
             });
         }
-        let ip = if all_loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
-        let socket =
-            UdpSocket::bind(SocketAddrV4::new(ip, 0)).await.map_err(ArtNetError::Bind)?;
-        Ok(ArtNetSender { socket, universes, stats: SendStats::default() })
+        let ip = if all_loopback {
+            Ipv4Addr::LOCALHOST
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
+        let socket = UdpSocket::bind(SocketAddrV4::new(ip, 0))
+            .await
+            .map_err(ArtNetError::Bind)?;
+        Ok(ArtNetSender {
+            socket,
+            universes,
+            stats: SendStats::default(),
+        })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -209,15 +227,21 @@ impl ArtNetSender {
                 false
             }
         };
-        Some(Sent { sequence: uni.sequence, ok })
+        Some(Sent {
+            sequence: uni.sequence,
+            ok,
+        })
     }
 
     /// Send ArtSync to every target that got data for `universes` this frame.
     /// Unicast, one per distinct node: the spec's broadcast form is not used
     /// (nodes accept ArtSync from the controller that sent their ArtDmx).
     pub fn send_sync(&mut self, universes: impl IntoIterator<Item = usize>, now: Instant) {
-        let targets: BTreeSet<SocketAddr> =
-            universes.into_iter().filter_map(|u| self.universes.get(u)).map(|u| u.target).collect();
+        let targets: BTreeSet<SocketAddr> = universes
+            .into_iter()
+            .filter_map(|u| self.universes.get(u))
+            .map(|u| u.target)
+            .collect();
         let packet = encode_artsync();
         for target in targets {
             match self.socket.try_send_to(&packet, target) {
@@ -257,9 +281,18 @@ mod tests {
         let p = encode_artdmx(1, 0, &[9, 9, 9]).unwrap();
         assert_eq!(&p[16..18], &[0, 4]);
         assert_eq!(&p[18..], &[9, 9, 9, 0]);
-        assert!(matches!(encode_artdmx(1, 0x8000, &[0; 2]), Err(ArtNetError::PortAddress(_))));
-        assert!(matches!(encode_artdmx(1, 0, &[]), Err(ArtNetError::Length(0))));
-        assert!(matches!(encode_artdmx(1, 0, &[0; 513]), Err(ArtNetError::Length(513))));
+        assert!(matches!(
+            encode_artdmx(1, 0x8000, &[0; 2]),
+            Err(ArtNetError::PortAddress(_))
+        ));
+        assert!(matches!(
+            encode_artdmx(1, 0, &[]),
+            Err(ArtNetError::Length(0))
+        ));
+        assert!(matches!(
+            encode_artdmx(1, 0, &[0; 513]),
+            Err(ArtNetError::Length(513))
+        ));
     }
 
     #[test]

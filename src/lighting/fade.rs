@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::patch::{to_u16, to_unit, Frame, Patch, UNIVERSE_SIZE};
-use super::{FixtureLook, Look};
+use super::Look;
 use crate::config::model::Attribute;
 
 /// A linear fade of one slot: `from + (to − from) × clamp((t − start) / duration)`.
@@ -76,7 +76,13 @@ impl FadeEngine {
             .iter()
             .map(|s| {
                 let v = to_u16(s.default);
-                Fade { from: v, to: v, start: now, duration: Duration::ZERO, target: s.default }
+                Fade {
+                    from: v,
+                    to: v,
+                    start: now,
+                    duration: Duration::ZERO,
+                    target: s.default,
+                }
             })
             .collect();
         let n = patch.universe_count();
@@ -190,18 +196,33 @@ impl FadeEngine {
             *v = f.value(now);
         }
         std::mem::swap(&mut self.frames, &mut self.previous);
-        self.patch.render_into(&self.values, to_u16(self.grand_master), &mut self.frames);
-        for ((c, new), old) in self.changed.iter_mut().zip(&self.frames).zip(&self.previous) {
+        self.patch
+            .render_into(&self.values, to_u16(self.grand_master), &mut self.frames);
+        for ((c, new), old) in self
+            .changed
+            .iter_mut()
+            .zip(&self.frames)
+            .zip(&self.previous)
+        {
             *c = !self.rendered_once || new != old;
         }
         self.rendered_once = true;
-        Rendered { frames: &self.frames, changed: &self.changed }
+        Rendered {
+            frames: &self.frames,
+            changed: &self.changed,
+        }
     }
 
     /// The look as it stands at `now` (before the grand master), normalised.
     /// A finished fade reports the exact value that was set.
     pub fn current_values(&self, now: Instant) -> Look {
-        self.collect(|f| if f.done(now) { f.target } else { to_unit(f.value(now)) })
+        self.collect(|f| {
+            if f.done(now) {
+                f.target
+            } else {
+                to_unit(f.value(now))
+            }
+        })
     }
 
     /// The look being faded to (what gets persisted).
@@ -213,7 +234,7 @@ impl FadeEngine {
         let mut look = Look::new();
         for (slot, fade) in self.patch.slots().iter().zip(&self.fades) {
             look.entry(self.patch.fixture_name(slot.fixture).to_string())
-                .or_insert_with(FixtureLook::new)
+                .or_default()
                 .insert(slot.attribute.clone(), value(fade));
         }
         look
@@ -224,7 +245,13 @@ impl FadeEngine {
     fn retarget(&mut self, si: usize, x: f64, fade: Duration, now: Instant) {
         let current = self.fades[si].value(now);
         let target = if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
-        self.fades[si] = Fade { from: current, to: to_u16(target), start: now, duration: fade, target };
+        self.fades[si] = Fade {
+            from: current,
+            to: to_u16(target),
+            start: now,
+            duration: fade,
+            target,
+        };
     }
 }
 
@@ -249,7 +276,11 @@ mod tests {
                 "rgb",
                 "a",
                 3,
-                &[(Attribute::Red, 0, None), (Attribute::Green, 1, None), (Attribute::Blue, 2, None)],
+                &[
+                    (Attribute::Red, 0, None),
+                    (Attribute::Green, 1, None),
+                    (Attribute::Blue, 2, None),
+                ],
                 &[],
             ),
         ];
@@ -266,7 +297,11 @@ mod tests {
         let t0 = Instant::now();
         let mut e = engine(t0);
         assert_eq!(key16(&mut e, t0), 0);
-        e.set_target(&look(&[("key", Attribute::Intensity, 1.0)]), Duration::from_secs(1), t0);
+        e.set_target(
+            &look(&[("key", Attribute::Intensity, 1.0)]),
+            Duration::from_secs(1),
+            t0,
+        );
         assert_eq!(key16(&mut e, t0), 0);
         tokio::time::advance(Duration::from_millis(250)).await;
         assert_eq!(key16(&mut e, Instant::now()), 16384, "16383.75 rounded");
@@ -276,20 +311,31 @@ mod tests {
         assert_eq!(key16(&mut e, Instant::now()), 65535);
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(key16(&mut e, Instant::now()), 65535);
-        assert_eq!(e.current_values(Instant::now())["key"][&Attribute::Intensity], 1.0);
+        assert_eq!(
+            e.current_values(Instant::now())["key"][&Attribute::Intensity],
+            1.0
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn retarget_mid_fade_starts_from_current_value() {
         let t0 = Instant::now();
         let mut e = engine(t0);
-        e.set_target(&look(&[("key", Attribute::Intensity, 1.0)]), Duration::from_secs(1), t0);
+        e.set_target(
+            &look(&[("key", Attribute::Intensity, 1.0)]),
+            Duration::from_secs(1),
+            t0,
+        );
         tokio::time::advance(Duration::from_millis(500)).await;
         let t1 = Instant::now();
         let before = key16(&mut e, t1);
         assert_eq!(before, 32768);
         // Fade back down to 0 over 1 s: no jump at t1, then linear from 32768.
-        e.set_target(&look(&[("key", Attribute::Intensity, 0.0)]), Duration::from_secs(1), t1);
+        e.set_target(
+            &look(&[("key", Attribute::Intensity, 0.0)]),
+            Duration::from_secs(1),
+            t1,
+        );
         assert_eq!(key16(&mut e, t1), before);
         tokio::time::advance(Duration::from_millis(500)).await;
         assert_eq!(key16(&mut e, Instant::now()), 16384);
@@ -308,7 +354,11 @@ mod tests {
         );
         tokio::time::advance(Duration::from_millis(500)).await;
         // Only green changes; red's fade continues to full.
-        e.set_target(&look(&[("rgb", Attribute::Green, 0.0)]), Duration::ZERO, Instant::now());
+        e.set_target(
+            &look(&[("rgb", Attribute::Green, 0.0)]),
+            Duration::ZERO,
+            Instant::now(),
+        );
         tokio::time::advance(Duration::from_millis(500)).await;
         let f = e.render(Instant::now()).frames[0];
         assert_eq!(&f[2..5], &[255, 0, 0]);
@@ -343,9 +393,17 @@ mod tests {
     async fn changed_flags_and_target_look() {
         let t0 = Instant::now();
         let mut e = engine(t0);
-        assert_eq!(e.render(t0).changed, &[true], "first render is always 'changed'");
+        assert_eq!(
+            e.render(t0).changed,
+            &[true],
+            "first render is always 'changed'"
+        );
         assert_eq!(e.render(t0).changed, &[false]);
-        e.set_target(&look(&[("key", Attribute::Intensity, 0.3)]), Duration::from_secs(1), t0);
+        e.set_target(
+            &look(&[("key", Attribute::Intensity, 0.3)]),
+            Duration::from_secs(1),
+            t0,
+        );
         tokio::time::advance(Duration::from_millis(100)).await;
         assert_eq!(e.render(Instant::now()).changed, &[true]);
         assert_eq!(e.target_look()["key"][&Attribute::Intensity], 0.3);
@@ -360,7 +418,10 @@ mod tests {
         let mut e = engine(t0);
         e.set_target(&look(&[("rgb", Attribute::Red, 1.0)]), Duration::ZERO, t0);
         let unknown = e.set_target_full(
-            &look(&[("key", Attribute::Intensity, 1.0), ("ghost", Attribute::Red, 1.0)]),
+            &look(&[
+                ("key", Attribute::Intensity, 1.0),
+                ("ghost", Attribute::Red, 1.0),
+            ]),
             Duration::ZERO,
             t0,
         );

@@ -11,7 +11,10 @@ use super::{OscArg, OscMessage};
 use crate::config::model::OscTarget;
 
 /// OSC 1.0 timetag "immediately": seconds 0, fraction 1.
-const IMMEDIATELY: OscTime = OscTime { seconds: 0, fractional: 1 };
+const IMMEDIATELY: OscTime = OscTime {
+    seconds: 0,
+    fractional: 1,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OscError {
@@ -28,7 +31,10 @@ pub enum OscError {
     #[error("binding the OSC socket: {0}")]
     Bind(#[source] io::Error),
     #[error("sending OSC to {target}: {source}")]
-    Send { target: SocketAddr, source: io::Error },
+    Send {
+        target: SocketAddr,
+        source: io::Error,
+    },
 }
 
 fn to_rosc(msg: &OscMessage) -> Result<rosc::OscMessage, OscError> {
@@ -50,7 +56,10 @@ fn to_rosc(msg: &OscMessage) -> Result<rosc::OscMessage, OscError> {
             OscArg::Bool(b) => Ok(OscType::Bool(*b)),
         })
         .collect::<Result<_, _>>()?;
-    Ok(rosc::OscMessage { addr: a.clone(), args })
+    Ok(rosc::OscMessage {
+        addr: a.clone(),
+        args,
+    })
 }
 
 /// Encode one message.
@@ -69,8 +78,11 @@ pub fn encode_bundle(msgs: &[OscMessage]) -> Result<Vec<u8>, OscError> {
         .iter()
         .map(|m| to_rosc(m).map(OscPacket::Message))
         .collect::<Result<_, _>>()?;
-    rosc::encoder::encode(&OscPacket::Bundle(OscBundle { timetag: IMMEDIATELY, content }))
-        .map_err(|e| OscError::Encode(e.to_string()))
+    rosc::encoder::encode(&OscPacket::Bundle(OscBundle {
+        timetag: IMMEDIATELY,
+        content,
+    }))
+    .map_err(|e| OscError::Encode(e.to_string()))
 }
 
 /// One UDP socket sending OSC to the configured targets by name.
@@ -127,8 +139,10 @@ impl OscSender {
     }
 
     async fn send_packet(&self, to: &str, packet: &[u8]) -> Result<(), OscError> {
-        let target =
-            *self.targets.get(to).ok_or_else(|| OscError::UnknownTarget(to.to_string()))?;
+        let target = *self
+            .targets
+            .get(to)
+            .ok_or_else(|| OscError::UnknownTarget(to.to_string()))?;
         self.socket
             .send_to(packet, target)
             .await
@@ -142,12 +156,18 @@ mod tests {
     use super::*;
 
     fn msg(address: &str, args: Vec<OscArg>) -> OscMessage {
-        OscMessage { address: address.into(), args }
+        OscMessage {
+            address: address.into(),
+            args,
+        }
     }
 
     #[test]
     fn invalid_input_is_an_error() {
-        assert!(matches!(encode_message(&msg("scene", vec![])), Err(OscError::InvalidAddress(_))));
+        assert!(matches!(
+            encode_message(&msg("scene", vec![])),
+            Err(OscError::InvalidAddress(_))
+        ));
         assert!(matches!(
             encode_message(&msg("/a", vec![OscArg::String("x\0y".into())])),
             Err(OscError::NulInString)
