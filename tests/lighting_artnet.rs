@@ -269,7 +269,7 @@ async fn keepalive_only_when_nothing_changes() {
 }
 
 #[tokio::test]
-async fn artsync_follows_a_frame_that_changed_several_universes() {
+async fn artsync_follows_every_frame() {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
     let config = Lighting {
@@ -307,6 +307,24 @@ async fn artsync_follows_a_frame_that_changed_several_universes() {
     }
     full.sort();
     assert_eq!(full, vec![1, 2]);
+
+    // A node in sync mode holds ArtDmx until the next ArtSync, so even a
+    // frame that changes one universe is followed by one.
+    handle.set_look(look("ka", 0.0), Duration::ZERO).await.unwrap();
+    loop {
+        assert!(Instant::now() < deadline + WAIT, "no ArtSync after a one-universe change");
+        if let Packet::Dmx { port_address: 1, data, .. } = rx.next(WAIT).await {
+            if level16(&data, 1) == 0 {
+                break;
+            }
+        }
+    }
+    // (Universe 2 may get a keep-alive in the same frame, before the sync.)
+    let mut next = rx.next(WAIT).await;
+    if let Packet::Dmx { port_address: 2, .. } = next {
+        next = rx.next(WAIT).await;
+    }
+    assert_eq!(next, Packet::Sync);
     cancel.cancel();
     timeout(WAIT, task).await.unwrap().unwrap();
 }

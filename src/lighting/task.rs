@@ -182,8 +182,7 @@ impl LightingHandle {
 ///
 /// Binds the Art-Net socket, restores `state_dir/last-look.json` (look and
 /// grand master) when `config.restore_last_look` is set, so the very first
-/// frames carry it,
-/// then runs the frame clock until `cancel` fires. On cancel it sends one
+/// frames carry it, then runs the frame clock until `cancel` fires. On cancel it sends one
 /// last frame (fades completed, or the shutdown look), flushes the persisted
 /// look and returns. With `state_dir: None` nothing is persisted or restored.
 pub async fn spawn(
@@ -357,7 +356,7 @@ impl LightingTask {
         let now = Instant::now();
         self.ticks += 1;
         let rendered = self.engine.render(now);
-        let mut changed_sent = Vec::new();
+        let mut sent_to = Vec::new();
         for (u, (frame, &changed)) in rendered.frames.iter().zip(rendered.changed).enumerate() {
             let stale = match self.sender.last_sent(u) {
                 None => true,
@@ -369,9 +368,7 @@ impl LightingTask {
             let Some(sent) = self.sender.send_dmx(u, frame, now) else {
                 continue;
             };
-            if changed {
-                changed_sent.push(u);
-            }
+            sent_to.push(u);
             // Copying the frame costs an allocation; only when someone listens.
             if self.frames.receiver_count() > 0 {
                 let _ = self.frames.send(FrameSent {
@@ -385,10 +382,13 @@ impl LightingTask {
                 });
             }
         }
-        // ArtSync makes several universes change on the same DMX refresh;
-        // pointless for one.
-        if self.artsync && changed_sent.len() > 1 {
-            self.sender.send_sync(changed_sent, now);
+        // ArtSync makes the universes of one frame change on the same DMX
+        // refresh. It follows *every* frame that sent ArtDmx, not only those
+        // that changed several universes: once a node has seen one ArtSync it
+        // holds all ArtDmx until the next (falling back only after 4 s), so a
+        // later single-universe change without a sync would stall.
+        if self.artsync && !sent_to.is_empty() {
+            self.sender.send_sync(sent_to, now);
         }
     }
 
@@ -410,8 +410,11 @@ impl LightingTask {
         );
         // Now let the persister flush the final look and wait for the write.
         self.flush.cancel();
+        // Bounded: a hung disk must not hang the daemon's shutdown.
         if let Some(p) = self.persister.take() {
-            let _ = p.await;
+            if tokio::time::timeout(Duration::from_secs(5), p).await.is_err() {
+                tracing::warn!("last look not persisted within 5 s of shutdown");
+            }
         }
     }
 }
