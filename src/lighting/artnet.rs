@@ -301,6 +301,23 @@ mod tests {
     }
 
     #[test]
+    fn error_log_is_rate_limited() {
+        let mut log = ErrorLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let e = io::Error::from(io::ErrorKind::ConnectionRefused);
+        log.report(t0, target, 1, &e);
+        assert_eq!((log.last, log.suppressed), (Some(t0), 0));
+        for i in 1..=44 {
+            log.report(t0 + Duration::from_millis(i * 23), target, 1, &e);
+        }
+        assert_eq!((log.last, log.suppressed), (Some(t0), 44), "one line, 44 suppressed");
+        let t1 = t0 + Duration::from_secs(10);
+        log.report(t1, target, 1, &e);
+        assert_eq!((log.last, log.suppressed), (Some(t1), 0), "summary after 10 s");
+    }
+
+    #[test]
     fn sequence_wraps_to_one_never_zero() {
         let mut s = 0u8;
         let mut seen = Vec::new();
