@@ -259,8 +259,11 @@ async fn cpu() {
     let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone())
         .await
         .unwrap();
+    // 8-bit channels: 255 steps in 5.5 s is > 44 steps/s, so every universe
+    // changes on every frame of the 5 s measurement (with a slower fade they
+    // change only every few frames, and unchanged universes are not re-sent).
     handle
-        .set_look(full_look(&fixtures, 1.0), Duration::from_secs(60))
+        .set_look(full_look(&fixtures, 1.0), Duration::from_millis(5500))
         .await
         .unwrap();
     let before = handle.stats().await.unwrap();
