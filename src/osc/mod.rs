@@ -1,5 +1,9 @@
 //! OSC cues to consoles and media servers, over UDP (rosc).
 
+mod sender;
+
+pub use sender::{encode_bundle, encode_message, OscError, OscSender};
+
 /// One OSC argument as a scene can write it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OscArg {

@@ -1,0 +1,360 @@
+//! Lighting benchmarks (custom harness; loopback only).
+//!
+//!     cargo bench --bench lighting            # everything, ~25 s
+//!     cargo bench --bench lighting -- jitter  # or: cpu, latency
+//!
+//! (a) jitter: frame-clock timing at 44 Hz over 10 s, one universe fading
+//!     (so every frame is sent), measured at the send point and at a
+//!     loopback receiver: deviation of each interval from 1/44 s, and of each
+//!     send instant from the ideal grid.
+//! (b) cpu: 64 universes × 170 RGB fixtures all fading: render + ArtDmx
+//!     encode time per frame as a fraction of one core at 44 Hz, then the
+//!     real clock task's process CPU time (/proc/self/stat utime+stime).
+//! (c) latency: `set_look` → first frame carrying the look (send point).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use studiod::config::model::{
+    ArtNetOutput, Attribute, AttributeChannels, Fixture, FixtureMode, FixtureProfile, Lighting,
+};
+use studiod::lighting::artnet::encode_artdmx;
+use studiod::lighting::fade::FadeEngine;
+use studiod::lighting::patch::Patch;
+use studiod::lighting::{self, Look};
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const HZ: f64 = 44.0;
+
+fn profile(attrs: &[(Attribute, u16, Option<u16>)], footprint: u16) -> FixtureProfile {
+    FixtureProfile {
+        id: "bench".into(),
+        label: "bench".into(),
+        cct_range: None,
+        modes: vec![FixtureMode {
+            name: "default".into(),
+            footprint,
+            attributes: attrs
+                .iter()
+                .map(|(a, c, f)| AttributeChannels {
+                    attribute: a.clone(),
+                    coarse: *c,
+                    fine: *f,
+                    default: 0.0,
+                })
+                .collect(),
+            fixed: vec![],
+        }],
+    }
+}
+
+fn dimmer16(name: &str, output: &str) -> Fixture {
+    let p = profile(&[(Attribute::Intensity, 0, Some(1))], 2);
+    Fixture {
+        name: name.into(),
+        profile: p,
+        mode: 0,
+        artnet: output.into(),
+        address: 1,
+    }
+}
+
+/// 64 universes × 170 RGB fixtures (510 slots each): 32 640 attribute slots.
+fn big_rig(target: std::net::SocketAddr) -> (Vec<ArtNetOutput>, Vec<Fixture>) {
+    let rgb = profile(
+        &[
+            (Attribute::Red, 0, None),
+            (Attribute::Green, 1, None),
+            (Attribute::Blue, 2, None),
+        ],
+        3,
+    );
+    let mut outputs = Vec::new();
+    let mut fixtures = Vec::new();
+    for u in 0..64u16 {
+        let name = format!("node{u}");
+        outputs.push(ArtNetOutput {
+            name: name.clone(),
+            target,
+            universe: u,
+        });
+        for i in 0..170u16 {
+            fixtures.push(Fixture {
+                name: format!("f{u}-{i}"),
+                profile: rgb.clone(),
+                mode: 0,
+                artnet: name.clone(),
+                address: 1 + 3 * i,
+            });
+        }
+    }
+    (outputs, fixtures)
+}
+
+fn full_look(fixtures: &[Fixture], x: f64) -> Look {
+    fixtures
+        .iter()
+        .map(|f| {
+            let attrs = f
+                .mode()
+                .attributes
+                .iter()
+                .map(|a| (a.attribute.clone(), x))
+                .collect();
+            (f.name.clone(), attrs)
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn summary(label: &str, mut v: Vec<f64>) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "  {label:<44} n={:<5} p50={:>7.3} ms  p99={:>7.3} ms  max={:>7.3} ms",
+        v.len(),
+        percentile(&v, 0.5),
+        percentile(&v, 0.99),
+        v.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+/// (utime + stime) of this process, in seconds (USER_HZ is 100 on Linux).
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the ")" that closes the command name; utime, stime are 14, 15.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn jitter() {
+    println!("(a) frame-clock jitter at 44 Hz, 10 s, 1 universe fading (every frame sent)");
+    let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let outputs = [ArtNetOutput {
+        name: "node".into(),
+        target: rx.local_addr().unwrap(),
+        universe: 0,
+    }];
+    let cancel = CancellationToken::new();
+    let config = Lighting {
+        restore_last_look: false,
+        ..Lighting::default()
+    };
+    let (handle, task) = lighting::spawn(
+        &outputs,
+        &[dimmer16("key", "node")],
+        &config,
+        None,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let mut frames = handle.subscribe_frames();
+    let look = BTreeMap::from([(
+        "key".to_string(),
+        BTreeMap::from([(Attribute::Intensity, 1.0)]),
+    )]);
+    handle
+        .set_look(look, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    // Receiver on its own task (the runtime has 2 workers): arrival instants.
+    let receiver = tokio::spawn(async move {
+        let mut arrivals = Vec::new();
+        let mut buf = [0u8; 600];
+        let end = Instant::now() + Duration::from_secs(10);
+        while let Ok(Ok(_)) = tokio::time::timeout_at(end, rx.recv_from(&mut buf)).await {
+            arrivals.push(std::time::Instant::now());
+        }
+        arrivals
+    });
+    let mut sends = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    while let Ok(Ok(f)) = tokio::time::timeout_at(end, frames.recv()).await {
+        sends.push(f.at);
+    }
+    let arrivals = receiver.await.unwrap();
+    cancel.cancel();
+    task.await.unwrap();
+
+    let ideal = 1000.0 / HZ;
+    let dev = |d: Duration| (d.as_secs_f64() * 1000.0 - ideal).abs();
+    summary(
+        "send point: |interval - 1/44 s|",
+        sends.windows(2).map(|w| dev(w[1] - w[0])).collect(),
+    );
+    let t0 = sends[0];
+    let grid: Vec<f64> = sends
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| {
+            let ideal_t = (k as f64) * ideal;
+            ((t - t0).as_secs_f64() * 1000.0 - ideal_t).abs()
+        })
+        .collect();
+    summary("send point: |t_k - (t_0 + k/44 s)|", grid);
+    summary(
+        "receiver:   |interval - 1/44 s|",
+        arrivals.windows(2).map(|w| dev(w[1] - w[0])).collect(),
+    );
+    println!(
+        "  frames: {} sent, {} received in 10 s (ideal {})",
+        sends.len(),
+        arrivals.len(),
+        (10.0 * HZ) as u32
+    );
+}
+
+async fn cpu() {
+    println!("(b) CPU, 64 universes x 170 RGB fixtures (32 640 slots), all fading, 44 Hz");
+    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (outputs, fixtures) = big_rig(sink.local_addr().unwrap());
+
+    // Pure part: render + encode, virtual instants one frame apart.
+    let patch = Patch::new(&outputs, &fixtures).unwrap();
+    let t0 = Instant::now();
+    let mut engine = FadeEngine::new(patch, t0);
+    engine.set_target(&full_look(&fixtures, 1.0), Duration::from_secs(60), t0);
+    let period = Duration::from_secs_f64(1.0 / HZ);
+    let n = 440u32;
+    let mut bytes = 0usize;
+    let start = std::time::Instant::now();
+    for k in 0..n {
+        let r = engine.render(t0 + period * k);
+        for (u, frame) in r.frames.iter().enumerate() {
+            bytes += encode_artdmx((k % 255 + 1) as u8, u as u16, frame)
+                .unwrap()
+                .len();
+        }
+    }
+    let per_frame = start.elapsed().as_secs_f64() / f64::from(n);
+    println!(
+        "  render+encode: {:.3} ms per frame (64 universes) = {:.1} % of one core at 44 Hz  ({} bytes/frame)",
+        per_frame * 1000.0,
+        per_frame * HZ * 100.0,
+        bytes / n as usize
+    );
+
+    // The real clock task, sending 64 ArtDmx per frame to a loopback socket
+    // nobody reads (the kernel drops them once its buffer is full).
+    let cancel = CancellationToken::new();
+    let config = Lighting {
+        restore_last_look: false,
+        ..Lighting::default()
+    };
+    let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone())
+        .await
+        .unwrap();
+    // 8-bit channels: 255 steps in 5.5 s is > 44 steps/s, so every universe
+    // changes on every frame of the 5 s measurement (with a slower fade they
+    // change only every few frames, and unchanged universes are not re-sent).
+    handle
+        .set_look(full_look(&fixtures, 1.0), Duration::from_millis(5500))
+        .await
+        .unwrap();
+    let before = handle.stats().await.unwrap();
+    let (cpu0, wall0) = (process_cpu(), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (cpu1, wall) = (process_cpu(), wall0.elapsed().as_secs_f64());
+    let after = handle.stats().await.unwrap();
+    cancel.cancel();
+    task.await.unwrap();
+    println!(
+        "  clock task: process CPU {:.2} s over {:.2} s wall = {:.1} % of one core; {} ArtDmx sent ({:.0}/s, ideal {}), {} send errors",
+        cpu1 - cpu0,
+        wall,
+        (cpu1 - cpu0) / wall * 100.0,
+        after.send.packets_sent - before.send.packets_sent,
+        (after.send.packets_sent - before.send.packets_sent) as f64 / wall,
+        64 * 44,
+        after.send.send_errors - before.send.send_errors
+    );
+    drop(sink);
+}
+
+async fn latency() {
+    println!("(c) latency: set_look (no fade) -> first frame carrying it, 200 looks");
+    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let outputs = [ArtNetOutput {
+        name: "node".into(),
+        target: sink.local_addr().unwrap(),
+        universe: 0,
+    }];
+    let cancel = CancellationToken::new();
+    let config = Lighting {
+        restore_last_look: false,
+        ..Lighting::default()
+    };
+    let (handle, task) = lighting::spawn(
+        &outputs,
+        &[dimmer16("key", "node")],
+        &config,
+        None,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let mut frames = handle.subscribe_frames();
+    let mut lat = Vec::new();
+    for i in 0..200u32 {
+        // Vary the phase against the frame clock (a bench, so sleeping is fine).
+        tokio::time::sleep(Duration::from_micros(u64::from(i * 7919 % 23_000))).await;
+        let x = if i % 2 == 0 { 0.8 } else { 0.2 };
+        let want = (x * 65535.0_f64).round() as u16;
+        let look = BTreeMap::from([(
+            "key".to_string(),
+            BTreeMap::from([(Attribute::Intensity, x)]),
+        )]);
+        frames = frames.resubscribe();
+        let asked = Instant::now();
+        handle.set_look(look, Duration::ZERO).await.unwrap();
+        loop {
+            let f = frames.recv().await.unwrap();
+            if u16::from(f.data[0]) << 8 | u16::from(f.data[1]) == want {
+                lat.push((f.at - asked).as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+    }
+    cancel.cancel();
+    task.await.unwrap();
+    summary("set_look -> frame sent", lat);
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        if run("jitter") {
+            jitter().await;
+        }
+        if run("cpu") {
+            cpu().await;
+        }
+        if run("latency") {
+            latency().await;
+        }
+    });
+}

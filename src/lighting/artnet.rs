@@ -1,0 +1,333 @@
+//! Art-Net 4 output: ArtDmx / ArtSync encoding and a non-blocking unicast sender.
+//!
+//! ArtDmx is encoded with `artnet_protocol`, whose `Output` we checked against
+//! the Art-Net 4 spec: "Art-Net\0", OpCode 0x5000 little-endian, ProtVer 14
+//! big-endian, Sequence, Physical, SubUni/Net as a little-endian 15-bit
+//! port-address, Length big-endian padded to even, data. It leaves Sequence
+//! to us (we never send 0, which would mean "disabled").
+//!
+//! ArtSync is encoded by hand: the crate's `ArtCommand::Sync` writes only the
+//! 10-byte header + OpCode, without the ProtVer and Aux1/Aux2 fields the spec
+//! requires (14 bytes), so nodes would reject it as too short.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use artnet_protocol::{ArtCommand, Output, PortAddress};
+use tokio::net::UdpSocket;
+use tokio::time::{Duration, Instant};
+
+use crate::config::model::ArtNetOutput;
+
+/// Art-Net protocol revision we speak (ProtVer).
+pub const PROTOCOL_VERSION: u16 = 14;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtNetError {
+    #[error("port-address {0:#06x} is not a 15-bit Art-Net port-address")]
+    PortAddress(u16),
+    #[error("ArtDmx data must be 1–512 bytes, got {0}")]
+    Length(usize),
+    #[error("Art-Net is IPv4 only; output {name:?} targets {target}")]
+    NotIpv4 { name: String, target: SocketAddr },
+    #[error("encoding ArtDmx: {0}")]
+    Encode(String),
+    #[error("binding the Art-Net socket: {0}")]
+    Bind(#[source] io::Error),
+}
+
+/// Encode one ArtDmx packet.
+pub fn encode_artdmx(sequence: u8, port_address: u16, data: &[u8]) -> Result<Vec<u8>, ArtNetError> {
+    if data.is_empty() || data.len() > 512 {
+        return Err(ArtNetError::Length(data.len()));
+    }
+    let port_address =
+        PortAddress::try_from(port_address).map_err(|_| ArtNetError::PortAddress(port_address))?;
+    let output = Output {
+        sequence,
+        port_address,
+        data: data.to_vec().into(),
+        ..Output::default()
+    };
+    ArtCommand::Output(output)
+        .write_to_buffer()
+        .map_err(|e| ArtNetError::Encode(e.to_string()))
+}
+
+/// Encode ArtSync (OpCode 0x5200): ID, OpCode LE, ProtVer BE, Aux1 = Aux2 = 0.
+pub fn encode_artsync() -> [u8; 14] {
+    let mut p = [0u8; 14];
+    p[..8].copy_from_slice(b"Art-Net\0");
+    p[8..10].copy_from_slice(&0x5200u16.to_le_bytes());
+    p[10..12].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    p
+}
+
+/// Next ArtDmx sequence number: 1..=255 wrapping back to 1, never 0.
+pub fn next_sequence(s: u8) -> u8 {
+    if s == 255 {
+        1
+    } else {
+        s + 1
+    }
+}
+
+/// Counters for the technician page and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendStats {
+    /// ArtDmx packets handed to the kernel.
+    pub packets_sent: u64,
+    /// ArtSync packets handed to the kernel.
+    pub syncs_sent: u64,
+    /// Sends that failed (ECONNREFUSED after an ICMP port unreachable, no
+    /// route, a full socket buffer because the network is slower than us, …).
+    pub send_errors: u64,
+}
+
+/// Rate-limits a repeating error log: first occurrence, then at most one
+/// summary every `every`, so a dead node does not flood the journal at 44 Hz.
+#[derive(Debug)]
+struct ErrorLog {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn new(every: Duration) -> Self {
+        ErrorLog {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    fn report(&mut self, now: Instant, target: SocketAddr, port_address: u16, e: &io::Error) {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < self.every => self.suppressed += 1,
+            _ => {
+                tracing::warn!(
+                    %target, port_address, error = %e, suppressed = self.suppressed,
+                    "Art-Net send failed"
+                );
+                self.last = Some(now);
+                self.suppressed = 0;
+            }
+        }
+    }
+}
+
+/// Per-output state: where to send and the sequence counter.
+#[derive(Debug)]
+struct Universe {
+    target: SocketAddr,
+    port_address: u16,
+    /// Sequence of the *last* packet sent (0 before the first).
+    sequence: u8,
+    last_sent: Option<Instant>,
+    errors: ErrorLog,
+}
+
+/// What [`ArtNetSender::send_dmx`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub sequence: u8,
+    pub ok: bool,
+}
+
+/// One UDP socket sending ArtDmx to every output's unicast target.
+///
+/// Sends use `try_send_to`: if the kernel cannot take the datagram right now
+/// we drop this frame and count it rather than wait, because the next frame
+/// (≤ 23 ms later) supersedes it and the frame clock must never stall.
+#[derive(Debug)]
+pub struct ArtNetSender {
+    socket: UdpSocket,
+    universes: Vec<Universe>,
+    stats: SendStats,
+}
+
+impl ArtNetSender {
+    /// Bind one ephemeral UDP port: on 127.0.0.1 when every target is
+    /// loopback (tests, demo), else on all IPv4 interfaces. Never broadcast.
+    pub async fn bind(outputs: &[ArtNetOutput]) -> Result<ArtNetSender, ArtNetError> {
+        let mut all_loopback = true;
+        let mut universes = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            if !o.target.is_ipv4() {
+                return Err(ArtNetError::NotIpv4 {
+                    name: o.name.clone(),
+                    target: o.target,
+                });
+            }
+            if o.universe > 0x7FFF {
+                return Err(ArtNetError::PortAddress(o.universe));
+            }
+            all_loopback &= o.target.ip().is_loopback();
+            universes.push(Universe {
+                target: o.target,
+                port_address: o.universe,
+                sequence: 0,
+                last_sent: None,
+                errors: ErrorLog::new(Duration::from_secs(10)),
+            });
+        }
+        let ip = if all_loopback {
+            Ipv4Addr::LOCALHOST
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
+        let socket = UdpSocket::bind(SocketAddrV4::new(ip, 0))
+            .await
+            .map_err(ArtNetError::Bind)?;
+        Ok(ArtNetSender {
+            socket,
+            universes,
+            stats: SendStats::default(),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    pub fn stats(&self) -> SendStats {
+        self.stats
+    }
+
+    /// When universe `u` was last sent (None: never).
+    pub fn last_sent(&self, u: usize) -> Option<Instant> {
+        self.universes.get(u).and_then(|x| x.last_sent)
+    }
+
+    /// Send one ArtDmx for universe `u` with the next sequence number. Errors
+    /// are logged (rate-limited) and counted; the sequence still advances so a
+    /// receiver sees the gap.
+    pub fn send_dmx(&mut self, u: usize, data: &[u8], now: Instant) -> Option<Sent> {
+        let uni = self.universes.get_mut(u)?;
+        uni.sequence = next_sequence(uni.sequence);
+        uni.last_sent = Some(now);
+        let ok = match encode_artdmx(uni.sequence, uni.port_address, data) {
+            Ok(packet) => match self.socket.try_send_to(&packet, uni.target) {
+                Ok(_) => {
+                    self.stats.packets_sent += 1;
+                    true
+                }
+                Err(e) => {
+                    self.stats.send_errors += 1;
+                    uni.errors.report(now, uni.target, uni.port_address, &e);
+                    false
+                }
+            },
+            Err(e) => {
+                // Unreachable with a validated patch (512 bytes, 15-bit address).
+                self.stats.send_errors += 1;
+                tracing::error!(error = %e, "ArtDmx encoding failed");
+                false
+            }
+        };
+        Some(Sent {
+            sequence: uni.sequence,
+            ok,
+        })
+    }
+
+    /// Send ArtSync to every target that got data for `universes` this frame.
+    /// Unicast, one per distinct node: the spec's broadcast form is not used
+    /// (nodes accept ArtSync from the controller that sent their ArtDmx).
+    pub fn send_sync(&mut self, universes: impl IntoIterator<Item = usize>, now: Instant) {
+        let targets: BTreeSet<SocketAddr> = universes
+            .into_iter()
+            .filter_map(|u| self.universes.get(u))
+            .map(|u| u.target)
+            .collect();
+        let packet = encode_artsync();
+        for target in targets {
+            match self.socket.try_send_to(&packet, target) {
+                Ok(_) => self.stats.syncs_sent += 1,
+                Err(e) => {
+                    self.stats.send_errors += 1;
+                    if let Some(u) = self.universes.iter_mut().find(|u| u.target == target) {
+                        u.errors.report(now, target, u.port_address, &e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artdmx_layout() {
+        let data: Vec<u8> = (0..=255).chain(0..=255).collect();
+        let p = encode_artdmx(7, 0x1234, &data).unwrap();
+        assert_eq!(&p[..8], b"Art-Net\0");
+        assert_eq!(&p[8..10], &[0x00, 0x50], "OpCode 0x5000 little-endian");
+        assert_eq!(&p[10..12], &[0, 14], "ProtVer 14 big-endian");
+        assert_eq!(p[12], 7, "Sequence");
+        assert_eq!(p[13], 0, "Physical");
+        assert_eq!(p[14], 0x34, "SubUni: sub-net and universe, low byte");
+        assert_eq!(p[15], 0x12, "Net: high 7 bits");
+        assert_eq!(&p[16..18], &[0x02, 0x00], "Length 512 big-endian");
+        assert_eq!(&p[18..], &data[..]);
+    }
+
+    #[test]
+    fn odd_length_is_padded_and_bad_input_is_an_error() {
+        let p = encode_artdmx(1, 0, &[9, 9, 9]).unwrap();
+        assert_eq!(&p[16..18], &[0, 4]);
+        assert_eq!(&p[18..], &[9, 9, 9, 0]);
+        assert!(matches!(
+            encode_artdmx(1, 0x8000, &[0; 2]),
+            Err(ArtNetError::PortAddress(_))
+        ));
+        assert!(matches!(
+            encode_artdmx(1, 0, &[]),
+            Err(ArtNetError::Length(0))
+        ));
+        assert!(matches!(
+            encode_artdmx(1, 0, &[0; 513]),
+            Err(ArtNetError::Length(513))
+        ));
+    }
+
+    #[test]
+    fn artsync_layout() {
+        assert_eq!(encode_artsync(), *b"Art-Net\0\x00\x52\x00\x0e\x00\x00");
+    }
+
+    #[test]
+    fn error_log_is_rate_limited() {
+        let mut log = ErrorLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let e = io::Error::from(io::ErrorKind::ConnectionRefused);
+        log.report(t0, target, 1, &e);
+        assert_eq!((log.last, log.suppressed), (Some(t0), 0));
+        for i in 1..=44 {
+            log.report(t0 + Duration::from_millis(i * 23), target, 1, &e);
+        }
+        assert_eq!((log.last, log.suppressed), (Some(t0), 44), "one line, 44 suppressed");
+        let t1 = t0 + Duration::from_secs(10);
+        log.report(t1, target, 1, &e);
+        assert_eq!((log.last, log.suppressed), (Some(t1), 0), "summary after 10 s");
+    }
+
+    #[test]
+    fn sequence_wraps_to_one_never_zero() {
+        let mut s = 0u8;
+        let mut seen = Vec::new();
+        for _ in 0..600 {
+            s = next_sequence(s);
+            assert_ne!(s, 0);
+            seen.push(s);
+        }
+        assert_eq!(seen[0], 1);
+        assert_eq!(seen[254], 255);
+        assert_eq!(seen[255], 1);
+    }
+}

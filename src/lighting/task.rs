@@ -1,0 +1,420 @@
+//! The lighting task: owns the fade engine and the Art-Net sender, runs the
+//! frame clock, and serves a [`LightingHandle`] over a bounded channel.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::artnet::{ArtNetError, ArtNetSender, SendStats};
+use super::fade::FadeEngine;
+use super::patch::{Patch, PatchError};
+use super::persist::{self, LastLook};
+use super::Look;
+use crate::config::model::{ArtNetOutput, Fixture, Lighting};
+
+/// Highest frame rate we run: a full 512-slot DMX universe refreshes at ~44 Hz,
+/// so faster Art-Net only makes nodes drop packets.
+pub const MAX_FRAME_RATE: u32 = 44;
+/// Coalesce look changes for this long before writing last-look.json.
+pub const PERSIST_DEBOUNCE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LightingError {
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    #[error(transparent)]
+    ArtNet(#[from] ArtNetError),
+    #[error("the lighting task has stopped")]
+    Closed,
+}
+
+/// One ArtDmx that left the socket (or failed to): for tests, the
+/// technician page and latency measurements.
+#[derive(Debug, Clone)]
+pub struct FrameSent {
+    /// Index of the output in the `&[ArtNetOutput]` given to [`spawn`].
+    pub output: usize,
+    pub port_address: u16,
+    pub sequence: u8,
+    /// The 512 DMX slots.
+    pub data: Bytes,
+    /// The frame-clock instant it was rendered and sent at.
+    pub at: Instant,
+    /// False when the frame went out only as a keep-alive (nothing changed).
+    pub changed: bool,
+    /// False when the send failed (counted in `send_errors`).
+    pub ok: bool,
+}
+
+/// Lighting counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LightingStats {
+    pub send: SendStats,
+    /// Frame-clock ticks processed.
+    pub frames: u64,
+}
+
+enum Request {
+    SetLook {
+        look: Look,
+        fade: Duration,
+        full: bool,
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    Blackout {
+        fade: Duration,
+        reply: oneshot::Sender<()>,
+    },
+    GrandMaster {
+        value: f64,
+        reply: oneshot::Sender<()>,
+    },
+    ShutdownLook {
+        look: Option<Look>,
+        reply: oneshot::Sender<()>,
+    },
+    CurrentValues {
+        reply: oneshot::Sender<Look>,
+    },
+    Stats {
+        reply: oneshot::Sender<LightingStats>,
+    },
+}
+
+/// Cheap to clone; every clone talks to the same lighting task.
+#[derive(Clone, Debug)]
+pub struct LightingHandle {
+    tx: mpsc::Sender<Request>,
+    frames: broadcast::Sender<FrameSent>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("lighting::Request")
+    }
+}
+
+impl LightingHandle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, LightingError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| LightingError::Closed)?;
+        rx.await.map_err(|_| LightingError::Closed)
+    }
+
+    /// Fade the attributes named in `look` to their values over `fade`;
+    /// attributes it omits keep their current target. Returns the
+    /// `fixture[.attribute]` names that are not patched (and were skipped).
+    pub async fn set_look(&self, look: Look, fade: Duration) -> Result<Vec<String>, LightingError> {
+        self.call(|reply| Request::SetLook {
+            look,
+            fade,
+            full: false,
+            reply,
+        })
+        .await
+    }
+
+    /// Apply the safe look: like `set_look`, but every attribute it omits fades
+    /// back to its profile default, so the room reaches a known state whatever
+    /// was on before.
+    pub async fn apply_safe(
+        &self,
+        look: Look,
+        fade: Duration,
+    ) -> Result<Vec<String>, LightingError> {
+        self.call(|reply| Request::SetLook {
+            look,
+            fade,
+            full: true,
+            reply,
+        })
+        .await
+    }
+
+    /// Fade intensities (and the emitters of fixtures without one) to zero.
+    pub async fn blackout(&self, fade: Duration) -> Result<(), LightingError> {
+        self.call(|reply| Request::Blackout { fade, reply }).await
+    }
+
+    /// Grand master 0.0–1.0; scales intensity attributes only, immediately.
+    pub async fn set_grand_master(&self, value: f64) -> Result<(), LightingError> {
+        self.call(|reply| Request::GrandMaster { value, reply })
+            .await
+    }
+
+    /// What to output on shutdown: `None` keeps the last look (the default),
+    /// `Some(look)` is applied (fully, as `apply_safe`, without fade) to the
+    /// final frame. The daemon resolves `lighting.shutdown_scene` into this.
+    pub async fn set_shutdown_look(&self, look: Option<Look>) -> Result<(), LightingError> {
+        self.call(|reply| Request::ShutdownLook { look, reply })
+            .await
+    }
+
+    /// The look as rendered now (before the grand master), normalised 0–1,
+    /// with every patched attribute of every fixture.
+    pub async fn current_values(&self) -> Result<Look, LightingError> {
+        self.call(|reply| Request::CurrentValues { reply }).await
+    }
+
+    pub async fn stats(&self) -> Result<LightingStats, LightingError> {
+        self.call(|reply| Request::Stats { reply }).await
+    }
+
+    /// Every ArtDmx the frame clock sends from now on. Slow subscribers lag
+    /// (and get `RecvError::Lagged`); they never slow the clock.
+    pub fn subscribe_frames(&self) -> broadcast::Receiver<FrameSent> {
+        self.frames.subscribe()
+    }
+}
+
+/// Start the lighting output.
+///
+/// Binds the Art-Net socket, restores `state_dir/last-look.json` (look and
+/// grand master) when `config.restore_last_look` is set, so the very first
+/// frames carry it, then runs the frame clock until `cancel` fires. On cancel it sends one
+/// last frame (fades completed, or the shutdown look), flushes the persisted
+/// look and returns. With `state_dir: None` nothing is persisted or restored.
+pub async fn spawn(
+    outputs: &[ArtNetOutput],
+    fixtures: &[Fixture],
+    config: &Lighting,
+    state_dir: Option<&Path>,
+    cancel: CancellationToken,
+) -> Result<(LightingHandle, JoinHandle<()>), LightingError> {
+    let patch = Patch::new(outputs, fixtures)?;
+    let sender = ArtNetSender::bind(outputs).await?;
+    let now = Instant::now();
+    let mut engine = FadeEngine::new(patch, now);
+
+    if let (true, Some(dir)) = (config.restore_last_look, state_dir) {
+        let dir_owned = dir.to_path_buf();
+        match tokio::task::spawn_blocking(move || persist::load(&dir_owned)).await {
+            Ok(Ok(Some(last))) => {
+                engine.set_grand_master(last.grand_master);
+                let unknown = engine.set_target(&last.look, Duration::ZERO, now);
+                if !unknown.is_empty() {
+                    tracing::info!(?unknown, "restored look names fixtures no longer patched");
+                }
+                tracing::info!("restored the last look");
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "ignoring the persisted last look"),
+            Err(e) => tracing::warn!(error = %e, "reading the persisted last look failed"),
+        }
+    }
+
+    let (tx, rx) = mpsc::channel(64);
+    let (frames, _) = broadcast::channel(1024);
+    let (looks, looks_rx) = watch::channel(LastLook {
+        look: engine.target_look(),
+        grand_master: engine.grand_master(),
+    });
+    // Its own token, cancelled by our shutdown *after* the final look is
+    // published, so the flush cannot race ahead of it.
+    let flush = CancellationToken::new();
+    let persister = state_dir.map(|dir| {
+        tokio::spawn(persist::run_persister(
+            dir.to_path_buf(),
+            looks_rx,
+            PERSIST_DEBOUNCE,
+            flush.clone(),
+        ))
+    });
+    let period =
+        Duration::from_secs_f64(1.0 / f64::from(config.frame_rate.clamp(1, MAX_FRAME_RATE)));
+    let task = LightingTask {
+        engine,
+        sender,
+        rx,
+        frames: frames.clone(),
+        looks,
+        persister,
+        flush,
+        cancel,
+        period,
+        keepalive: config.keepalive,
+        artsync: config.artsync,
+        shutdown_look: None,
+        ticks: 0,
+        port_addresses: outputs.iter().map(|o| o.universe).collect(),
+    };
+    let join = tokio::spawn(task.run());
+    Ok((LightingHandle { tx, frames }, join))
+}
+
+struct LightingTask {
+    engine: FadeEngine,
+    sender: ArtNetSender,
+    rx: mpsc::Receiver<Request>,
+    frames: broadcast::Sender<FrameSent>,
+    looks: watch::Sender<LastLook>,
+    persister: Option<JoinHandle<()>>,
+    flush: CancellationToken,
+    cancel: CancellationToken,
+    period: Duration,
+    keepalive: Duration,
+    artsync: bool,
+    shutdown_look: Option<Look>,
+    ticks: u64,
+    port_addresses: Vec<u16>,
+}
+
+impl LightingTask {
+    async fn run(mut self) {
+        // Skip, not Delay or Burst: frames are snapshots computed from the
+        // Instant, so a missed tick loses nothing and must not be replayed
+        // (Burst would flood the nodes), and Skip keeps the clock on its
+        // original 1/frame_rate grid, so one stall costs one late frame
+        // instead of shifting every later frame as Delay does.
+        let mut clock = tokio::time::interval(self.period);
+        clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut handles_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                req = self.rx.recv(), if handles_open => match req {
+                    Some(req) => self.handle(req),
+                    // Every handle is gone: keep the lights on until cancelled.
+                    None => handles_open = false,
+                },
+                _ = clock.tick() => self.frame(false),
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn handle(&mut self, req: Request) {
+        let now = Instant::now();
+        match req {
+            Request::SetLook {
+                look,
+                fade,
+                full,
+                reply,
+            } => {
+                let unknown = if full {
+                    self.engine.set_target_full(&look, fade, now)
+                } else {
+                    self.engine.set_target(&look, fade, now)
+                };
+                if !unknown.is_empty() {
+                    tracing::warn!(?unknown, "look names unpatched fixtures or attributes");
+                }
+                self.publish_target();
+                let _ = reply.send(unknown);
+            }
+            Request::Blackout { fade, reply } => {
+                self.engine.blackout(fade, now);
+                self.publish_target();
+                let _ = reply.send(());
+            }
+            Request::GrandMaster { value, reply } => {
+                self.engine.set_grand_master(value);
+                self.publish_target();
+                let _ = reply.send(());
+            }
+            Request::ShutdownLook { look, reply } => {
+                self.shutdown_look = look;
+                let _ = reply.send(());
+            }
+            Request::CurrentValues { reply } => {
+                let _ = reply.send(self.engine.current_values(now));
+            }
+            Request::Stats { reply } => {
+                let _ = reply.send(LightingStats {
+                    send: self.sender.stats(),
+                    frames: self.ticks,
+                });
+            }
+        }
+    }
+
+    /// Hand the new target to the persister (which debounces the writes).
+    fn publish_target(&self) {
+        self.looks.send_replace(LastLook {
+            look: self.engine.target_look(),
+            grand_master: self.engine.grand_master(),
+        });
+    }
+
+    /// Render and send one frame. Changed universes always go out; unchanged
+    /// ones when the next tick would exceed the keep-alive (nodes drop to
+    /// their loss-of-signal behaviour without traffic). `force` sends all.
+    fn frame(&mut self, force: bool) {
+        let now = Instant::now();
+        self.ticks += 1;
+        let rendered = self.engine.render(now);
+        let mut sent_to = Vec::new();
+        for (u, (frame, &changed)) in rendered.frames.iter().zip(rendered.changed).enumerate() {
+            let stale = match self.sender.last_sent(u) {
+                None => true,
+                Some(t) => now.saturating_duration_since(t) + self.period > self.keepalive,
+            };
+            if !(force || changed || stale) {
+                continue;
+            }
+            let Some(sent) = self.sender.send_dmx(u, frame, now) else {
+                continue;
+            };
+            sent_to.push(u);
+            // Copying the frame costs an allocation; only when someone listens.
+            if self.frames.receiver_count() > 0 {
+                let _ = self.frames.send(FrameSent {
+                    output: u,
+                    port_address: self.port_addresses[u],
+                    sequence: sent.sequence,
+                    data: Bytes::copy_from_slice(frame),
+                    at: now,
+                    changed,
+                    ok: sent.ok,
+                });
+            }
+        }
+        // ArtSync makes the universes of one frame change on the same DMX
+        // refresh. It follows *every* frame that sent ArtDmx, not only those
+        // that changed several universes: once a node has seen one ArtSync it
+        // holds all ArtDmx until the next (falling back only after 4 s), so a
+        // later single-universe change without a sync would stall.
+        if self.artsync && !sent_to.is_empty() {
+            self.sender.send_sync(sent_to, now);
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let now = Instant::now();
+        match self.shutdown_look.take() {
+            Some(look) => {
+                self.engine.set_target_full(&look, Duration::ZERO, now);
+            }
+            // Keep the last look: finish running fades so the nodes hold the
+            // look that was asked for, the same one last-look.json restores.
+            None => self.engine.finish_fades(now),
+        }
+        self.publish_target();
+        self.frame(true);
+        tracing::info!(
+            outputs = self.port_addresses.len(),
+            "lighting stopped; nodes hold the final look"
+        );
+        // Now let the persister flush the final look and wait for the write.
+        self.flush.cancel();
+        // Bounded: a hung disk must not hang the daemon's shutdown.
+        if let Some(p) = self.persister.take() {
+            if tokio::time::timeout(Duration::from_secs(5), p).await.is_err() {
+                tracing::warn!("last look not persisted within 5 s of shutdown");
+            }
+        }
+    }
+}
