@@ -12,8 +12,8 @@
 //! technician's fader produce many looks per second, the disk needs one.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -121,25 +121,9 @@ pub fn save(state_dir: &Path, last: &LastLook) -> Result<(), PersistError> {
             .collect(),
     };
     let final_path = path(state_dir);
-    let tmp = state_dir.join(format!(".{FILE_NAME}.tmp"));
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PersistError::Io { path, source }
-    };
     // serde_json cannot fail on string keys and finite f64.
     let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
-    fs::create_dir_all(state_dir).map_err(io_err(state_dir))?;
-    {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&json).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, &final_path).map_err(io_err(&final_path))?;
-    // fsync the directory so the rename itself survives a power cut.
-    File::open(state_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(state_dir))?;
-    Ok(())
+    crate::fsutil::write_atomic(&final_path, &json).map_err(|source| PersistError::Io { path: final_path.clone(), source })
 }
 
 /// Persist every new value of `looks`, at most one write per `debounce`.
