@@ -888,6 +888,7 @@ mod tests {
         // Longer than the ACK timeout, but the quirk says completion may come alone.
         h.advance(Duration::from_millis(900));
         assert!(h.sent().iter().all(|b| b[0] != 0x81), "no resend to camera 1");
+        h.rx(power_on(2)); // camera 2's health probe went out meanwhile
         h.rx(Reply::Completion { address: 1, socket: 1 });
         assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Completed))]);
 
