@@ -382,3 +382,55 @@ async fn cancellation_stops_the_task_and_fails_callers() {
     assert_eq!(front.recall_preset(3).await.unwrap_err(), CameraError::Stopped);
     assert!(!front.health().borrow().online);
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancel_stops_a_running_command() {
+    let (port, mut pipes, _cancel) = start(&[camera("front", 1)]);
+    let mut fake = Fake::spawn(next_pipe(&mut pipes).await, |p| match p {
+        // The drive is accepted and runs until cancelled.
+        [0x81, 0x01, 0x06, 0x01, ..] => vec![0x90, 0x41, 0xFF],
+        [0x81, 0x21, 0xFF] => vec![0x90, 0x61, 0x04, 0xFF],
+        _ => standard(1, p),
+    });
+    let front = port.handle("front").unwrap().clone();
+    wait_online(&front).await;
+    let f = front.clone();
+    let drive = tokio::spawn(async move { f.drive(studiod::visca::Direction::Left, 5, 5).await });
+    loop {
+        let p = timeout(WAIT, fake.log.recv()).await.expect("drive sent").unwrap();
+        if p.starts_with(&[0x81, 0x01, 0x06, 0x01]) {
+            break;
+        }
+    }
+    front.cancel().await.unwrap();
+    assert_eq!(timeout(WAIT, drive).await.unwrap().unwrap(), Err(CameraError::Cancelled));
+    assert_eq!(count(&fake.received(), &[0x81, 0x21, 0xFF]), 1, "VISCA Cancel for socket 1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirky_camera_completing_late_without_ack_is_not_resent() {
+    let mut quirky = camera("front", 1);
+    quirky.profile.completion_without_ack = true;
+    let owed = Arc::new(AtomicBool::new(false));
+    let (port, mut pipes, _cancel) = start(&[quirky, camera("side", 2)]);
+    let o = owed.clone();
+    let mut fake = Fake::spawn(next_pipe(&mut pipes).await, move |p| {
+        if p == RECALL_3 {
+            // No ACK now; the completion comes later, with the next traffic on the chain.
+            o.store(true, Ordering::SeqCst);
+            return vec![];
+        }
+        let mut out = standard(2, p);
+        if p[0] == 0x82 && o.swap(false, Ordering::SeqCst) {
+            out.extend_from_slice(&[0x90, 0x51, 0xFF]);
+        }
+        out
+    });
+    let front = port.handle("front").unwrap();
+    wait_online(front).await;
+    let t0 = Instant::now();
+    front.recall_preset(3).await.unwrap();
+    assert!(t0.elapsed() > Duration::from_millis(200), "completed after the ACK timeout: {:?}", t0.elapsed());
+    assert_eq!(count(&fake.received(), &RECALL_3), 1, "no resend while waiting for the completion");
+    assert!(front.is_online());
+}

@@ -178,19 +178,19 @@ impl CameraHandle {
             .ok_or_else(|| CameraError::Invalid(format!("preset {preset} has no memory byte in profile {}", p.id)))
     }
 
-    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address))]
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn recall_preset(&self, preset: u8) -> Result<(), CameraError> {
         let memory = self.memory_byte(preset)?;
         self.command(Command::Memory { op: MemoryOp::Recall, memory }).await
     }
 
-    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address))]
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn store_preset(&self, preset: u8) -> Result<(), CameraError> {
         let memory = self.memory_byte(preset)?;
         self.command(Command::Memory { op: MemoryOp::Set, memory }).await
     }
 
-    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address))]
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn reset_preset(&self, preset: u8) -> Result<(), CameraError> {
         let memory = self.memory_byte(preset)?;
         self.command(Command::Memory { op: MemoryOp::Reset, memory }).await
@@ -244,7 +244,7 @@ impl CameraHandle {
     /// Moves to pan/tilt degrees at the profile's top speed and, if given,
     /// zooms to a magnification at the same time (the camera runs both in
     /// its two sockets). Returns when both completed.
-    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address))]
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn move_absolute(&self, pan_deg: f64, tilt_deg: f64, zoom: Option<f64>) -> Result<(), CameraError> {
         let pt = self.absolute_command(pan_deg, tilt_deg)?;
         match zoom {
@@ -259,7 +259,7 @@ impl CameraHandle {
     }
 
     /// Moves by the given degrees from where the camera is.
-    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address))]
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn move_relative(&self, pan_deg: f64, tilt_deg: f64) -> Result<(), CameraError> {
         let p = &self.inner.profile;
         let span = |a: &crate::config::model::Axis| a.max_deg - a.min_deg;

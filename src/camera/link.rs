@@ -723,7 +723,7 @@ mod tests {
             self.link.handle_timeout(self.now);
         }
         /// Advances to the next deadline, which must exist.
-        fn to_deadline(&mut self) {
+        fn run_to_deadline(&mut self) {
             let t = self.link.next_deadline().expect("a deadline");
             assert!(t >= self.now);
             self.now = t;
@@ -817,7 +817,7 @@ mod tests {
         let mut sends = vec![];
         let mut result = None;
         while result.is_none() {
-            h.to_deadline();
+            h.run_to_deadline();
             for o in h.drain() {
                 match o {
                     Output::Transmit(b) if b[0] == 0x81 => sends.push((h.now - t0, b.to_vec())),
@@ -859,7 +859,7 @@ mod tests {
         let t0 = h.now;
         let mut offline_at = None;
         while offline_at.is_none() {
-            h.to_deadline();
+            h.run_to_deadline();
             // camera 2 keeps answering its probes
             let outs = h.drain();
             for o in &outs {
@@ -907,7 +907,7 @@ mod tests {
         h.rx(Reply::Ack { address: 1, socket: 1 });
         let mut result = None;
         while result.is_none() {
-            h.to_deadline();
+            h.run_to_deadline();
             for o in h.drain() {
                 match o {
                     Output::Transmit(b) if b[1] == 0x09 => h.rx(power_on(b[0] - 0x80)),

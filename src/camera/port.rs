@@ -376,9 +376,12 @@ impl<O: Opener> Actor<O> {
         match out {
             Output::Transmit(_) => {}
             Output::Done { id, address, result } => {
+                // A cancellation is our own doing, not a camera problem worth showing.
                 if let Err(e) = &result {
-                    if let Some(h) = self.health.get(&address) {
-                        h.send_modify(|h| h.last_error = Some(e.to_string()));
+                    if *e != Failure::Cancelled {
+                        if let Some(h) = self.health.get(&address) {
+                            h.send_modify(|h| h.last_error = Some(e.to_string()));
+                        }
                     }
                 }
                 if let Some(reply) = self.waiting.remove(&id) {
