@@ -399,7 +399,7 @@ impl Link {
                 let Some(i) = self.heard(now, address) else { return };
                 let cam = &mut self.cams[i];
                 match std::mem::replace(&mut cam.slot, Slot::Idle) {
-                    Slot::Sent { p, .. } if matches!(p.request, Request::Inquiry(_)) => {
+                    Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::Inquiry(_)) => {
                         let Request::Inquiry(q) = p.request else { unreachable!() };
                         let result = q.interpret(payload.as_slice()).map(Outcome::Answer).map_err(Failure::BadAnswer);
                         self.finish(i, p, result);
@@ -518,7 +518,8 @@ impl Link {
         let cam = &mut self.cams[i];
         let address = cam.address;
         match std::mem::replace(&mut cam.slot, Slot::Idle) {
-            Slot::Sent { p, .. } if matches!(p.request, Request::Command(_)) => {
+            // A reply during the backoff is the late answer to the previous attempt: take it, don't resend.
+            Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::Command(_)) => {
                 let Request::Command(c) = p.request else { unreachable!() };
                 let after = cam.completion_timeout(c.kind());
                 let mut lost = None;
@@ -551,7 +552,9 @@ impl Link {
         }
         match std::mem::replace(&mut cam.slot, Slot::Idle) {
             // Completion without ACK: some cameras skip the ACK (profile quirk); accept it from anyone.
-            Slot::Sent { p, .. } if matches!(p.request, Request::Command(_)) => self.finish(i, p, Ok(Outcome::Completed)),
+            Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::Command(_)) => {
+                self.finish(i, p, Ok(Outcome::Completed))
+            }
             other => {
                 cam.slot = other;
                 debug!(address = %cam.address, socket, "completion for nothing we track, ignored");
@@ -577,7 +580,7 @@ impl Link {
             return;
         }
         match std::mem::replace(&mut cam.slot, Slot::Idle) {
-            Slot::Sent { p, .. } => {
+            Slot::Sent { p, .. } | Slot::Backoff { p, .. } => {
                 let result = if p.cancel { Err(Failure::Cancelled) } else { Err(Failure::Refused(code)) };
                 self.finish(i, p, result);
             }
@@ -839,6 +842,20 @@ mod tests {
         let outs = h.drain();
         assert_eq!(done(&outs), vec![(id2, Err(Failure::Offline("no ACK within 200 ms".into())))]);
         assert_eq!(done(&outs)[0].1.clone().unwrap_err().to_string(), "camera offline: no ACK within 200 ms");
+    }
+
+    #[test]
+    fn late_ack_during_backoff_is_taken_and_not_resent() {
+        let mut h = Harness::new(false);
+        let id = h.submit(1, RECALL);
+        h.sent();
+        h.advance(ACK); // timeout: backoff until +100 ms
+        h.advance(Duration::from_millis(50));
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.advance(Duration::from_millis(100));
+        assert!(h.sent().iter().all(|b| b[0] != 0x81 || b[1] == 0x09), "no resend after a late ACK");
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Completed))]);
     }
 
     #[test]
