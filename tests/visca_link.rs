@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use studiod::camera::{spawn_port, CameraError, CameraHandle, Failure, Health, Opener, Port, PortOptions};
+use studiod::camera::{spawn_port, CameraError, CameraHandle, Failure, Health, Opener, Port, PortOptions, SerialOpener};
 use studiod::config::model::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
 use studiod::visca::{ErrorCode, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
@@ -61,7 +61,10 @@ struct Fake {
 }
 
 impl Fake {
-    fn spawn(mut io: DuplexStream, mut script: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static) -> Fake {
+    fn spawn(
+        mut io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        mut script: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+    ) -> Fake {
         let (tx, log) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -433,4 +436,25 @@ async fn quirky_camera_completing_late_without_ack_is_not_resent() {
     assert!(t0.elapsed() > Duration::from_millis(200), "completed after the ACK timeout: {:?}", t0.elapsed());
     assert_eq!(count(&fake.received(), &RECALL_3), 1, "no resend while waiting for the completion");
     assert!(front.is_online());
+}
+
+/// The production opener on a pseudo-terminal: real time, real termios.
+#[tokio::test]
+async fn serial_opener_drives_a_camera_on_a_pty() {
+    use tokio_serial::SerialPort;
+    let (master, slave) = tokio_serial::SerialStream::pair().expect("pty pair");
+    let path = slave.name().expect("pty has a name");
+    // The pair's slave is opened exclusively; close it so the opener can take the path.
+    drop(slave);
+    let mut fake = Fake::spawn(master, |p| standard(1, p));
+    let opener = SerialOpener { path: path.clone(), baud: 9600 };
+    let cancel = CancellationToken::new();
+    let port = spawn_port(path, &[camera("front", 1)], opener, PortOptions::default(), cancel.clone()).unwrap();
+    let front = port.handle("front").unwrap();
+    let real_wait = Duration::from_secs(10);
+    timeout(real_wait, front.health().wait_for(|h| h.online)).await.expect("online over the pty").unwrap();
+    timeout(real_wait, front.recall_preset(3)).await.unwrap().unwrap();
+    assert_eq!(count(&fake.received(), &RECALL_3), 1);
+    cancel.cancel();
+    port.join().await;
 }
