@@ -1,0 +1,366 @@
+//! [`CameraHandle`]: what the rest of the daemon holds to drive one camera.
+//!
+//! Requests travel over a bounded channel to the port actor; each gets its
+//! answer on a oneshot. Unit conversion (degrees, magnification, preset
+//! numbers) happens here, with the camera's profile, so the link below only
+//! ever sees VISCA values.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, instrument};
+
+use super::link::{Failure, Outcome, Request};
+use crate::config::model::CameraProfile;
+use crate::visca::{
+    Address, Answer, Command, Direction, ErrorCode, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ZoomDrive,
+};
+
+/// A camera's health, published on a `watch` channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub online: bool,
+    /// Why it is offline (None when online).
+    pub reason: Option<String>,
+    /// The last failed request's message, kept after the camera recovers.
+    pub last_error: Option<String>,
+    /// When `online` last changed.
+    pub since: Instant,
+}
+
+/// Why a camera request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CameraError {
+    /// The camera is known to be unreachable (port gone, or silent).
+    #[error("camera offline: {reason}")]
+    Offline { reason: String },
+    /// The link lost this request: timeout or port closed while pending.
+    #[error("link failure: {0}")]
+    Link(Failure),
+    /// The camera answered with a VISCA error; retrying will not help.
+    #[error("camera refused the command: {code}")]
+    Refused { code: ErrorCode },
+    #[error("cancelled")]
+    Cancelled,
+    /// Rejected before sending: out of the profile's range.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("unexpected answer from the camera: {0}")]
+    BadAnswer(String),
+    /// The port task is gone (daemon shutting down).
+    #[error("camera link stopped")]
+    Stopped,
+}
+
+impl From<Failure> for CameraError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Refused(code) => CameraError::Refused { code },
+            Failure::Offline(reason) => CameraError::Offline { reason },
+            Failure::Cancelled => CameraError::Cancelled,
+            Failure::BadAnswer(e) => CameraError::BadAnswer(e.to_string()),
+            f @ (Failure::Timeout { .. } | Failure::PortClosed(_) | Failure::Lost(_)) => CameraError::Link(f),
+        }
+    }
+}
+
+/// Pan/tilt in degrees and zoom as optical magnification.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    pub pan_deg: f64,
+    pub tilt_deg: f64,
+    pub zoom: f64,
+}
+
+/// Messages from handles to the port actor.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Request { address: Address, request: Request, reply: oneshot::Sender<Result<Outcome, Failure>> },
+    Cancel { address: Address },
+}
+
+/// A clonable handle to one camera on a port.
+#[derive(Debug, Clone)]
+pub struct CameraHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    address: Address,
+    port: String,
+    profile: CameraProfile,
+    tx: mpsc::Sender<Msg>,
+    health: watch::Receiver<Health>,
+}
+
+impl CameraHandle {
+    pub(crate) fn new(
+        name: String,
+        address: Address,
+        port: String,
+        profile: CameraProfile,
+        tx: mpsc::Sender<Msg>,
+        health: watch::Receiver<Health>,
+    ) -> CameraHandle {
+        CameraHandle { inner: Arc::new(Inner { name, address, port, profile, tx, health }) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    pub fn address(&self) -> Address {
+        self.inner.address
+    }
+    /// The serial port this camera hangs off.
+    pub fn port(&self) -> &str {
+        &self.inner.port
+    }
+    pub fn profile(&self) -> &CameraProfile {
+        &self.inner.profile
+    }
+    /// A receiver that sees every health change.
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.inner.health.clone()
+    }
+    pub fn is_online(&self) -> bool {
+        self.inner.health.borrow().online
+    }
+
+    // --- raw VISCA ----------------------------------------------------
+
+    /// Sends one command and waits for its completion.
+    pub async fn command(&self, command: Command) -> Result<(), CameraError> {
+        match self.request(Request::Command(command)).await? {
+            Outcome::Completed => Ok(()),
+            Outcome::Answer(a) => Err(CameraError::BadAnswer(format!("{a:?} to a command"))),
+        }
+    }
+
+    /// Sends one inquiry and returns the decoded answer.
+    pub async fn inquire(&self, inquiry: Inquiry) -> Result<Answer, CameraError> {
+        match self.request(Request::Inquiry(inquiry)).await? {
+            Outcome::Answer(a) => Ok(a),
+            Outcome::Completed => Err(CameraError::BadAnswer("completion to an inquiry".into())),
+        }
+    }
+
+    /// Cancels everything queued or executing on this camera (VISCA Cancel
+    /// for running commands); their callers get [`CameraError::Cancelled`].
+    pub async fn cancel(&self) -> Result<(), CameraError> {
+        self.inner.tx.send(Msg::Cancel { address: self.inner.address }).await.map_err(|_| CameraError::Stopped)
+    }
+
+    async fn request(&self, request: Request) -> Result<Outcome, CameraError> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Request { address: self.inner.address, request, reply };
+        self.inner.tx.send(msg).await.map_err(|_| CameraError::Stopped)?;
+        let result = rx.await.map_err(|_| CameraError::Stopped)?;
+        if let Err(e) = &result {
+            debug!(camera = %self.inner.name, error = %e, "request failed");
+        }
+        result.map_err(CameraError::from)
+    }
+
+    // --- presets --------------------------------------------------------
+
+    /// The memory byte for a user preset number (1-based, as on remotes).
+    pub fn memory_byte(&self, preset: u8) -> Result<u8, CameraError> {
+        let p = &self.inner.profile;
+        if preset == 0 || preset > p.preset_count {
+            return Err(CameraError::Invalid(format!("preset {preset} outside 1–{}", p.preset_count)));
+        }
+        p.preset_memory_offset
+            .checked_add(preset - 1)
+            .filter(|m| *m <= 0x7F)
+            .ok_or_else(|| CameraError::Invalid(format!("preset {preset} has no memory byte in profile {}", p.id)))
+    }
+
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
+    pub async fn recall_preset(&self, preset: u8) -> Result<(), CameraError> {
+        let memory = self.memory_byte(preset)?;
+        self.command(Command::Memory { op: MemoryOp::Recall, memory }).await
+    }
+
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
+    pub async fn store_preset(&self, preset: u8) -> Result<(), CameraError> {
+        let memory = self.memory_byte(preset)?;
+        self.command(Command::Memory { op: MemoryOp::Set, memory }).await
+    }
+
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
+    pub async fn reset_preset(&self, preset: u8) -> Result<(), CameraError> {
+        let memory = self.memory_byte(preset)?;
+        self.command(Command::Memory { op: MemoryOp::Reset, memory }).await
+    }
+
+    // --- movement -------------------------------------------------------
+
+    fn nibbles(&self) -> Nibbles {
+        Nibbles::from_profile(self.inner.profile.pan_tilt_nibbles)
+    }
+
+    fn check_units(&self, pan: i32, tilt: i32) -> Result<(), CameraError> {
+        let n = self.nibbles();
+        if !n.pan_range().contains(&pan) || !n.tilt_range().contains(&tilt) {
+            return Err(CameraError::Invalid(format!("position {pan},{tilt} units does not fit the VISCA field")));
+        }
+        Ok(())
+    }
+
+    /// Builds the absolute pan-tilt command for a position in degrees.
+    pub fn absolute_command(&self, pan_deg: f64, tilt_deg: f64) -> Result<Command, CameraError> {
+        let p = &self.inner.profile;
+        for (what, axis, v) in [("pan", &p.pan, pan_deg), ("tilt", &p.tilt, tilt_deg)] {
+            if !v.is_finite() || !axis.contains(v) {
+                return Err(CameraError::Invalid(format!("{what} {v}° outside {}…{}°", axis.min_deg, axis.max_deg)));
+            }
+        }
+        let (pan, tilt) = (p.pan.to_units(pan_deg), p.tilt.to_units(tilt_deg));
+        self.check_units(pan, tilt)?;
+        Ok(Command::PanTiltAbsolute {
+            pan_speed: p.max_pan_speed,
+            tilt_speed: p.max_tilt_speed,
+            pan,
+            tilt,
+            nibbles: self.nibbles(),
+        })
+    }
+
+    fn zoom_position(&self, magnification: f64) -> Result<u16, CameraError> {
+        let z = &self.inner.profile.zoom;
+        if !magnification.is_finite() || !z.contains(magnification) {
+            return Err(CameraError::Invalid(format!(
+                "zoom {magnification}× outside {}…{}×",
+                z.table.first().map(|t| t.0).unwrap_or(1.0),
+                z.max_magnification()
+            )));
+        }
+        Ok(z.to_position(magnification))
+    }
+
+    /// Moves to pan/tilt degrees at the profile's top speed and, if given,
+    /// zooms to a magnification at the same time (the camera runs both in
+    /// its two sockets). Returns when both completed.
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
+    pub async fn move_absolute(&self, pan_deg: f64, tilt_deg: f64, zoom: Option<f64>) -> Result<(), CameraError> {
+        let pt = self.absolute_command(pan_deg, tilt_deg)?;
+        match zoom {
+            None => self.command(pt).await,
+            Some(m) => {
+                let z = Command::ZoomDirect(self.zoom_position(m)?);
+                // Both are queued now, so the camera gets them back to back.
+                let (a, b) = tokio::join!(self.command(pt), self.command(z));
+                a.and(b)
+            }
+        }
+    }
+
+    /// Moves by the given degrees from where the camera is.
+    #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
+    pub async fn move_relative(&self, pan_deg: f64, tilt_deg: f64) -> Result<(), CameraError> {
+        let p = &self.inner.profile;
+        let span = |a: &crate::config::model::Axis| a.max_deg - a.min_deg;
+        if !pan_deg.is_finite() || !tilt_deg.is_finite() || pan_deg.abs() > span(&p.pan) || tilt_deg.abs() > span(&p.tilt) {
+            return Err(CameraError::Invalid(format!("relative move {pan_deg}°, {tilt_deg}° larger than the camera's range")));
+        }
+        let pan = (pan_deg * p.pan.units_per_degree).round() as i32;
+        let tilt = (tilt_deg * p.tilt.units_per_degree).round() as i32;
+        self.check_units(pan, tilt)?;
+        self.command(Command::PanTiltRelative {
+            pan_speed: p.max_pan_speed,
+            tilt_speed: p.max_tilt_speed,
+            pan,
+            tilt,
+            nibbles: self.nibbles(),
+        })
+        .await
+    }
+
+    /// Starts (or, with [`Direction::Stop`], stops) a continuous pan/tilt
+    /// drive. Speeds are VISCA speed bytes, capped at the profile's maximum.
+    pub async fn drive(&self, direction: Direction, pan_speed: u8, tilt_speed: u8) -> Result<(), CameraError> {
+        let p = &self.inner.profile;
+        self.command(Command::PanTiltDrive {
+            direction,
+            pan_speed: pan_speed.clamp(1, p.max_pan_speed.max(1)),
+            tilt_speed: tilt_speed.clamp(1, p.max_tilt_speed.max(1)),
+        })
+        .await
+    }
+
+    /// Stops pan/tilt drive.
+    pub async fn stop(&self) -> Result<(), CameraError> {
+        self.drive(Direction::Stop, 1, 1).await
+    }
+
+    pub async fn zoom(&self, drive: ZoomDrive) -> Result<(), CameraError> {
+        self.command(Command::Zoom(drive)).await
+    }
+
+    /// Zooms to an optical magnification using the profile's table.
+    pub async fn zoom_to(&self, magnification: f64) -> Result<(), CameraError> {
+        let pos = self.zoom_position(magnification)?;
+        self.command(Command::ZoomDirect(pos)).await
+    }
+
+    pub async fn focus_auto(&self) -> Result<(), CameraError> {
+        self.command(Command::FocusAuto).await
+    }
+
+    pub async fn focus_manual(&self) -> Result<(), CameraError> {
+        self.command(Command::FocusManual).await
+    }
+
+    pub async fn focus_one_push(&self) -> Result<(), CameraError> {
+        self.command(Command::FocusOnePush).await
+    }
+
+    pub async fn home(&self) -> Result<(), CameraError> {
+        self.command(Command::Home).await
+    }
+
+    pub async fn power(&self, on: bool) -> Result<(), CameraError> {
+        self.command(Command::Power(on)).await
+    }
+
+    // --- inquiries ------------------------------------------------------
+
+    /// Current pan/tilt in degrees and zoom magnification (two inquiries).
+    pub async fn position(&self) -> Result<Position, CameraError> {
+        let p = &self.inner.profile;
+        let (pt, z) = tokio::join!(self.inquire(Inquiry::PanTiltPosition), self.inquire(Inquiry::ZoomPosition));
+        let (pan, tilt) = match pt? {
+            Answer::PanTiltPosition { pan, tilt } => (pan, tilt),
+            other => return Err(CameraError::BadAnswer(format!("{other:?}"))),
+        };
+        let zoom = match z? {
+            Answer::ZoomPosition(pos) => pos,
+            other => return Err(CameraError::BadAnswer(format!("{other:?}"))),
+        };
+        Ok(Position { pan_deg: p.pan.to_degrees(pan), tilt_deg: p.tilt.to_degrees(tilt), zoom: p.zoom.to_magnification(zoom) })
+    }
+
+    pub async fn power_state(&self) -> Result<PowerState, CameraError> {
+        match self.inquire(Inquiry::Power).await? {
+            Answer::Power(s) => Ok(s),
+            other => Err(CameraError::BadAnswer(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn focus_mode(&self) -> Result<FocusMode, CameraError> {
+        match self.inquire(Inquiry::FocusMode).await? {
+            Answer::FocusMode(m) => Ok(m),
+            other => Err(CameraError::BadAnswer(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn version(&self) -> Result<Version, CameraError> {
+        match self.inquire(Inquiry::Version).await? {
+            Answer::Version(v) => Ok(v),
+            other => Err(CameraError::BadAnswer(format!("{other:?}"))),
+        }
+    }
+}
