@@ -1,27 +1,169 @@
-//! The daemon: wires devices, the scene engine and the adapters together and
-//! runs until SIGTERM/SIGINT.
+//! The daemon: starts the device actors, the engine and the adapters, then
+//! runs until SIGTERM/SIGINT (SIGHUP reloads). Tests, benches and the demo use
+//! [`start`] to run a whole daemon in-process.
+//!
+//! Architecture Invariant: shutdown is one `CancellationToken`; every task
+//! stops when it fires, lights keep their last look (or the configured
+//! shutdown scene), and the MQTT status goes offline.
 
-use anyhow::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
 
+use crate::camera::{spawn_serial_ports, PortOptions};
+use crate::command::{Command, Origin};
 use crate::config::model::Config;
+use crate::engine::{BoothState, Devices, Engine, EngineHandle, Request};
+use crate::osc::OscSender;
+use crate::sdnotify;
 
-pub async fn run(config: Config) -> Result<()> {
-    let cancel = CancellationToken::new();
-    tracing::info!(studio = %config.studio.id, cameras = config.cameras.len(), fixtures = config.fixtures.len(), "studiod starting");
-    shutdown_signal().await;
-    cancel.cancel();
-    tracing::info!("studiod stopped");
-    Ok(())
+/// How long shutdown may take before we stop waiting for tasks.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Running device actors and what it takes to stop them.
+struct DeviceSet {
+    devices: Devices,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+impl DeviceSet {
+    async fn start(config: &Config, cancel: CancellationToken) -> Result<DeviceSet> {
+        let ports = spawn_serial_ports(&config.cameras, PortOptions::default(), cancel.clone()).context("starting camera ports")?;
+        let mut devices = Devices::default();
+        let mut tasks = Vec::new();
+        for port in ports {
+            for h in port.handles() {
+                devices.cameras.insert(h.name().to_string(), h.clone());
+            }
+            tasks.push(tokio::spawn(port.join()));
+        }
+        if !config.artnet.is_empty() {
+            let (lighting, join) = crate::lighting::spawn(&config.artnet, &config.fixtures, &config.lighting, Some(&config.studio.state_dir), cancel.clone())
+                .await
+                .context("starting Art-Net output")?;
+            devices.lighting = Some(lighting);
+            tasks.push(join);
+        }
+        if !config.osc.is_empty() {
+            devices.osc = Some(Arc::new(OscSender::bind(&config.osc).await.context("starting OSC output")?));
+        }
+        Ok(DeviceSet { devices, cancel, tasks })
     }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            warn!("device tasks did not stop in time");
+        }
+    }
+}
+
+/// A daemon running in this process.
+pub struct Running {
+    pub engine: EngineHandle,
+    /// The device handles as first started (tests subscribe to lighting frames here).
+    pub devices: Devices,
+    pub config: Arc<Config>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    device_set: Arc<Mutex<Option<DeviceSet>>>,
+}
+
+impl Running {
+    /// Stop everything: adapters say goodbye, lights keep their look (or the
+    /// shutdown scene), state is saved.
+    pub async fn shutdown(self) {
+        sdnotify::stopping();
+        self.cancel.cancel();
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            warn!("tasks did not stop in time");
+        }
+        if let Some(set) = self.device_set.lock().await.take() {
+            set.stop().await;
+        }
+    }
+
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// Start devices, engine and adapters. Returns once everything is started
+/// (devices may still be connecting).
+pub async fn start(config: Config) -> Result<Running> {
+    let cancel = CancellationToken::new();
+    let config = Arc::new(config);
+    info!(studio = %config.studio.id, cameras = config.cameras.len(), fixtures = config.fixtures.len(), scenes = config.scenes.len(), "studiod starting");
+    std::fs::create_dir_all(&config.studio.state_dir).with_context(|| format!("creating state_dir {}", config.studio.state_dir.display()))?;
+
+    let set = DeviceSet::start(&config, cancel.child_token()).await?;
+    let devices = set.devices.clone();
+    let device_set = Arc::new(Mutex::new(Some(set)));
+
+    let (engine, inbox) = EngineHandle::channel(BoothState::default());
+    let respawn_set = device_set.clone();
+    let parent = cancel.clone();
+    let engine_actor = Engine::new(config.clone(), devices.clone(), inbox).on_respawn(move |cfg| {
+        let set = respawn_set.clone();
+        let parent = parent.clone();
+        Box::pin(async move {
+            let mut guard = set.lock().await;
+            // The old actors must release their serial ports before new ones open them.
+            if let Some(old) = guard.take() {
+                old.stop().await;
+            }
+            let new = DeviceSet::start(&cfg, parent.child_token()).await.map_err(|e| format!("{e:#}"))?;
+            let devices = new.devices.clone();
+            *guard = Some(new);
+            Ok(devices)
+        })
+    });
+    let mut tasks = vec![tokio::spawn(engine_actor.run(cancel.clone()))];
+    tasks.extend(crate::adapters::start(&config, engine.clone(), cancel.clone()).await?);
+    Ok(Running { engine, devices, config, cancel, tasks, device_set })
+}
+
+/// `studiod run`: start, tell systemd we are ready, serve until a signal.
+pub async fn run(config: Config) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+
+    let running = start(config).await?;
+    sdnotify::ready();
+    sdnotify::status("running");
+    info!("studiod ready");
+
+    let watchdog = sdnotify::watchdog_interval();
+    let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading configuration");
+                sdnotify::reloading();
+                let out = running.engine.execute(Request { id: None, origin: Origin::Cli, command: Command::Reload }).await;
+                match &out.error {
+                    None => info!("reload done"),
+                    Some(e) => error!(error = %e.message, "reload refused; still running the previous configuration"),
+                }
+                sdnotify::ready();
+            }
+            // The watchdog is fed from the main loop, so a wedged runtime stops feeding it.
+            _ = ticker.tick(), if watchdog.is_some() => sdnotify::watchdog(),
+        }
+    }
+    running.shutdown().await;
+    info!("studiod stopped");
+    Ok(())
 }

@@ -50,7 +50,7 @@ pub struct Engine {
     health_tx: mpsc::Sender<(String, DeviceHealth)>,
     /// Called on `reload` when the device set changed: stops the old device
     /// actors and starts new ones.
-    respawn: Option<Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send>>,
+    respawn: Option<Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync>>,
 }
 
 struct Scheduled {
@@ -81,7 +81,7 @@ impl Engine {
     /// How to rebuild the device actors when a reload changes them.
     pub fn on_respawn(
         mut self,
-        f: impl FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + 'static,
+        f: impl FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync + 'static,
     ) -> Engine {
         self.respawn = Some(Box::new(f));
         self
@@ -334,8 +334,9 @@ impl Engine {
     /// Everything but apply_scene. `Ok` when the outcome is known now, `Err`
     /// with a future when it must be awaited off the engine task.
     async fn execute(&mut self, req: &Request, received: Instant) -> Result<Outcome, Pin<Box<dyn Future<Output = Outcome> + Send>>> {
-        let cmd = req.command.clone();
-        let done = |devices: BTreeMap<String, DeviceResult>| Outcome::from_devices(&cmd, devices, received.elapsed());
+        let cmd = &req.command;
+        let owned = req.command.clone();
+        let done = move |devices: BTreeMap<String, DeviceResult>| Outcome::from_devices(&owned, devices, received.elapsed());
         match &req.command {
             Command::ApplyScene { .. } => unreachable!("handled by apply_now"),
             Command::Blackout { fade } => {
@@ -352,12 +353,12 @@ impl Engine {
                 Ok(done(devices))
             }
             Command::RecallPreset { camera, preset } | Command::StorePreset { camera, preset } => {
-                let cam = match self.camera(&cmd, camera) {
+                let cam = match self.camera(cmd, camera) {
                     Ok(c) => c,
                     Err(o) => return Ok(o),
                 };
                 if *preset == 0 || *preset > cam.profile().preset_count {
-                    return Ok(refuse(&cmd, ErrorCode::InvalidCommand, format!("preset must be 1–{} for camera `{camera}`", cam.profile().preset_count)));
+                    return Ok(refuse(cmd, ErrorCode::InvalidCommand, format!("preset must be 1–{} for camera `{camera}`", cam.profile().preset_count)));
                 }
                 let (camera, preset, store) = (camera.clone(), *preset, matches!(req.command, Command::StorePreset { .. }));
                 Err(Box::pin(async move {
@@ -366,7 +367,7 @@ impl Engine {
                 }))
             }
             Command::Jog { camera, pan, tilt } => {
-                let cam = match self.camera(&cmd, camera) {
+                let cam = match self.camera(cmd, camera) {
                     Ok(c) => c,
                     Err(o) => return Ok(o),
                 };
@@ -375,7 +376,7 @@ impl Engine {
                 Err(Box::pin(async move { done(BTreeMap::from([(camera, cam.drive(dir, ps, ts).await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))])) }))
             }
             Command::JogStop { camera } => {
-                let cam = match self.camera(&cmd, camera) {
+                let cam = match self.camera(cmd, camera) {
                     Ok(c) => c,
                     Err(o) => return Ok(o),
                 };
@@ -383,7 +384,7 @@ impl Engine {
                 Err(Box::pin(async move { done(BTreeMap::from([(camera, cam.stop().await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))])) }))
             }
             Command::Zoom { camera, speed } => {
-                let cam = match self.camera(&cmd, camera) {
+                let cam = match self.camera(cmd, camera) {
                     Ok(c) => c,
                     Err(o) => return Ok(o),
                 };
@@ -395,7 +396,7 @@ impl Engine {
             }
             Command::SetLight { fixture, values, fade } => {
                 let Some(fx) = self.config.fixtures.iter().find(|f| &f.name == fixture) else {
-                    return Ok(refuse(&cmd, ErrorCode::UnknownDevice, format!("unknown fixture `{fixture}`")));
+                    return Ok(refuse(cmd, ErrorCode::UnknownDevice, format!("unknown fixture `{fixture}`")));
                 };
                 let entries = values.iter().map(|(k, v)| {
                     let input = match v {
@@ -407,7 +408,7 @@ impl Engine {
                 let (look, problems) = convert_light(fx, entries);
                 if !problems.is_empty() {
                     let msg = problems.into_iter().map(|(_, _, m)| m).collect::<Vec<_>>().join("; ");
-                    return Ok(refuse(&cmd, ErrorCode::InvalidCommand, msg));
+                    return Ok(refuse(cmd, ErrorCode::InvalidCommand, msg));
                 }
                 let r = match &self.devices.lighting {
                     Some(l) => l.set_look(Look::from([(fixture.clone(), look)]), fade.unwrap_or(Duration::ZERO)).await.map(|_| ()).map_err(|e| e.to_string()),
@@ -420,9 +421,9 @@ impl Engine {
                 self.publish();
                 Ok(done(BTreeMap::new()))
             }
-            Command::Reload => Ok(self.reload(&cmd, received).await),
-            Command::PutScene { scene, toml } => Ok(self.put_scene(&cmd, scene, toml, received).await),
-            Command::DeleteScene { scene } => Ok(self.delete_scene(&cmd, scene, received).await),
+            Command::Reload => Ok(self.reload(cmd, received).await),
+            Command::PutScene { scene, toml } => Ok(self.put_scene(cmd, scene, toml, received).await),
+            Command::DeleteScene { scene } => Ok(self.delete_scene(cmd, scene, received).await),
         }
     }
 

@@ -5,6 +5,10 @@
 //! Architecture Invariant: adapters never touch devices; only the engine
 //! (and the device actors it owns handles to) does.
 
+pub mod actor;
+
+pub use actor::{Devices, Engine};
+
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
