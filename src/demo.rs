@@ -1,9 +1,240 @@
-//! `studiod demo`: a whole booth on one machine, loopback only.
+//! `studiod demo`: a complete booth on one machine, loopback only.
+//!
+//! Three virtual VISCA cameras on a pty, an Art-Net and an OSC monitor on
+//! 127.0.0.1, and the daemon itself, configured from the example booth that
+//! is embedded in the binary (so the demo needs no files and no hardware).
+//! Type a scene name and Enter to apply it; Ctrl-C to stop.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use tokio::io::AsyncBufReadExt;
 
-pub async fn run(_dir: Option<PathBuf>) -> Result<()> {
-    anyhow::bail!("demo not implemented yet")
+use crate::command::{Command, Origin};
+use crate::engine::{Event, Request};
+use crate::sim::monitor::{ArtNetMonitor, OscMonitor};
+use crate::sim::{ChainOptions, VirtualChain};
+
+/// The example booth, embedded so the demo and tests need no installed files.
+pub const EXAMPLE_CONFIG: &str = include_str!("../studiod.example.toml");
+
+pub const SCENES: &[(&str, &str)] = &[
+    ("house", include_str!("../scenes/house.toml")),
+    ("intro", include_str!("../scenes/intro.toml")),
+    ("product-closeup", include_str!("../scenes/product-closeup.toml")),
+    ("flash-sale", include_str!("../scenes/flash-sale.toml")),
+    ("unboxing", include_str!("../scenes/unboxing.toml")),
+    ("end-of-slot", include_str!("../scenes/end-of-slot.toml")),
+];
+
+/// The profiles the example booth uses.
+pub const PROFILES: &[(&str, &str)] = &[
+    ("cameras/generic-visca.toml", include_str!("../device-profiles/cameras/generic-visca.toml")),
+    ("fixtures/godox-p600bi-hard.toml", include_str!("../device-profiles/fixtures/godox-p600bi-hard.toml")),
+    ("fixtures/aputure-ls-600d-pro.toml", include_str!("../device-profiles/fixtures/aputure-ls-600d-pro.toml")),
+    ("fixtures/generic-dimmer.toml", include_str!("../device-profiles/fixtures/generic-dimmer.toml")),
+    ("fixtures/generic-dimmer-16bit.toml", include_str!("../device-profiles/fixtures/generic-dimmer-16bit.toml")),
+    ("fixtures/generic-rgb.toml", include_str!("../device-profiles/fixtures/generic-rgb.toml")),
+];
+
+/// Where the example booth's peers are, for a generated config.
+pub struct BoothPorts<'a> {
+    pub serial: &'a Path,
+    pub artnet: SocketAddr,
+    pub osc: SocketAddr,
+    /// `[mqtt] url`, when MQTT is wanted.
+    pub mqtt_url: Option<String>,
+    /// Extra TOML appended verbatim (e.g. an `[http]` section).
+    pub extra: String,
+}
+
+/// Write the example booth (config, scenes, profiles) into `dir`, pointed at
+/// the given loopback peers. Returns the config path.
+pub fn write_booth(dir: &Path, ports: &BoothPorts) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir.join("scenes"))?;
+    for (name, text) in SCENES {
+        std::fs::write(dir.join("scenes").join(format!("{name}.toml")), text)?;
+    }
+    for (rel, text) in PROFILES {
+        let p = dir.join("device-profiles").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap_or(dir))?;
+        std::fs::write(p, text)?;
+    }
+    // Drop the example's [mqtt]/[http] sections; the caller decides those.
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in EXAMPLE_CONFIG.lines() {
+        if line.starts_with('[') {
+            skipping = line == "[mqtt]" || line == "[http]";
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let out = out
+        .replace("\"/dev/ttyUSB0\"", &toml_string(&ports.serial.display().to_string()))
+        .replace("target = \"127.0.0.1:6454\"", &format!("target = \"{}\"", ports.artnet))
+        .replace("target = \"127.0.0.1:8000\"", &format!("target = \"{}\"", ports.osc));
+    let mut out = out;
+    if let Some(url) = &ports.mqtt_url {
+        out.push_str(&format!("\n[mqtt]\nurl = \"{url}\"\ntopic_prefix = \"studiod\"\n"));
+    }
+    out.push_str(&ports.extra);
+    let path = dir.join("studiod.toml");
+    std::fs::write(&path, out)?;
+    Ok(path)
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Presets the demo stores on its virtual cameras so scenes visibly reframe:
+/// (preset, pan°, tilt°) per camera index.
+const DEMO_PRESETS: &[(u8, f64, f64)] = &[(1, 0.0, 0.0), (2, -20.0, 5.0), (3, 15.0, -10.0), (4, 30.0, 10.0), (5, -35.0, -15.0)];
+
+pub async fn run(dir: Option<PathBuf>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+
+    let tmp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile_dir()?;
+            tmp.clone()
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let serial = dir.join("ttyVISCA0");
+    let chain = VirtualChain::spawn(&serial, 3, ChainOptions::default()).context("starting the virtual camera chain")?;
+    let artnet = ArtNetMonitor::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let osc = OscMonitor::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let config_path = write_booth(&dir, &BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url: None, extra: String::new() })?;
+    let config = crate::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
+    let scene_names: Vec<String> = config.scenes.keys().cloned().collect();
+    let running = crate::daemon::start(config).await?;
+
+    println!();
+    println!("studiod demo — a booth on this machine (loopback only)");
+    println!("  folder:        {}", dir.display());
+    println!("  config:        {}", config_path.display());
+    println!("  cameras:       3 virtual VISCA cameras on {}", serial.display());
+    println!("  Art-Net:       monitor on {}", artnet.local_addr()?);
+    println!("  OSC:           monitor on {}", osc.local_addr()?);
+    println!("  scenes:        {}", scene_names.join(", "));
+    println!("Type a scene name (or `blackout`) and Enter to apply it. Ctrl-C to stop.");
+    println!();
+
+    // Give the virtual cameras distinct presets, as a technician would.
+    let cams = running.devices.cameras.clone();
+    tokio::spawn(async move {
+        let per_camera = cams.into_values().enumerate().map(|(i, cam)| async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), cam.health().wait_for(|h| h.online)).await;
+            for (p, pan, tilt) in DEMO_PRESETS {
+                let spread = i as f64 * 5.0;
+                if cam.move_absolute(pan + spread, *tilt, None).await.is_ok() {
+                    let _ = cam.store_preset(*p).await;
+                }
+            }
+            let _ = cam.home().await;
+        });
+        futures::future::join_all(per_camera).await;
+    });
+
+    // Print what the lights and the OSC console receive, as a person would see it.
+    let lighting = running.devices.lighting.clone();
+    tokio::spawn(async move {
+        let mut last = Vec::new();
+        let mut last_print = tokio::time::Instant::now() - Duration::from_secs(1);
+        while let Ok(frame) = artnet.next().await {
+            if frame.data == last || last_print.elapsed() < Duration::from_millis(400) {
+                continue;
+            }
+            last = frame.data.clone();
+            last_print = tokio::time::Instant::now();
+            if let Some(l) = &lighting {
+                if let Ok(look) = l.current_values().await {
+                    println!("  lights  {}", describe_look(&look));
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok(p) = osc.next().await {
+            if let rosc::OscPacket::Message(m) = p {
+                println!("  osc     {} {:?}", m.addr, m.args);
+            }
+        }
+    });
+    let mut events = running.engine.events();
+    tokio::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            match e {
+                Event::DeviceOffline { device, reason } => println!("  device  {device} offline: {reason}"),
+                Event::DeviceOnline { device } => println!("  device  {device} online"),
+                Event::SceneApplied { scene, origin, ok, .. } => println!("  scene   {scene} applied from {} ({})", origin.as_str(), if ok { "ok" } else { "with failures" }),
+            }
+        }
+    });
+
+    let engine = running.engine.clone();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let interactive = std::io::stdin().is_terminal();
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            line = lines.next_line(), if interactive => match line {
+                Ok(Some(l)) => {
+                    let name = l.trim().to_string();
+                    if name.is_empty() { continue; }
+                    let command = if name == "blackout" {
+                        Command::Blackout { fade: Some(Duration::from_millis(500)) }
+                    } else {
+                        Command::ApplyScene { scene: name, fade: None, at: None, slot: None }
+                    };
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        let out = engine.execute(Request { id: None, origin: Origin::Cli, command }).await;
+                        match out.error {
+                            None => println!("  done    {} in {} ms", out.scene.unwrap_or_else(|| out.action.to_string()), out.duration.as_millis()),
+                            Some(e) => println!("  failed  {}: {}", e.code.as_str(), e.message),
+                        }
+                    });
+                }
+                _ => {}
+            },
+        }
+    }
+    println!("stopping…");
+    running.shutdown().await;
+    chain.shutdown().await;
+    Ok(())
+}
+
+fn describe_look(look: &crate::lighting::Look) -> String {
+    look.iter()
+        .map(|(fixture, attrs)| {
+            // Intensity first (it is what people look at), then the other attributes.
+            let mut parts: Vec<(bool, &str, String)> = attrs.iter().map(|(a, v)| (a.name() != "intensity", a.name(), format!("{:.0}%", v * 100.0))).collect();
+            parts.sort();
+            let inner: Vec<String> = parts.into_iter().map(|(other, k, v)| if other { format!("{k} {v}") } else { v }).collect();
+            format!("{fixture} {}", inner.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// A per-run folder under the system temp dir (kept after exit so the
+/// generated config can be inspected).
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("studiod-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }

@@ -46,9 +46,9 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: Option<LogFormat>) {
+fn init_logging(format: Option<LogFormat>, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("STUDIOD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("STUDIOD_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format.unwrap_or(LogFormat::Human) {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Run { config, log_format } => {
-            init_logging(log_format);
+            init_logging(log_format, "info");
             let path = config.unwrap_or_else(studiod::config::default_path);
             let config = match studiod::config::load(&path) {
                 Ok(c) => c,
@@ -96,7 +96,8 @@ fn main() -> ExitCode {
             run_runtime(studiod::daemon::run(config))
         }
         Cmd::Demo { dir, log_format } => {
-            init_logging(log_format);
+            // The demo narrates on stdout; logs only for problems unless STUDIOD_LOG says otherwise.
+            init_logging(log_format, "warn");
             run_runtime(studiod::demo::run(dir))
         }
     }

@@ -63,6 +63,7 @@
 
 mod camera;
 mod engine;
+pub mod monitor;
 pub mod proto;
 
 use std::collections::BTreeMap;
