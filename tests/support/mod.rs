@@ -41,3 +41,100 @@ pub async fn wait_watch<T: Clone>(rx: &mut tokio::sync::watch::Receiver<T>, limi
     .await;
     r.unwrap_or_else(|_| panic!("{what}: not within {limit:?}"))
 }
+
+/// A whole booth in-process: the example booth (embedded in studiod) with
+/// its three cameras on a virtual chain and its Art-Net/OSC outputs pointed
+/// at loopback monitors.
+pub struct Booth {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub chain: studiod::sim::VirtualChain,
+    pub artnet: studiod::sim::monitor::ArtNetMonitor,
+    pub osc: studiod::sim::monitor::OscMonitor,
+    pub daemon: Option<studiod::daemon::Running>,
+}
+
+impl Booth {
+    /// Start with an optional `[mqtt]` url and extra TOML.
+    pub async fn start_with(mqtt_url: Option<String>, extra: &str) -> Booth {
+        use studiod::sim::monitor::{ArtNetMonitor, OscMonitor};
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("ttyVISCA0");
+        let chain = studiod::sim::VirtualChain::spawn(&serial, 3, studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() }).unwrap();
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let artnet = ArtNetMonitor::bind(loopback).await.unwrap();
+        let osc = OscMonitor::bind(loopback).await.unwrap();
+        let ports = studiod::demo::BoothPorts {
+            serial: &serial,
+            artnet: artnet.local_addr().unwrap(),
+            osc: osc.local_addr().unwrap(),
+            mqtt_url,
+            extra: extra.to_string(),
+        };
+        let config_path = studiod::demo::write_booth(dir.path(), &ports).unwrap();
+        let mut booth = Booth { dir, config_path, chain, artnet, osc, daemon: None };
+        booth.start_daemon().await;
+        booth
+    }
+
+    pub async fn start() -> Booth {
+        Booth::start_with(None, "").await
+    }
+
+    /// (Re)start the daemon on the booth's config; waits for cameras online.
+    pub async fn start_daemon(&mut self) {
+        let config = studiod::config::load(&self.config_path).unwrap_or_else(|e| panic!("{e}"));
+        let recalled: Vec<u64> = (1..=3).map(|c| self.chain.camera_state(c).presets_recalled).collect();
+        let running = studiod::daemon::start(config).await.unwrap();
+        for cam in running.devices.cameras.values() {
+            wait_watch(&mut cam.health(), Duration::from_secs(10), "camera online", |h| h.online).await;
+        }
+        // The safe scene (`house`, preset 1) is applied at start-up; let its
+        // camera part finish so tests start from a settled booth.
+        for (i, before) in recalled.into_iter().enumerate() {
+            self.chain.wait_until(i + 1, |s| s.presets_recalled > before, Duration::from_secs(10)).await.expect("start-up scene recalled presets");
+        }
+        self.daemon = Some(running);
+    }
+
+    pub async fn stop_daemon(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.shutdown().await;
+        }
+    }
+
+    pub fn daemon(&self) -> &studiod::daemon::Running {
+        self.daemon.as_ref().expect("daemon running")
+    }
+
+    pub async fn exec(&self, command: studiod::command::Command) -> studiod::command::Outcome {
+        let req = studiod::engine::Request { id: None, origin: studiod::command::Origin::Cli, command };
+        self.daemon().engine.execute(req).await
+    }
+
+    pub async fn apply(&self, scene: &str, fade_ms: Option<u64>) -> studiod::command::Outcome {
+        self.exec(studiod::command::Command::ApplyScene { scene: scene.into(), fade: fade_ms.map(Duration::from_millis), at: None, slot: None }).await
+    }
+
+    /// The first Art-Net frame (on the booth's universe 0) whose data satisfies `f`.
+    pub async fn frame_where(&self, limit: Duration, what: &str, f: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        self.artnet.wait_for(limit, |d| d.port_address == 0 && f(&d.data)).await.unwrap_or_else(|| panic!("no Art-Net frame with {what} within {limit:?}")).data
+    }
+}
+
+/// Expected DMX bytes, computed from the definitions (independently of
+/// studiod's patch code): normalised → 16-bit by round(x·65535); 8-bit
+/// channels carry round(v16 / 257); 16-bit ones coarse = v >> 8, fine = v & 0xFF.
+pub fn u16_of(x: f64) -> u16 {
+    (x * 65535.0).round() as u16
+}
+pub fn dmx8(x: f64) -> u8 {
+    (u16_of(x) as f64 / 257.0).round() as u8
+}
+pub fn dmx16(x: f64) -> [u8; 2] {
+    let v = u16_of(x);
+    [(v >> 8) as u8, (v & 0xFF) as u8]
+}
+pub fn kelvin(k: f64, lo: f64, hi: f64) -> f64 {
+    (k - lo) / (hi - lo)
+}

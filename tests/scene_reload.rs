@@ -1,0 +1,58 @@
+//! Live reload: a bad edit is refused with its errors and the old scenes keep
+//! applying; a good edit takes effect without a restart.
+
+mod support;
+
+use std::time::Duration;
+
+use studiod::command::{Command, ErrorCode};
+use support::{dmx16, Booth};
+
+#[tokio::test]
+async fn bad_edit_is_refused_and_good_edit_takes_effect() {
+    let b = Booth::start().await;
+    let scene = b.dir.path().join("scenes/flash-sale.toml");
+    let original = std::fs::read_to_string(&scene).unwrap();
+
+    // A bad edit: one value out of range.
+    std::fs::write(&scene, original.replace("[light.key]\nintensity = 1.0", "[light.key]\nintensity = 2.0")).unwrap();
+    let out = b.exec(Command::Reload).await;
+    let err = out.error.expect("reload refused");
+    assert_eq!(err.code, ErrorCode::SceneInvalid);
+    assert!(err.message.contains("flash-sale.toml:13:13: fixture `key`: `intensity` must be 0.0–1.0"), "{}", err.message);
+    // The old scene still applies, with its old values.
+    assert!(b.apply("flash-sale", Some(0)).await.ok);
+    b.frame_where(Duration::from_secs(2), "old flash-sale key at full", |d| d[..2] == dmx16(1.0)).await;
+
+    // A good edit: key at half, and a new scene file.
+    std::fs::write(&scene, original.replace("[light.key]\nintensity = 1.0", "[light.key]\nintensity = 0.5")).unwrap();
+    std::fs::write(b.dir.path().join("scenes/giveaway.toml"), "label = \"Giveaway\"\n[light.product]\nintensity = 0.25\n").unwrap();
+    let out = b.exec(Command::Reload).await;
+    assert!(out.ok, "{out:?}");
+    assert!(b.apply("flash-sale", Some(0)).await.ok);
+    b.frame_where(Duration::from_secs(2), "edited flash-sale key at half", |d| d[..2] == dmx16(0.5)).await;
+    assert!(b.apply("giveaway", Some(0)).await.ok);
+    b.frame_where(Duration::from_secs(2), "giveaway product light", |d| d[13..15] == dmx16(0.25)).await;
+}
+
+#[tokio::test]
+async fn put_scene_persists_atomically_and_applies() {
+    let b = Booth::start().await;
+    let toml = "label = \"Hero shot\"\nfade_ms = 0\n[camera.front]\npan = 12.5\ntilt = 3.0\nzoom = 2.0\n[light.backdrop]\ncolor = \"#00ff00\"\n";
+    let out = b.exec(Command::PutScene { scene: "hero-shot".into(), toml: toml.into() }).await;
+    assert!(out.ok, "{out:?}");
+    assert_eq!(std::fs::read_to_string(b.dir.path().join("scenes/hero-shot.toml")).unwrap(), toml);
+    let leftovers: Vec<_> = std::fs::read_dir(b.dir.path().join("scenes")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let out = b.apply("hero-shot", None).await;
+    assert!(out.ok, "{out:?}");
+    b.frame_where(Duration::from_secs(2), "green backdrop", |d| d[15..18] == [0, 255, 0]).await;
+    // generic-visca: 14.4 units/°.
+    let st = b.chain.camera_state(1);
+    assert_eq!((st.pan, st.tilt), (180, 43));
+    // And the scene survives a reload (it is on disk, in the scenes folder).
+    assert!(b.exec(Command::Reload).await.ok);
+    assert!(b.exec(Command::DeleteScene { scene: "hero-shot".into() }).await.ok);
+    assert!(!b.dir.path().join("scenes/hero-shot.toml").exists());
+    assert_eq!(b.apply("hero-shot", None).await.error.map(|e| e.code), Some(ErrorCode::UnknownScene));
+}
