@@ -285,7 +285,15 @@ impl LightingTask {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 req = self.rx.recv(), if handles_open => match req {
-                    Some(req) => self.handle(req),
+                    Some(req) => {
+                        // A new look goes out at once instead of waiting up to a
+                        // frame period for the next tick — unless that would
+                        // exceed the frame rate (then the tick carries it).
+                        if self.handle(req) && self.rested(Instant::now()) {
+                            self.frame(false);
+                            clock.reset();
+                        }
+                    }
                     // Every handle is gone: keep the lights on until cancelled.
                     None => handles_open = false,
                 },
@@ -295,7 +303,17 @@ impl LightingTask {
         self.shutdown().await;
     }
 
-    fn handle(&mut self, req: Request) {
+    /// Whether every universe's last frame is at least one period old, so an
+    /// extra frame now keeps within the frame rate.
+    fn rested(&self, now: Instant) -> bool {
+        (0..self.port_addresses.len()).all(|u| match self.sender.last_sent(u) {
+            None => true,
+            Some(t) => now.saturating_duration_since(t) >= self.period,
+        })
+    }
+
+    /// Serve one request; true when it changed what the outputs should carry.
+    fn handle(&mut self, req: Request) -> bool {
         let now = Instant::now();
         match req {
             Request::SetLook {
@@ -314,29 +332,35 @@ impl LightingTask {
                 }
                 self.publish_target();
                 let _ = reply.send(unknown);
+                true
             }
             Request::Blackout { fade, reply } => {
                 self.engine.blackout(fade, now);
                 self.publish_target();
                 let _ = reply.send(());
+                true
             }
             Request::GrandMaster { value, reply } => {
                 self.engine.set_grand_master(value);
                 self.publish_target();
                 let _ = reply.send(());
+                true
             }
             Request::ShutdownLook { look, reply } => {
                 self.shutdown_look = look;
                 let _ = reply.send(());
+                false
             }
             Request::CurrentValues { reply } => {
                 let _ = reply.send(self.engine.current_values(now));
+                false
             }
             Request::Stats { reply } => {
                 let _ = reply.send(LightingStats {
                     send: self.sender.stats(),
                     frames: self.ticks,
                 });
+                false
             }
         }
     }

@@ -1,0 +1,78 @@
+//! In-process latency from `apply_scene` to the first Art-Net frame carrying
+//! the new look, p50/p99 over 1000 applies, on the example booth with three
+//! virtual cameras (instant moves) and a loopback Art-Net receiver.
+//! Baseline in the same run: the frame period (1/44 s), which bounds the
+//! wait for the next frame-clock tick.
+//!
+//! Run: `cargo bench --bench scene`
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use studiod::command::{Command, Origin};
+use studiod::engine::Request;
+use studiod::sim::monitor::{ArtNetMonitor, OscMonitor};
+use studiod::sim::{ChainOptions, VirtualChain};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let applies = if quick { 10 } else { 1000 };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("ttyVISCA0");
+        let chain = VirtualChain::spawn(&serial, 3, ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
+        let lo = SocketAddr::from(([127, 0, 0, 1], 0));
+        let artnet = ArtNetMonitor::bind(lo).await.unwrap();
+        let osc = OscMonitor::bind(lo).await.unwrap();
+        let ports = studiod::demo::BoothPorts { serial: &serial, artnet: artnet.local_addr().unwrap(), osc: osc.local_addr().unwrap(), mqtt_url: None, extra: String::new() };
+        let path = studiod::demo::write_booth(dir.path(), &ports).unwrap();
+        let running = studiod::daemon::start(studiod::config::load(&path).unwrap()).await.unwrap();
+        // Drain OSC so its socket buffer never fills.
+        tokio::spawn(async move { while osc.next().await.is_ok() {} });
+
+        let apply = |scene: &'static str| {
+            let engine = running.engine.clone();
+            tokio::spawn(async move {
+                engine.execute(Request { id: None, origin: Origin::Cli, command: Command::ApplyScene { scene: scene.into(), fade: Some(Duration::ZERO), at: None, slot: None } }).await
+            })
+        };
+        // Learn each scene's settled universe once.
+        let mut looks = Vec::new();
+        for scene in ["flash-sale", "house"] {
+            apply(scene).await.unwrap();
+            let l = running.devices.lighting.as_ref().unwrap();
+            let mut frames = l.subscribe_frames();
+            let mut data = Vec::new();
+            for _ in 0..3 {
+                data = frames.recv().await.unwrap().data.to_vec();
+            }
+            looks.push((scene, data));
+        }
+        let mut times = Vec::with_capacity(applies);
+        for i in 0..applies {
+            let (scene, want) = &looks[i % 2];
+            let t0 = Instant::now();
+            let done = apply(scene);
+            let got = artnet.wait_for(Duration::from_secs(2), |d| d.data == *want).await;
+            times.push(t0.elapsed());
+            assert!(got.is_some(), "frame with the new look");
+            done.await.unwrap();
+        }
+        times.sort();
+        let frame = Duration::from_secs_f64(1.0 / 44.0);
+        println!("apply_scene → first ArtDmx with the new look, {applies} applies (fade 0, 3 cameras, 6 fixtures)");
+        println!("  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", ms(percentile(&times, 0.5)), ms(percentile(&times, 0.99)), ms(times[times.len() - 1]));
+        println!("  baseline: frame period at 44 Hz {:.2} ms (p50/frame {:.2}, p99/frame {:.2})", ms(frame), ms(percentile(&times, 0.5)) / ms(frame), ms(percentile(&times, 0.99)) / ms(frame));
+        running.shutdown().await;
+        chain.shutdown().await;
+    });
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
