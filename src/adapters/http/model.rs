@@ -1,0 +1,96 @@
+//! What the pages need to draw themselves (scenes, cameras, fixture
+//! controls), taken from the current config. A `reload` can change it: the
+//! server watches a `watch::Receiver<Arc<Config>>` and pushes a fresh model
+//! to open pages over SSE.
+
+use serde_json::{json, Value};
+
+use crate::config::model::{Attribute, Config};
+use crate::engine::BoothState;
+
+/// The UI model as JSON (`GET /api/model`, SSE `model` event).
+pub fn model(cfg: &Config) -> Value {
+    json!({
+        "studio": cfg.studio.id,
+        "scenes": scenes(cfg),
+        "cameras": cfg.cameras.iter().map(|c| json!({
+            "name": c.name,
+            "profile": c.profile.label,
+            "preset_count": c.profile.preset_count,
+        })).collect::<Vec<_>>(),
+        "fixtures": cfg.fixtures.iter().map(|f| json!({
+            "name": f.name,
+            "profile": f.profile.label,
+            "controls": controls(f),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `[{name, label, fade_ms}]`, sorted by name (the config's order).
+pub fn scenes(cfg: &Config) -> Vec<Value> {
+    cfg.scenes.values().map(|s| json!({"name": s.name, "label": s.label, "fade_ms": s.fade.as_millis() as u64})).collect()
+}
+
+/// Sliders/pickers for one fixture, in scene units (what `set_light` takes):
+/// `intensity` and other channels 0–1, `cct` in kelvin within the profile's
+/// range, and one `color` picker when the mode has red, green and blue.
+fn controls(f: &crate::config::model::Fixture) -> Vec<Value> {
+    let mode = f.mode();
+    let has = |a: Attribute| mode.attribute(&a).is_some();
+    let mut out = Vec::new();
+    if has(Attribute::Intensity) {
+        out.push(json!({"key": "intensity", "kind": "level"}));
+    }
+    if let Some((lo, hi)) = f.profile.cct_range.filter(|_| has(Attribute::Cct)) {
+        out.push(json!({"key": "cct", "kind": "kelvin", "min": lo, "max": hi}));
+    }
+    let rgb = has(Attribute::Red) && has(Attribute::Green) && has(Attribute::Blue);
+    if rgb {
+        out.push(json!({"key": "color", "kind": "color"}));
+    }
+    for a in &mode.attributes {
+        let covered = matches!(a.attribute, Attribute::Intensity | Attribute::Cct) || (rgb && matches!(a.attribute, Attribute::Red | Attribute::Green | Attribute::Blue));
+        if !covered {
+            out.push(json!({"key": a.attribute.name(), "kind": "level"}));
+        }
+    }
+    out
+}
+
+/// Configured devices merged with their health from the booth state.
+/// Devices the engine reports that the config does not name (Art-Net
+/// outputs, OSC targets) are listed too.
+pub fn devices(cfg: &Config, state: &BoothState) -> Vec<Value> {
+    let health = |name: &str, kind: &str| match state.devices.get(name) {
+        Some(h) => json!({"name": name, "kind": h.kind.as_str(), "online": h.online, "error": h.error, "since": crate::adapters::json::format_time(h.since)}),
+        None => json!({"name": name, "kind": kind, "online": Value::Null, "error": Value::Null, "since": Value::Null}),
+    };
+    let mut out = Vec::new();
+    let mut named = std::collections::BTreeSet::new();
+    for c in &cfg.cameras {
+        let mut v = health(&c.name, "camera");
+        v["profile"] = json!(c.profile.label);
+        v["preset_count"] = json!(c.profile.preset_count);
+        named.insert(c.name.as_str());
+        out.push(v);
+    }
+    for f in &cfg.fixtures {
+        let mut v = health(&f.name, "fixture");
+        v["profile"] = json!(f.profile.label);
+        v["controls"] = json!(controls(f));
+        named.insert(f.name.as_str());
+        out.push(v);
+    }
+    for a in &cfg.artnet {
+        named.insert(a.name.as_str());
+        out.push(health(&a.name, "artnet"));
+    }
+    for o in &cfg.osc {
+        named.insert(o.name.as_str());
+        out.push(health(&o.name, "osc"));
+    }
+    for name in state.devices.keys().filter(|n| !named.contains(n.as_str())) {
+        out.push(health(name, "unknown"));
+    }
+    out
+}
