@@ -136,13 +136,19 @@ pub fn main(args: CtlArgs) -> ExitCode {
 /// Run one ctl command. `Ok(0|1)` when the daemon answered; `Err` for usage,
 /// authentication or connection problems (the caller exits 2).
 pub async fn run_ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args)?;
-    let out = execute(&client, &args.command, args.json).await?;
+    let out = exec(&args).await?;
     print!("{}", out.text);
     Ok(if out.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// Run one ctl command and return what it would print (tests, embedding).
+pub async fn exec(args: &CtlArgs) -> Result<CtlOutput, CtlError> {
+    let client = Client::new(args)?;
+    execute(&client, &args.command, args.json).await
+}
+
 /// What a command printed and whether it succeeded.
+#[derive(Debug)]
 pub struct CtlOutput {
     pub ok: bool,
     pub text: String,
@@ -164,7 +170,10 @@ impl Client {
             Some(p) => Some(std::fs::read_to_string(p).map_err(|source| CtlError::TokenFile { path: p.clone(), source })?.trim().to_string()),
             None => None,
         };
+        // Always a direct connection: the daemon is on the booth network, and a
+        // desktop proxy setting must not swallow camera stops.
         let http = reqwest::Client::builder()
+            .no_proxy()
             .timeout(Duration::from_millis(args.timeout_ms))
             .build()
             .map_err(|e| CtlError::Connect { url: base.clone(), reason: e.to_string() })?;
