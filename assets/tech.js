@@ -253,7 +253,7 @@
     }
     input.setAttribute('aria-label', `${fixture} ${c.key}`);
     input.dataset.key = c.key;
-    row.append(name, input, out);
+    row.append(name, out, input);
     return row;
   }
 
@@ -268,7 +268,14 @@
   function renderHealth() {
     const ul = $('health');
     ul.replaceChildren();
-    for (const [name, d] of Object.entries(state.devices || {})) {
+    // Problems first, then cameras, lights and the rest, so nothing offline hides below the fold.
+    const order = { camera: 0, fixture: 1, artnet: 2, osc: 3 };
+    const rank = ([n, d]) => [d.online === false ? 0 : 1, order[d.kind] ?? 9, n];
+    const entries = Object.entries(state.devices || {}).sort((a, b) => {
+      const [x, y] = [rank(a), rank(b)];
+      return x[0] - y[0] || x[1] - y[1] || x[2].localeCompare(y[2]);
+    });
+    for (const [name, d] of entries) {
       const li = document.createElement('li');
       li.className = d.online === false ? 'off' : d.online === true ? '' : 'unknown';
       const dot = document.createElement('span');
@@ -281,7 +288,7 @@
       n.append(k);
       const when = document.createElement('span');
       when.className = 'kind';
-      when.textContent = (d.online === false ? 'offline since ' : 'since ') + new Date(d.since).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      when.textContent = d.online === false ? 'offline since ' + new Date(d.since).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.online ? 'online' : 'unknown';
       li.append(dot, n, when);
       if (d.error) {
         const e = document.createElement('span');

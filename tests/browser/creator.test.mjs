@@ -79,7 +79,10 @@ test('a state change pushed by the server updates the open page without reload',
 
 test('screenshot of the tablet page', async () => {
   await fake.control('heal side');
+  // A fresh load (the session cookie stays): no leftover button states.
+  await page.reload();
+  await page.waitForSelector('#app:not([hidden]) .scene[data-scene="product-closeup"]');
   await page.click('.scene[data-scene="product-closeup"]');
-  await page.waitForSelector('.scene[data-scene="product-closeup"].done');
-  await page.screenshot({ path: join(REPO, 'docs', 'tablet.png') });
+  await page.waitForSelector('.scene[data-scene="product-closeup"].done.current');
+  await page.screenshot({ animations: 'disabled', path: join(REPO, 'docs', 'tablet.png') });
 });

@@ -83,9 +83,16 @@ test('save current look as scene sends put_scene with a TOML draft', async () =>
 });
 
 test('screenshot of the technician page', async () => {
+  // A fresh load (the session cookie stays) with a realistic look.
+  await page.reload();
+  await page.waitForSelector('#app:not([hidden]) #cameras button.on');
   await fake.control('offline overhead no ACK within 200 ms');
   await fake.control('scene flash-sale Flash sale');
   await page.waitForSelector('#health li.off');
-  await page.click('#cameras button[data-camera="front"]');
-  await page.screenshot({ path: join(REPO, 'docs', 'tech.png') });
+  const levels = { key: 0.85, fill: 0.6, back: 0.7, hair: 0.45, product: 0.9 };
+  for (const [fx, v] of Object.entries(levels)) {
+    await page.locator(`.fixture[data-fixture="${fx}"] input[data-key="intensity"]`).fill(String(v));
+  }
+  await page.locator('.fixture[data-fixture="backdrop"] input[data-key="color"]').fill('#ff8800');
+  await page.screenshot({ animations: 'disabled', path: join(REPO, 'docs', 'tech.png') });
 });
