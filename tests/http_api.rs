@@ -456,9 +456,24 @@ async fn sse_pushes_state_events_and_model() {
     buf.clear();
     h.cfg_tx.send_modify(|_| {});
     read_until(&mut resp, &mut buf, "event: model").await;
-    // logout ends the stream (checked on the keep-alive tick: short here? no — default 15 s; so only check the gauge)
     assert_eq!(h.metrics.get("studiod_http_sse_clients", &[]), 1.0);
     drop(resp);
+}
+
+#[tokio::test]
+async fn sse_ends_when_its_session_is_logged_out() {
+    let h = start_with(Options { sse_keepalive: Duration::from_millis(100), ..Options::default() }).await;
+    let l = h.creator().await;
+    let mut resp = h.http.get(h.url("/api/events")).header("cookie", l.cookie()).timeout(Duration::from_secs(30)).send().await.unwrap();
+    let mut buf = String::new();
+    read_until(&mut resp, &mut buf, "event: state").await;
+    let r = h.http.post(h.url("/api/logout")).header("cookie", l.cookie()).header("x-studiod-csrf", l.csrf()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ended = timeout(WAIT, async {
+        while let Ok(Some(_)) = resp.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "stream outlived its session");
 }
 
 #[tokio::test]
