@@ -147,9 +147,16 @@
       const cam = camera;
       const move = makeMove(cam);
       el.classList.add('held');
-      send(move, true);
-      const timer = setInterval(() => send(move, true), REPEAT_MS);
-      moves.set(el, { timer, stop: makeStop(cam) });
+      // One request at a time per hold: requests may travel on different
+      // connections, and a repeat overtaking the stop would restart the camera.
+      const m = { timer: null, stop: makeStop(cam), busy: false, chain: Promise.resolve() };
+      const push = (cmd) => {
+        m.busy = true;
+        m.chain = m.chain.then(() => send(cmd, true)).finally(() => { m.busy = false; });
+      };
+      push(move);
+      m.timer = setInterval(() => { if (!m.busy) push(move); }, REPEAT_MS);
+      moves.set(el, m);
     };
     const end = () => {
       const m = moves.get(el);
@@ -157,7 +164,7 @@
       moves.delete(el);
       clearInterval(m.timer);
       el.classList.remove('held');
-      send(m.stop, true);
+      m.chain = m.chain.then(() => send(m.stop, true));
     };
     el.addEventListener('pointerdown', begin);
     for (const ev of ['pointerup', 'pointercancel', 'pointerleave', 'lostpointercapture']) el.addEventListener(ev, end);

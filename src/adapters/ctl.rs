@@ -25,7 +25,6 @@ use serde_json::{json, Value};
 const REPEAT: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = false)]
 pub struct CtlArgs {
     /// Base URL of the daemon's HTTP server.
     #[arg(long, env = "STUDIOD_URL", default_value = "http://127.0.0.1:8080")]
@@ -68,7 +67,7 @@ pub enum CtlCommand {
         camera: String,
         pan: f64,
         tilt: f64,
-        /// How long to move, in milliseconds.
+        /// How long to move, in milliseconds (at most 60000).
         #[arg(long, default_value_t = 500)]
         ms: u64,
     },

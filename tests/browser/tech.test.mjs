@@ -60,6 +60,16 @@ test('holding a jog button sends jog (repeated) and releasing sends jog_stop', a
   );
 });
 
+test('holding the zoom rocker zooms; releasing sends zoom speed 0', async () => {
+  const from = fake.commands.length;
+  await page.locator('#zoom-in').hover();
+  await page.mouse.down();
+  const go = await fake.waitFor('zoom in', (c) => c.action === 'zoom' && c.speed > 0, { from });
+  assert.equal(go.command.camera, 'side');
+  await page.mouse.up();
+  await fake.waitFor('zoom stop', (c) => c.action === 'zoom' && c.speed === 0, { from: go.index + 1 });
+});
+
 test('moving a light slider sends set_light', async () => {
   const from = fake.commands.length;
   const slider = page.locator('.fixture[data-fixture="key"] input[data-key="intensity"]');
