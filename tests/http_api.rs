@@ -30,6 +30,7 @@ struct H {
     cancel: CancellationToken,
     cfg_tx: watch::Sender<Arc<Config>>,
     metrics: Metrics,
+    server: Option<tokio::task::JoinHandle<Result<(), studiod::adapters::http::HttpError>>>,
 }
 
 impl Drop for H {
@@ -56,9 +57,9 @@ async fn start_with(opts: Options) -> H {
     .unwrap();
     let base = server.url();
     let cancel = CancellationToken::new();
-    tokio::spawn(server.run(cancel.clone()));
+    let server = Some(tokio::spawn(server.run(cancel.clone())));
     let http = reqwest::Client::builder().no_proxy().timeout(WAIT).build().unwrap();
-    H { base, fake, http, cancel, cfg_tx, metrics }
+    H { base, fake, http, cancel, cfg_tx, metrics, server }
 }
 
 async fn start() -> H {
@@ -546,8 +547,12 @@ async fn shutdown_stops_running_moves() {
     let mut h = start_with(Options { deadman_timeout: Duration::from_secs(30), ..Options::default() }).await;
     h.cmd_bearer(json!({"action": "jog", "camera": "overhead", "tilt": 1})).await;
     h.expect_request("jog", |_| true).await;
+    // `run` returns only after the stop was answered
+    let server = h.server.take().unwrap();
     h.cancel.cancel();
-    h.expect_request("jog_stop on shutdown", |r| matches!(&r.command, Command::JogStop { camera } if camera == "overhead")).await;
+    timeout(WAIT, server).await.expect("server did not shut down").unwrap().unwrap();
+    let stop = h.fake.requests.try_recv().expect("no stop before run returned");
+    assert!(matches!(&stop.command, Command::JogStop { camera } if camera == "overhead"), "{stop:?}");
 }
 
 #[tokio::test]

@@ -68,6 +68,9 @@ pub enum HttpError {
     Serve(std::io::Error),
 }
 
+/// How long `run` waits at shutdown for the stops of cameras still moving.
+const SHUTDOWN_STOPS: Duration = Duration::from_secs(3);
+
 /// Tunables with production defaults; tests shorten some.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -112,6 +115,7 @@ pub struct Server {
     app: Router,
     addr: SocketAddr,
     cancel: CancellationToken,
+    deadman: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -142,7 +146,7 @@ impl Server {
         let listener = TcpListener::bind(listen).await.map_err(|source| HttpError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| HttpError::Bind { addr: listen, source })?;
         let cancel = CancellationToken::new();
-        let deadman = deadman::Deadman::spawn(engine.clone(), metrics.clone(), opts.deadman_timeout, cancel.clone());
+        let (deadman, deadman_task) = deadman::Deadman::spawn(engine.clone(), metrics.clone(), opts.deadman_timeout, cancel.clone());
         let state = Arc::new(AppState {
             engine,
             config,
@@ -155,7 +159,7 @@ impl Server {
             cancel: cancel.clone(),
             opts,
         });
-        Ok(Server { listener, app: router(state), addr, cancel })
+        Ok(Server { listener, app: router(state), addr, cancel, deadman: deadman_task })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -178,6 +182,11 @@ impl Server {
         };
         let res = axum::serve(self.listener, self.app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
         self.cancel.cancel();
+        // Let the watchdog stop any camera still moving before the engine goes
+        // away; bounded, so a wedged engine cannot hold up shutdown.
+        if tokio::time::timeout(SHUTDOWN_STOPS, self.deadman).await.is_err() {
+            tracing::warn!("camera stops at shutdown did not finish in time");
+        }
         res.map_err(HttpError::Serve)
     }
 }
