@@ -11,8 +11,18 @@
   let state = null;
   let camera = null;
   let stream = null;
-  // What this page has set: the basis for "save current look as scene".
-  const look = { lights: {}, presets: {} };
+  // The current look in scene-file units: the current scene's look (from the
+  // model) plus what this page changed since. The basis for "save look as scene".
+  const look = { scene: undefined, lights: {}, cameras: {} };
+
+  function adoptScene(scene) {
+    look.scene = scene;
+    const l = (scene && model && model.looks && model.looks[scene]) || { lights: {}, cameras: {} };
+    look.lights = JSON.parse(JSON.stringify(l.lights));
+    look.cameras = JSON.parse(JSON.stringify(l.cameras));
+    if (model) { renderLights(); renderPresets(); }
+    if (!draftEdited) $('save-toml').value = draftToml();
+  }
 
   // ---- feedback ----------------------------------------------------------------
   let toastTimer = null;
@@ -123,12 +133,12 @@
       const b = document.createElement('button');
       b.textContent = n;
       b.dataset.preset = n;
-      if (look.presets[camera] === n) b.classList.add('last');
+      if ((look.cameras[camera] || {}).preset === n) b.classList.add('last');
       b.addEventListener('click', async () => {
         const action = storeMode ? 'store_preset' : 'recall_preset';
         if (storeMode && !confirm(`Store the ${camera} camera’s current position as preset ${n}?`)) return;
         const r = await send({ action, camera, preset: n });
-        if (r.data && r.data.ok) { look.presets[camera] = n; renderPresets(); }
+        if (r.data && r.data.ok) { look.cameras[camera] = { preset: n }; renderPresets(); }
       });
       box.append(b);
     }
@@ -147,6 +157,9 @@
       const cam = camera;
       const move = makeMove(cam);
       el.classList.add('held');
+      // Its position is no longer a preset or a known place.
+      look.cameras[cam] = { moved: true };
+      renderPresets();
       // One request at a time per hold: requests may travel on different
       // connections, and a repeat overtaking the stop would restart the camera.
       const m = { timer: null, stop: makeStop(cam), busy: false, chain: Promise.resolve() };
@@ -323,6 +336,7 @@
 
   function renderState(s) {
     state = s;
+    if (s.scene !== look.scene) adoptScene(s.scene);
     $('current').textContent = s.scene_label || s.scene || '—';
     renderHealth();
     markOffline();
@@ -347,7 +361,11 @@
   function draftToml() {
     const label = $('save-label').value.trim() || $('save-name').value.trim() || 'New look';
     let t = `label = ${tomlString(label)}\nfade_ms = 1000\n`;
-    for (const [cam, preset] of Object.entries(look.presets)) t += `\n[camera.${cam}]\npreset = ${preset}\n`;
+    for (const [cam, c] of Object.entries(look.cameras)) {
+      if (c.moved) { t += `\n# camera "${cam}" was moved by hand: store a preset, then recall it, to include it\n`; continue; }
+      t += `\n[camera.${cam}]\n`;
+      for (const k of ['preset', 'pan', 'tilt', 'zoom']) if (c[k] !== undefined) t += `${k} = ${k === 'preset' ? c[k] : tomlNumber(k, c[k])}\n`;
+    }
     for (const [fx, vals] of Object.entries(look.lights)) {
       t += `\n[light.${fx}]\n`;
       for (const [k, v] of Object.entries(vals)) t += `${k} = ${k === 'color' ? tomlString(v) : tomlNumber(k, v)}\n`;

@@ -283,6 +283,10 @@ async fn technician_may_do_everything() {
     let (_, model) = h.get_bearer("/api/model").await;
     let model: Value = serde_json::from_str(&model).unwrap();
     assert_eq!(model["studio"], "la-03");
+    // scene looks in scene-file units (the inverse of the scene loader's conversion)
+    assert_eq!(model["looks"]["flash-sale"]["lights"]["backdrop"]["color"], "#ff8800");
+    assert_eq!(model["looks"]["flash-sale"]["lights"]["key"]["intensity"], 1.0);
+    assert_eq!(model["looks"]["flash-sale"]["cameras"]["front"]["preset"], 4);
     assert!(!model["fixtures"].as_array().unwrap().is_empty());
 
     for (cmd, want) in [

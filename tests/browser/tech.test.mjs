@@ -99,6 +99,10 @@ test('screenshot of the technician page', async () => {
   await fake.control('offline overhead no ACK within 200 ms');
   await fake.control('scene flash-sale Flash sale');
   await page.waitForSelector('#health li.off');
+  // the sliders start from the current scene's look
+  await page.waitForFunction(() => document.querySelector('.fixture[data-fixture="backdrop"] input[data-key="color"]').value === '#ff8800');
+  assert.equal(await page.locator('.fixture[data-fixture="key"] input[data-key="intensity"]').inputValue(), '1');
+  assert.match(await page.inputValue('#save-toml'), /\[camera\.front\]\npreset = 4/);
   const levels = { key: 0.85, fill: 0.6, back: 0.7, hair: 0.45, product: 0.9 };
   for (const [fx, v] of Object.entries(levels)) {
     await page.locator(`.fixture[data-fixture="${fx}"] input[data-key="intensity"]`).fill(String(v));

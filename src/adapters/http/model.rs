@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::config::model::{Attribute, Config};
+use crate::scene::CameraTarget;
 use crate::engine::BoothState;
 
 /// The UI model as JSON (`GET /api/model`, SSE `model` event).
@@ -13,6 +14,7 @@ pub fn model(cfg: &Config) -> Value {
     json!({
         "studio": cfg.studio.id,
         "scenes": scenes(cfg),
+        "looks": looks(cfg),
         "cameras": cfg.cameras.iter().map(|c| json!({
             "name": c.name,
             "profile": c.profile.label,
@@ -29,6 +31,69 @@ pub fn model(cfg: &Config) -> Value {
 /// `[{name, label, fade_ms}]`, sorted by name (the config's order).
 pub fn scenes(cfg: &Config) -> Vec<Value> {
     cfg.scenes.values().map(|s| json!({"name": s.name, "label": s.label, "fade_ms": s.fade.as_millis() as u64})).collect()
+}
+
+/// Each scene's look in scene-file units, for the technician page: its
+/// sliders start from the current scene, and "save look as scene" starts
+/// from it too. `{scene: {"cameras": {cam: {preset}|{pan,tilt,zoom}}, "lights": {fx: {intensity, cct, color, …}}}}`.
+pub fn looks(cfg: &Config) -> Value {
+    let mut out = serde_json::Map::new();
+    for s in cfg.scenes.values() {
+        let cameras: serde_json::Map<_, _> = s
+            .cameras
+            .iter()
+            .map(|(cam, t)| {
+                let v = match t {
+                    CameraTarget::Preset(n) => json!({"preset": n}),
+                    CameraTarget::Absolute { pan, tilt, zoom } => {
+                        let mut o = serde_json::Map::new();
+                        for (k, v) in [("pan", pan), ("tilt", tilt), ("zoom", zoom)] {
+                            if let Some(x) = v {
+                                o.insert(k.into(), json!(x));
+                            }
+                        }
+                        Value::Object(o)
+                    }
+                };
+                (cam.clone(), v)
+            })
+            .collect();
+        let lights: serde_json::Map<_, _> = s
+            .lights
+            .iter()
+            .map(|(fx, look)| {
+                let cct_range = cfg.fixtures.iter().find(|f| &f.name == fx).and_then(|f| f.profile.cct_range);
+                (fx.clone(), scene_units(look, cct_range))
+            })
+            .collect();
+        out.insert(s.name.clone(), json!({"cameras": cameras, "lights": lights}));
+    }
+    Value::Object(out)
+}
+
+/// Normalised attribute values → the units a scene file uses (the inverse of
+/// the scene loader's conversion): kelvin for `cct`, `#rrggbb` for red/green/blue.
+fn scene_units(look: &crate::lighting::FixtureLook, cct_range: Option<(u32, u32)>) -> Value {
+    let mut o = serde_json::Map::new();
+    let rgb = [Attribute::Red, Attribute::Green, Attribute::Blue].map(|a| look.get(&a).copied());
+    if let [Some(r), Some(g), Some(b)] = rgb {
+        let byte = |x: f64| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
+        o.insert("color".into(), json!(format!("#{:02x}{:02x}{:02x}", byte(r), byte(g), byte(b))));
+    }
+    for (a, x) in look {
+        match a {
+            Attribute::Red | Attribute::Green | Attribute::Blue if rgb.iter().all(Option::is_some) => {}
+            Attribute::Cct => {
+                if let Some((lo, hi)) = cct_range {
+                    o.insert("cct".into(), json!((lo as f64 + x * (hi as f64 - lo as f64)).round() as u32));
+                }
+            }
+            other => {
+                o.insert(other.name().into(), json!((x * 1000.0).round() / 1000.0));
+            }
+        }
+    }
+    Value::Object(o)
 }
 
 /// Sliders/pickers for one fixture, in scene units (what `set_light` takes):
