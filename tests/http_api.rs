@@ -630,7 +630,8 @@ async fn ctl_talks_to_the_server() {
     assert!(out.ok && out.text.contains("flash-sale") && out.text.contains("Flash sale"), "{}", out.text);
     let out = exec(&args(&["apply", "flash-sale", "--fade-ms", "800"])).await.unwrap();
     assert!(out.ok && out.text.starts_with("apply_scene flash-sale: ok"), "{}", out.text);
-    h.expect_request("apply", |r| matches!(&r.command, Command::ApplyScene { fade: Some(f), .. } if *f == Duration::from_millis(800))).await;
+    let r = h.expect_request("apply", |r| matches!(&r.command, Command::ApplyScene { fade: Some(f), .. } if *f == Duration::from_millis(800))).await;
+    assert_eq!(r.origin, studiod::command::Origin::Cli);
     let out = exec(&args(&["state"])).await.unwrap();
     assert!(out.text.contains("scene   flash-sale (Flash sale)"), "{}", out.text);
     let out = exec(&args(&["devices"])).await.unwrap();

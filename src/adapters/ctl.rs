@@ -180,6 +180,7 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value), CtlError> {
+        let req = req.header("x-studiod-client", "ctl");
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,

@@ -23,6 +23,9 @@ use crate::engine::Request as EngineRequest;
 
 type St = State<Arc<AppState>>;
 
+/// Header naming the client program (`ctl` for `studiod ctl`).
+pub const CLIENT_HEADER: &str = "x-studiod-client";
+
 /// An HTTP-level refusal (before any command exists). Body:
 /// `{"ok":false,"error":{"code","message"}}` — never internals.
 #[derive(Debug)]
@@ -280,7 +283,13 @@ pub async fn command(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
         }
     }
     let id = parsed.id.clone();
-    let outcome = st.engine.execute(EngineRequest { id: id.clone(), origin: Origin::Http, command: cmd.clone() }).await;
+    // `studiod ctl` says who it is, so events read "applied from the CLI";
+    // a label only, it grants nothing.
+    let origin = match headers.get(CLIENT_HEADER).map(|v| v.as_bytes()) {
+        Some(b"ctl") => Origin::Cli,
+        _ => Origin::Http,
+    };
+    let outcome = st.engine.execute(EngineRequest { id: id.clone(), origin, command: cmd.clone() }).await;
     if let (Some((camera, motion, true)), Some(e)) = (&watch, &outcome.error) {
         // A refused move (unknown camera, busy) is not running: nothing to stop later.
         if e.code != crate::command::ErrorCode::DeviceFailed {

@@ -88,10 +88,9 @@ impl Stream_ {
                     self.config = None;
                 }
                 _ = self.tick.tick() => {
-                    if let Some(tok) = &self.session {
-                        if self.st.sessions.get(tok).is_none() {
-                            return None;
-                        }
+                    let logged_out = self.session.as_ref().is_some_and(|tok| self.st.sessions.get(tok).is_none());
+                    if logged_out {
+                        return None;
                     }
                 }
             }
