@@ -1,6 +1,8 @@
 //! Adapters: MQTT, HTTP and the CLI translate their formats to the one
 //! command API (`crate::command`) and back. Only they know JSON or topics.
 
+pub mod ctl;
+pub mod http;
 pub mod json;
 
 use anyhow::Result;

@@ -1,0 +1,98 @@
+// Shared by the creator and technician pages: API calls with the CSRF
+// header, the live-update stream, plain-language device names and errors.
+'use strict';
+
+const Studiod = (() => {
+  let csrf = null;
+
+  async function api(method, path, body) {
+    const headers = { 'X-Studiod-CSRF': csrf || '1' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res;
+    try {
+      res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', cache: 'no-store' });
+    } catch (e) {
+      return { status: 0, data: null };
+    }
+    let data = null;
+    try { data = await res.json(); } catch (e) { /* not JSON: keep null */ }
+    return { status: res.status, data };
+  }
+
+  async function session() {
+    const r = await api('GET', '/api/session');
+    if (r.status === 200) csrf = r.data.csrf;
+    return r;
+  }
+
+  async function login(body) {
+    const r = await api('POST', '/api/login', body);
+    if (r.status === 200) csrf = r.data.csrf;
+    return r;
+  }
+
+  async function logout() {
+    await api('POST', '/api/logout');
+    csrf = null;
+  }
+
+  const command = (cmd) => api('POST', '/api/commands', cmd);
+
+  // Live updates. EventSource reconnects by itself; `onStatus` tells the
+  // page whether it is live so it can say so.
+  function live({ onModel, onState, onEvent, onStatus, onAuthLost }) {
+    let es = null;
+    let closed = false;
+    function open() {
+      es = new EventSource('/api/events');
+      es.addEventListener('open', () => onStatus && onStatus(true));
+      es.addEventListener('model', (e) => onModel && onModel(JSON.parse(e.data)));
+      es.addEventListener('state', (e) => onState && onState(JSON.parse(e.data)));
+      es.addEventListener('event', (e) => onEvent && onEvent(JSON.parse(e.data)));
+      es.addEventListener('error', async () => {
+        onStatus && onStatus(false);
+        if (closed) return;
+        // A 401 closes the stream for good: find out whether we were logged out.
+        if (es.readyState === EventSource.CLOSED) {
+          const s = await session();
+          if (s.status === 401) { onAuthLost && onAuthLost(); return; }
+          setTimeout(() => { if (!closed) open(); }, 2000);
+        }
+      });
+    }
+    open();
+    return { close() { closed = true; if (es) es.close(); } };
+  }
+
+  const kinds = { camera: 'camera', fixture: 'light', artnet: 'lighting network', osc: 'show control' };
+  function cap(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
+  // "side" + camera → "Side camera"; "key" + fixture → "Key light".
+  function deviceName(name, kind) {
+    const pretty = cap(String(name).replace(/[-_]+/g, ' '));
+    const k = kinds[kind];
+    return k ? `${pretty} ${k}` : pretty;
+  }
+
+  function listNames(names) {
+    if (names.length <= 1) return names.join('');
+    return names.slice(0, -1).join(', ') + ' and ' + names[names.length - 1];
+  }
+
+  // Plain language for the creator: never codes, never internals.
+  function friendly(status, reply, kindsByName) {
+    if (status === 0) return 'Can’t reach the studio computer. Check the Wi-Fi and try again.';
+    if (status === 401) return 'Please enter your PIN again.';
+    if (status === 403) return 'This button is for the technician.';
+    if (status === 429) return 'Too many tries. Please wait a minute.';
+    const code = reply && reply.error && reply.error.code;
+    if (code === 'device_failed') {
+      const failed = Object.entries(reply.devices || {}).filter(([, d]) => !d.ok).map(([n]) => deviceName(n, kindsByName[n]));
+      return `${listNames(failed)} didn’t respond. The technician has been told.`;
+    }
+    if (code === 'busy') return 'The studio is busy. Tap again in a moment.';
+    if (code === 'unknown_scene') return 'This scene is gone. The list has been refreshed.';
+    return 'That didn’t work. Please tell the technician.';
+  }
+
+  return { api, session, login, logout, command, live, deviceName, friendly, listNames, get csrf() { return csrf; } };
+})();

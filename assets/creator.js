@@ -1,0 +1,209 @@
+// The creator's tablet page: PIN pad, big scene buttons, live state.
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const MAX_PIN = 12;
+  let pin = '';
+  let stream = null;
+  let lastState = null;
+  let wasLive = false;
+  const kindsByName = {};
+  // Buttons showing a result keep it for a few seconds, then settle.
+  const settleTimers = new Map();
+
+  // ---- login -----------------------------------------------------------------
+  function drawDots() {
+    const dots = $('pin-dots');
+    dots.replaceChildren();
+    const n = Math.max(4, pin.length);
+    for (let i = 0; i < n; i++) {
+      const s = document.createElement('span');
+      if (i < pin.length) s.className = 'on';
+      dots.append(s);
+    }
+  }
+
+  function showLogin(message) {
+    if (stream) { stream.close(); stream = null; }
+    $('app').hidden = true;
+    $('lock').hidden = true;
+    $('login').hidden = false;
+    $('banners').replaceChildren();
+    setConn(null);
+    pin = '';
+    drawDots();
+    $('pin-error').textContent = message || '';
+  }
+
+  let lockedUntil = 0;
+  function lockKeypad(seconds) {
+    lockedUntil = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.ceil((lockedUntil - Date.now()) / 1000);
+      if (left <= 0) { $('pin-error').textContent = 'You can try again now.'; return; }
+      $('pin-error').textContent = `Too many wrong tries. Please wait ${left} seconds.`;
+      setTimeout(tick, 1000);
+    };
+    tick();
+  }
+
+  async function submitPin() {
+    if (!pin || Date.now() < lockedUntil) return;
+    $('pin-enter').disabled = true;
+    const r = await Studiod.login({ pin });
+    $('pin-enter').disabled = false;
+    pin = '';
+    drawDots();
+    if (r.status === 200) { $('pin-error').textContent = ''; start(); return; }
+    if (r.status === 429) { lockKeypad((r.data && r.data.error && r.data.error.retry_after_s) || 60); return; }
+    if (r.status === 0) { $('pin-error').textContent = 'Can’t reach the studio computer. Check the Wi-Fi.'; return; }
+    $('pin-error').textContent = (r.data && r.data.error && r.data.error.message) || 'That PIN is not right.';
+  }
+
+  function key(k) {
+    if (k === 'clear') pin = '';
+    else if (k === 'back') pin = pin.slice(0, -1);
+    else if (k === 'enter') { submitPin(); return; }
+    else if (/^[0-9]$/.test(k) && pin.length < MAX_PIN) pin += k;
+    drawDots();
+  }
+
+  $('keypad').addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    if (b) key(b.dataset.k);
+  });
+  document.addEventListener('keydown', (e) => {
+    if ($('login').hidden) return;
+    if (/^[0-9]$/.test(e.key)) key(e.key);
+    else if (e.key === 'Enter') key('enter');
+    else if (e.key === 'Backspace') key('back');
+  });
+
+  // ---- scenes ----------------------------------------------------------------
+  function setConn(live) {
+    const c = $('conn');
+    c.className = 'conn' + (live === true ? ' live' : live === false ? ' down' : '');
+    c.textContent = live === true ? 'Live' : live === false ? 'Reconnecting…' : 'Connecting…';
+    if (live === true) wasLive = true;
+    renderBanners();
+  }
+
+  function renderScenes(model) {
+    $('studio').textContent = model.studio;
+    const grid = $('scenes');
+    grid.replaceChildren();
+    for (const s of model.scenes) {
+      const b = document.createElement('button');
+      b.className = 'scene';
+      b.dataset.scene = s.name;
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = s.label;
+      const tag = document.createElement('span');
+      tag.className = 'tag';
+      tag.textContent = 'LIVE';
+      const status = document.createElement('span');
+      status.className = 'status';
+      b.append(tag, name, status);
+      b.addEventListener('click', () => apply(b));
+      grid.append(b);
+    }
+    if (lastState) renderState(lastState);
+  }
+
+  function sceneButton(name) {
+    return document.querySelector(`.scene[data-scene="${CSS.escape(name)}"]`);
+  }
+
+  function setStatus(b, cls, text) {
+    b.classList.remove('pending', 'done', 'failed');
+    if (cls) b.classList.add(cls);
+    b.querySelector('.status').textContent = text;
+    b.setAttribute('aria-busy', cls === 'pending' ? 'true' : 'false');
+  }
+
+  function settle(b, ms) {
+    clearTimeout(settleTimers.get(b));
+    settleTimers.set(b, setTimeout(() => {
+      settleTimers.delete(b);
+      setStatus(b, null, b.classList.contains('current') ? 'On air' : '');
+    }, ms));
+  }
+
+  async function apply(b) {
+    if (b.classList.contains('pending')) return;
+    clearTimeout(settleTimers.get(b));
+    setStatus(b, 'pending', 'Switching…');
+    const r = await Studiod.command({ action: 'apply_scene', scene: b.dataset.scene });
+    if (r.status === 401) { showLogin('Please enter your PIN again.'); return; }
+    if (r.status === 200 && r.data && r.data.ok) {
+      setStatus(b, 'done', '✓ Done');
+      settle(b, 4000);
+    } else {
+      setStatus(b, 'failed', Studiod.friendly(r.status, r.data, kindsByName));
+      settle(b, 10000);
+    }
+  }
+
+  function renderState(state) {
+    lastState = state;
+    for (const [n, d] of Object.entries(state.devices || {})) kindsByName[n] = d.kind;
+    const label = state.scene_label || state.scene;
+    $('current').textContent = label || '—';
+    const pending = state.pending;
+    $('next').textContent = pending ? `Next: ${pending.scene} at ${new Date(pending.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` : '';
+    for (const b of document.querySelectorAll('.scene')) {
+      const cur = b.dataset.scene === state.scene;
+      b.classList.toggle('current', cur);
+      if (!b.classList.contains('pending') && !settleTimers.has(b)) {
+        b.querySelector('.status').textContent = cur ? 'On air' : '';
+      }
+    }
+    renderBanners();
+  }
+
+  function renderBanners() {
+    const box = $('banners');
+    box.replaceChildren();
+    if (wasLive && $('conn').classList.contains('down')) {
+      const d = document.createElement('div');
+      d.className = 'banner bad';
+      d.textContent = 'Lost contact with the studio computer — trying again…';
+      box.append(d);
+    }
+    if (!lastState) return;
+    const off = Object.entries(lastState.devices || {}).filter(([, d]) => d.online === false);
+    for (const [name, d] of off) {
+      const b = document.createElement('div');
+      b.className = 'banner';
+      b.textContent = `${Studiod.deviceName(name, d.kind)} is offline — the technician has been told.`;
+      box.append(b);
+    }
+  }
+
+  function start() {
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('lock').hidden = false;
+    if (stream) stream.close();
+    stream = Studiod.live({
+      onModel: renderScenes,
+      onState: renderState,
+      onStatus: setConn,
+      onAuthLost: () => showLogin('Please enter your PIN again.'),
+    });
+  }
+
+  $('lock').addEventListener('click', async () => {
+    await Studiod.logout();
+    showLogin('');
+  });
+
+  (async () => {
+    const s = await Studiod.session();
+    if (s.status === 200) start();
+    else if (s.status === 0) showLogin('Can’t reach the studio computer. Check the Wi-Fi.');
+    else showLogin('');
+  })();
+})();

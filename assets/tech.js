@@ -1,0 +1,425 @@
+// The technician's page: jog/zoom (press and hold), presets, live light
+// levels, device health, scenes and "save current look as scene".
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = 'studiod.techToken';
+  const REPEAT_MS = 250;      // keep-alive while a move is held (server stops after ~1 s without)
+  const LIGHT_THROTTLE_MS = 100;
+  let model = null;
+  let state = null;
+  let camera = null;
+  let stream = null;
+  // The current look in scene-file units: the current scene's look (from the
+  // model) plus what this page changed since. The basis for "save look as scene".
+  const look = { scene: undefined, lights: {}, cameras: {} };
+
+  function adoptScene(scene) {
+    look.scene = scene;
+    const l = (scene && model && model.looks && model.looks[scene]) || { lights: {}, cameras: {} };
+    look.lights = JSON.parse(JSON.stringify(l.lights));
+    look.cameras = JSON.parse(JSON.stringify(l.cameras));
+    if (model) { renderLights(); renderPresets(); }
+    if (!draftEdited) $('save-toml').value = draftToml();
+  }
+
+  // ---- feedback ----------------------------------------------------------------
+  let toastTimer = null;
+  function toast(text, ok) {
+    const t = $('toast');
+    t.textContent = text;
+    t.className = 'toast ' + (ok ? 'ok' : 'bad');
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, ok ? 2500 : 6000);
+  }
+
+  function failure(r) {
+    if (r.status === 0) return 'Cannot reach studiod.';
+    const e = r.data && r.data.error;
+    let msg = e ? e.message : `HTTP ${r.status}`;
+    const bad = Object.entries((r.data && r.data.devices) || {}).filter(([, d]) => !d.ok);
+    if (bad.length) msg += ': ' + bad.map(([n, d]) => `${n}: ${d.error || 'failed'}`).join('; ');
+    return msg;
+  }
+
+  // Commands: re-sign-in once with the stored token when the session ended.
+  async function send(cmd, quiet) {
+    let r = await Studiod.command(cmd);
+    if (r.status === 401 && await relogin()) r = await Studiod.command(cmd);
+    if (r.status === 401) { showLogin('Please sign in again.'); return r; }
+    if (!quiet || !(r.data && r.data.ok)) {
+      if (r.data && r.data.ok) toast(`${cmd.action.replace(/_/g, ' ')}: done`, true);
+      else toast(failure(r), false);
+    }
+    return r;
+  }
+
+  async function relogin() {
+    const t = sessionStorage.getItem(TOKEN_KEY);
+    if (!t) return false;
+    const r = await Studiod.login({ token: t });
+    return r.status === 200;
+  }
+
+  // ---- sign-in -----------------------------------------------------------------
+  function showLogin(msg) {
+    if (stream) { stream.close(); stream = null; }
+    stopAllMoves();
+    $('app').hidden = true;
+    $('logout').hidden = true;
+    $('login').hidden = false;
+    $('login-error').textContent = msg || '';
+    $('token').focus();
+  }
+
+  $('token-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const t = $('token').value.trim();
+    if (!t) return;
+    const r = await Studiod.login({ token: t });
+    if (r.status === 200 && r.data.role === 'technician') {
+      sessionStorage.setItem(TOKEN_KEY, t);
+      $('token').value = '';
+      start();
+    } else {
+      $('login-error').textContent = (r.data && r.data.error && r.data.error.message) || 'Sign-in failed.';
+    }
+  });
+
+  $('logout').addEventListener('click', async () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    await Studiod.logout();
+    showLogin('Signed out.');
+  });
+
+  // ---- cameras -------------------------------------------------------------------
+  function cameraModel() {
+    return model && model.cameras.find((c) => c.name === camera);
+  }
+
+  function renderCameras() {
+    const tabs = $('cameras');
+    tabs.replaceChildren();
+    if (!model.cameras.some((c) => c.name === camera)) camera = model.cameras.length ? model.cameras[0].name : null;
+    for (const c of model.cameras) {
+      const b = document.createElement('button');
+      b.textContent = c.name;
+      b.dataset.camera = c.name;
+      b.className = c.name === camera ? 'on' : '';
+      b.addEventListener('click', () => { stopAllMoves(); camera = c.name; renderCameras(); });
+      tabs.append(b);
+    }
+    markOffline();
+    renderPresets();
+  }
+
+  let storeMode = false;
+  $('store-mode').addEventListener('click', () => {
+    storeMode = !storeMode;
+    $('store-mode').classList.toggle('on', storeMode);
+    $('store-mode').setAttribute('aria-pressed', String(storeMode));
+    $('store-mode').textContent = storeMode ? 'Store mode: ON' : 'Store mode: off';
+    $('presets').classList.toggle('store', storeMode);
+  });
+
+  function renderPresets() {
+    const box = $('presets');
+    box.replaceChildren();
+    const c = cameraModel();
+    if (!c) return;
+    for (let n = 1; n <= c.preset_count; n++) {
+      const b = document.createElement('button');
+      b.textContent = n;
+      b.dataset.preset = n;
+      if ((look.cameras[camera] || {}).preset === n) b.classList.add('last');
+      b.addEventListener('click', async () => {
+        const action = storeMode ? 'store_preset' : 'recall_preset';
+        if (storeMode && !confirm(`Store the ${camera} camera’s current position as preset ${n}?`)) return;
+        const r = await send({ action, camera, preset: n });
+        if (r.data && r.data.ok) { look.cameras[camera] = { preset: n }; renderPresets(); }
+      });
+      box.append(b);
+    }
+  }
+
+  // Press-and-hold: send the move, repeat it while held (the server's
+  // dead-man stops the camera if the repeats stop), send the stop on release.
+  const moves = new Map(); // element → {timer, stop}
+  function speed() { return parseFloat($('speed').value); }
+
+  function hold(el, makeMove, makeStop) {
+    const begin = (e) => {
+      if (!camera || moves.has(el)) return;
+      e.preventDefault();
+      try { el.setPointerCapture(e.pointerId); } catch (_) { /* synthetic events */ }
+      const cam = camera;
+      const move = makeMove(cam);
+      el.classList.add('held');
+      // Its position is no longer a preset or a known place.
+      look.cameras[cam] = { moved: true };
+      renderPresets();
+      // One request at a time per hold: requests may travel on different
+      // connections, and a repeat overtaking the stop would restart the camera.
+      const m = { timer: null, stop: makeStop(cam), busy: false, chain: Promise.resolve() };
+      const push = (cmd) => {
+        m.busy = true;
+        m.chain = m.chain.then(() => send(cmd, true)).finally(() => { m.busy = false; });
+      };
+      push(move);
+      m.timer = setInterval(() => { if (!m.busy) push(move); }, REPEAT_MS);
+      moves.set(el, m);
+    };
+    const end = () => {
+      const m = moves.get(el);
+      if (!m) return;
+      moves.delete(el);
+      clearInterval(m.timer);
+      el.classList.remove('held');
+      m.chain = m.chain.then(() => send(m.stop, true));
+    };
+    el.addEventListener('pointerdown', begin);
+    for (const ev of ['pointerup', 'pointercancel', 'pointerleave', 'lostpointercapture']) el.addEventListener(ev, end);
+    el.addEventListener('contextmenu', (e) => e.preventDefault());
+    el._end = end;
+  }
+
+  function stopAllMoves() {
+    for (const el of Array.from(moves.keys())) el._end();
+  }
+  // Leaving the page or the app going to the background must never leave a camera moving.
+  document.addEventListener('visibilitychange', () => { if (document.hidden) stopAllMoves(); });
+  window.addEventListener('blur', stopAllMoves);
+  window.addEventListener('pagehide', stopAllMoves);
+
+  for (const b of document.querySelectorAll('#jog button[data-pan]')) {
+    const pan = parseFloat(b.dataset.pan);
+    const tilt = parseFloat(b.dataset.tilt);
+    hold(b, (cam) => ({ action: 'jog', camera: cam, pan: round(pan * speed()), tilt: round(tilt * speed()) }), (cam) => ({ action: 'jog_stop', camera: cam }));
+  }
+  document.querySelector('#jog [data-stop]').addEventListener('click', () => {
+    stopAllMoves();
+    if (camera) send({ action: 'jog_stop', camera }, true);
+  });
+  for (const b of document.querySelectorAll('.zoom button')) {
+    const dir = parseFloat(b.dataset.zoom);
+    hold(b, (cam) => ({ action: 'zoom', camera: cam, speed: round(dir * speed()) }), (cam) => ({ action: 'zoom', camera: cam, speed: 0 }));
+  }
+  $('speed').addEventListener('input', () => { $('speed-out').textContent = Math.round(speed() * 100) + '%'; });
+
+  function round(x) { return Math.round(x * 100) / 100; }
+
+  // ---- lights ----------------------------------------------------------------------
+  // Leading + trailing throttle per fixture/attribute: live while dragging,
+  // and the final value always goes out.
+  const throttles = new Map();
+  function setLight(fixture, key, value) {
+    (look.lights[fixture] = look.lights[fixture] || {})[key] = value;
+    const id = fixture + '/' + key;
+    let t = throttles.get(id);
+    if (!t) { t = { last: 0, timer: null, value }; throttles.set(id, t); }
+    t.value = value;
+    const fire = () => { t.last = Date.now(); t.timer = null; send({ action: 'set_light', fixture, values: { [key]: t.value } }, true); };
+    const wait = LIGHT_THROTTLE_MS - (Date.now() - t.last);
+    if (wait <= 0 && !t.timer) fire();
+    else if (!t.timer) t.timer = setTimeout(fire, Math.max(wait, 0));
+  }
+
+  function renderLights() {
+    const box = $('lights');
+    box.replaceChildren();
+    for (const f of model.fixtures) {
+      const card = document.createElement('div');
+      card.className = 'fixture';
+      card.dataset.fixture = f.name;
+      const h = document.createElement('h3');
+      h.textContent = f.name;
+      const small = document.createElement('small');
+      small.textContent = f.profile;
+      h.append(small);
+      card.append(h);
+      for (const c of f.controls) card.append(control(f.name, c));
+      box.append(card);
+    }
+    markOffline();
+  }
+
+  function control(fixture, c) {
+    const row = document.createElement('label');
+    row.className = 'ctl';
+    const name = document.createElement('span');
+    name.textContent = c.key === 'cct' ? 'Colour temp' : c.key === 'color' ? 'Colour' : c.key;
+    const input = document.createElement('input');
+    const out = document.createElement('output');
+    const known = (look.lights[fixture] || {})[c.key];
+    if (c.kind === 'color') {
+      input.type = 'color';
+      input.value = known || '#ffffff';
+      out.textContent = input.value;
+      input.addEventListener('input', () => { out.textContent = input.value; setLight(fixture, 'color', input.value); });
+    } else if (c.kind === 'kelvin') {
+      input.type = 'range';
+      input.min = c.min; input.max = c.max; input.step = 50;
+      input.value = known || Math.round((c.min + c.max) / 200) * 100;
+      out.textContent = input.value + ' K';
+      input.addEventListener('input', () => { out.textContent = input.value + ' K'; setLight(fixture, 'cct', parseInt(input.value, 10)); });
+    } else {
+      input.type = 'range';
+      input.min = 0; input.max = 1; input.step = 0.01;
+      input.value = known !== undefined ? known : 0;
+      out.textContent = Math.round(input.value * 100) + '%';
+      input.addEventListener('input', () => { out.textContent = Math.round(input.value * 100) + '%'; setLight(fixture, c.key, parseFloat(input.value)); });
+    }
+    input.setAttribute('aria-label', `${fixture} ${c.key}`);
+    input.dataset.key = c.key;
+    row.append(name, out, input);
+    return row;
+  }
+
+  // ---- health, scenes ---------------------------------------------------------------
+  function markOffline() {
+    if (!state) return;
+    const off = (n) => state.devices[n] && state.devices[n].online === false;
+    for (const b of document.querySelectorAll('#cameras button')) b.classList.toggle('off', off(b.dataset.camera));
+    for (const c of document.querySelectorAll('.fixture')) c.classList.toggle('off', off(c.dataset.fixture));
+  }
+
+  function renderHealth() {
+    const ul = $('health');
+    ul.replaceChildren();
+    // Problems first, then cameras, lights and the rest, so nothing offline hides below the fold.
+    const order = { camera: 0, fixture: 1, artnet: 2, osc: 3 };
+    const rank = ([n, d]) => [d.online === false ? 0 : 1, order[d.kind] ?? 9, n];
+    const entries = Object.entries(state.devices || {}).sort((a, b) => {
+      const [x, y] = [rank(a), rank(b)];
+      return x[0] - y[0] || x[1] - y[1] || x[2].localeCompare(y[2]);
+    });
+    for (const [name, d] of entries) {
+      const li = document.createElement('li');
+      li.className = d.online === false ? 'off' : d.online === true ? '' : 'unknown';
+      const dot = document.createElement('span');
+      dot.className = 'dot';
+      const n = document.createElement('span');
+      n.textContent = name + ' ';
+      const k = document.createElement('span');
+      k.className = 'kind';
+      k.textContent = d.kind;
+      n.append(k);
+      const when = document.createElement('span');
+      when.className = 'kind';
+      when.textContent = d.online === false ? 'offline since ' + new Date(d.since).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.online ? 'online' : 'unknown';
+      li.append(dot, n, when);
+      if (d.error) {
+        const e = document.createElement('span');
+        e.className = 'err';
+        e.textContent = d.error;
+        li.append(e);
+      }
+      ul.append(li);
+    }
+  }
+
+  function renderScenes() {
+    const box = $('scene-list');
+    box.replaceChildren();
+    for (const s of model.scenes) {
+      const b = document.createElement('button');
+      b.textContent = s.label;
+      b.title = s.name;
+      b.dataset.scene = s.name;
+      b.className = state && state.scene === s.name ? 'current' : '';
+      b.addEventListener('click', () => send({ action: 'apply_scene', scene: s.name }));
+      box.append(b);
+    }
+  }
+
+  function renderState(s) {
+    state = s;
+    if (s.scene !== look.scene) adoptScene(s.scene);
+    $('current').textContent = s.scene_label || s.scene || '—';
+    renderHealth();
+    markOffline();
+    for (const b of document.querySelectorAll('#scene-list button')) b.classList.toggle('current', b.dataset.scene === s.scene);
+  }
+
+  function renderModel(m) {
+    model = m;
+    $('studio').textContent = m.studio;
+    renderCameras();
+    renderLights();
+    renderScenes();
+    if (!$('save-toml').value) $('save-toml').value = draftToml();
+  }
+
+  // ---- save current look ---------------------------------------------------------------
+  const NAME = /^[a-z0-9-]{1,64}$/;
+  // TOML basic string: JSON escaping is valid TOML once control characters are gone.
+  function tomlString(s) { return JSON.stringify(String(s).replace(/[\u0000-\u001f\u007f]/g, ' ')); }
+  function tomlNumber(key, v) { return key === 'cct' ? String(Math.round(v)) : (Number.isInteger(v) ? v.toFixed(1) : String(round(v))); }
+
+  function draftToml() {
+    const label = $('save-label').value.trim() || $('save-name').value.trim() || 'New look';
+    let t = `label = ${tomlString(label)}\nfade_ms = 1000\n`;
+    for (const [cam, c] of Object.entries(look.cameras)) {
+      if (c.moved) { t += `\n# camera "${cam}" was moved by hand: store a preset, then recall it, to include it\n`; continue; }
+      t += `\n[camera.${cam}]\n`;
+      for (const k of ['preset', 'pan', 'tilt', 'zoom']) if (c[k] !== undefined) t += `${k} = ${k === 'preset' ? c[k] : tomlNumber(k, c[k])}\n`;
+    }
+    for (const [fx, vals] of Object.entries(look.lights)) {
+      t += `\n[light.${fx}]\n`;
+      for (const [k, v] of Object.entries(vals)) t += `${k} = ${k === 'color' ? tomlString(v) : tomlNumber(k, v)}\n`;
+    }
+    return t;
+  }
+
+  let draftEdited = false;
+  $('save-toml').addEventListener('input', () => { draftEdited = true; });
+  for (const id of ['save-name', 'save-label']) $(id).addEventListener('input', () => { if (!draftEdited) $('save-toml').value = draftToml(); });
+  // Refresh the draft from the latest look when the technician comes to the form.
+  $('save-form').addEventListener('focusin', (e) => { if (e.target.id !== 'save-toml' && !draftEdited) $('save-toml').value = draftToml(); });
+
+  $('save-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = $('save-name').value.trim();
+    if (!NAME.test(name)) { $('save-error').textContent = 'Name: lower-case letters, digits and “-” only (e.g. evening-look).'; return; }
+    $('save-error').textContent = '';
+    const r = await send({ action: 'put_scene', scene: name, toml: $('save-toml').value });
+    if (r.data && r.data.ok) {
+      draftEdited = false;
+      $('save-name').value = '';
+      $('save-label').value = '';
+    } else {
+      $('save-error').textContent = failure(r);
+    }
+  });
+
+  // ---- start -------------------------------------------------------------------------------
+  function setConn(live) {
+    const c = $('conn');
+    c.className = 'conn' + (live ? ' live' : ' down');
+    c.textContent = live ? 'Live' : 'Reconnecting…';
+    if (!live) stopAllMoves();
+  }
+
+  function start() {
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('logout').hidden = false;
+    if (stream) stream.close();
+    stream = Studiod.live({
+      onModel: renderModel,
+      onState: renderState,
+      onStatus: setConn,
+      onAuthLost: async () => { if (await relogin()) start(); else showLogin('Please sign in again.'); },
+    });
+  }
+
+  (async () => {
+    let s = await Studiod.session();
+    if (s.status === 200 && s.data.role !== 'technician') s = { status: 403 };
+    if (s.status !== 200 && await relogin()) s = { status: 200 };
+    if (s.status === 200) start();
+    else showLogin(s.status === 0 ? 'Cannot reach studiod.' : '');
+  })();
+})();

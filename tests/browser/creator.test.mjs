@@ -1,0 +1,88 @@
+// The creator's tablet page in a real browser.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startFake, launch, PIN, REPO } from './harness.mjs';
+
+let fake;
+let browser;
+let page;
+
+before(async () => {
+  fake = await startFake();
+  browser = await launch();
+  page = await browser.context.newPage();
+});
+
+after(async () => {
+  await browser?.close();
+  await fake?.stop();
+});
+
+async function typePin(pin) {
+  for (const d of pin) await page.click(`#keypad button[data-k="${d}"]`);
+  await page.click('#pin-enter');
+}
+
+test('a wrong PIN shows an error and no scenes', async () => {
+  await page.goto(fake.base + '/');
+  await page.waitForSelector('#login:not([hidden])');
+  await typePin('0000');
+  await page.waitForFunction(() => document.getElementById('pin-error').textContent.includes('not right'));
+  const err = await page.textContent('#pin-error');
+  assert.match(err, /That PIN is not right\. 4 tries left\./);
+  assert.equal(await page.isVisible('#app'), false);
+});
+
+test('logging in with the PIN shows the scene buttons', async () => {
+  await typePin(PIN);
+  await page.waitForSelector('#app:not([hidden]) .scene[data-scene="flash-sale"]');
+  const label = await page.textContent('.scene[data-scene="flash-sale"] .name');
+  assert.equal(label, 'Flash sale');
+  await page.waitForSelector('#conn.live');
+});
+
+test('tapping a scene shows pending, then done, and sends apply_scene', async () => {
+  const from = fake.commands.length;
+  await page.click('.scene[data-scene="flash-sale"]');
+  await page.waitForSelector('.scene[data-scene="flash-sale"].done');
+  assert.match(await page.textContent('.scene[data-scene="flash-sale"] .status'), /Done/);
+  const { command } = await fake.waitFor('apply_scene', (c) => c.action === 'apply_scene', { from });
+  assert.equal(command.scene, 'flash-sale');
+  assert.equal(command.origin, 'http');
+  // the engine's state change comes back over SSE: it is now the current scene
+  await page.waitForSelector('.scene[data-scene="flash-sale"].current');
+  assert.equal(await page.textContent('#current'), 'Flash sale');
+});
+
+test('a failing device is explained in plain words on the button', async () => {
+  await fake.control('fail side camera offline: no ACK within 200 ms');
+  await page.click('.scene[data-scene="intro"]');
+  await page.waitForSelector('.scene[data-scene="intro"].failed');
+  const text = await page.textContent('.scene[data-scene="intro"] .status');
+  assert.match(text, /Side camera didn’t respond/);
+  assert.doesNotMatch(text, /ACK|device_failed|error/i);
+  await fake.control('heal side');
+});
+
+test('a state change pushed by the server updates the open page without reload', async () => {
+  await page.evaluate(() => { window.__marker = 'same-page'; });
+  await fake.control('scene house House lights');
+  await page.waitForFunction(() => document.getElementById('current').textContent === 'House lights');
+  await page.waitForSelector('.scene[data-scene="house"].current');
+  assert.equal(await page.evaluate(() => window.__marker), 'same-page');
+  // a device going offline shows the banner
+  await fake.control('offline side no ACK within 200 ms');
+  await page.waitForSelector('.banner');
+  assert.equal(await page.textContent('.banner'), 'Side camera is offline — the technician has been told.');
+});
+
+test('screenshot of the tablet page', async () => {
+  await fake.control('heal side');
+  // A fresh load (the session cookie stays): no leftover button states.
+  await page.reload();
+  await page.waitForSelector('#app:not([hidden]) .scene[data-scene="product-closeup"]');
+  await page.click('.scene[data-scene="product-closeup"]');
+  await page.waitForSelector('.scene[data-scene="product-closeup"].done.current');
+  await page.screenshot({ animations: 'disabled', path: join(REPO, 'docs', 'tablet.png') });
+});

@@ -1,0 +1,112 @@
+// The technician's page in a real browser.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startFake, launch, TOKEN, REPO } from './harness.mjs';
+
+let fake;
+let browser;
+let page;
+
+before(async () => {
+  fake = await startFake();
+  browser = await launch();
+  page = await browser.context.newPage();
+});
+
+after(async () => {
+  await browser?.close();
+  await fake?.stop();
+});
+
+test('a wrong token is refused', async () => {
+  await page.goto(fake.base + '/tech');
+  await page.waitForSelector('#login:not([hidden])');
+  await page.fill('#token', 'nope');
+  await page.click('#token-form button');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0);
+  assert.match(await page.textContent('#login-error'), /not valid|not right/);
+});
+
+test('signing in with the token shows cameras, lights and devices', async () => {
+  await page.fill('#token', TOKEN);
+  await page.click('#token-form button');
+  await page.waitForSelector('#app:not([hidden]) #cameras button.on');
+  await page.waitForSelector('#conn.live');
+  assert.equal(await page.textContent('#cameras button.on'), 'front');
+  assert.ok(await page.locator('.fixture').count() >= 1);
+  assert.ok(await page.locator('#health li').count() >= 1);
+});
+
+test('holding a jog button sends jog (repeated) and releasing sends jog_stop', async () => {
+  await page.click('#cameras button[data-camera="side"]');
+  const from = fake.commands.length;
+  const up = page.locator('#jog button[aria-label="Up"]');
+  await up.hover();
+  await page.mouse.down();
+  const first = await fake.waitFor('jog', (c) => c.action === 'jog', { from });
+  assert.equal(first.command.camera, 'side');
+  assert.equal(first.command.pan, 0);
+  assert.ok(first.command.tilt > 0);
+  // keep-alive repeats arrive while held
+  await fake.waitFor('repeated jog', (c) => c.action === 'jog', { from: first.index + 1 });
+  await page.mouse.up();
+  const stop = await fake.waitFor('jog_stop', (c) => c.action === 'jog_stop', { from: first.index + 1 });
+  assert.equal(stop.command.camera, 'side');
+  // no jog after the stop
+  await fake.waitFor('marker', (c) => c.action === 'status' || c.action === 'jog', { from: stop.index + 1, timeoutMs: 600 }).then(
+    (x) => assert.fail(`unexpected ${JSON.stringify(x.command)} after jog_stop`),
+    () => {},
+  );
+});
+
+test('holding the zoom rocker zooms; releasing sends zoom speed 0', async () => {
+  const from = fake.commands.length;
+  await page.locator('#zoom-in').hover();
+  await page.mouse.down();
+  const go = await fake.waitFor('zoom in', (c) => c.action === 'zoom' && c.speed > 0, { from });
+  assert.equal(go.command.camera, 'side');
+  await page.mouse.up();
+  await fake.waitFor('zoom stop', (c) => c.action === 'zoom' && c.speed === 0, { from: go.index + 1 });
+});
+
+test('moving a light slider sends set_light', async () => {
+  const from = fake.commands.length;
+  const slider = page.locator('.fixture[data-fixture="key"] input[data-key="intensity"]');
+  await slider.fill('0.8');
+  const { command } = await fake.waitFor('set_light', (c) => c.action === 'set_light' && c.fixture === 'key', { from });
+  assert.equal(command.values.intensity, 0.8);
+});
+
+test('save current look as scene sends put_scene with a TOML draft', async () => {
+  const from = fake.commands.length;
+  await page.fill('#save-name', 'Bad Name');
+  await page.click('#save-form button');
+  assert.match(await page.textContent('#save-error'), /lower-case/);
+  await page.fill('#save-name', 'evening-look');
+  await page.fill('#save-label', 'Evening look');
+  await page.click('#save-form button');
+  const { command } = await fake.waitFor('put_scene', (c) => c.action === 'put_scene', { from });
+  assert.equal(command.scene, 'evening-look');
+  assert.match(command.toml, /label = "Evening look"/);
+  assert.match(command.toml, /\[light\.key\]\nintensity = 0\.8/);
+});
+
+test('screenshot of the technician page', async () => {
+  // A fresh load (the session cookie stays) with a realistic look.
+  await page.reload();
+  await page.waitForSelector('#app:not([hidden]) #cameras button.on');
+  await fake.control('offline overhead no ACK within 200 ms');
+  await fake.control('scene flash-sale Flash sale');
+  await page.waitForSelector('#health li.off');
+  // the sliders start from the current scene's look
+  await page.waitForFunction(() => document.querySelector('.fixture[data-fixture="backdrop"] input[data-key="color"]').value === '#ff8800');
+  assert.equal(await page.locator('.fixture[data-fixture="key"] input[data-key="intensity"]').inputValue(), '1');
+  assert.match(await page.inputValue('#save-toml'), /\[camera\.front\]\npreset = 4/);
+  const levels = { key: 0.85, fill: 0.6, back: 0.7, hair: 0.45, product: 0.9 };
+  for (const [fx, v] of Object.entries(levels)) {
+    await page.locator(`.fixture[data-fixture="${fx}"] input[data-key="intensity"]`).fill(String(v));
+  }
+  await page.locator('.fixture[data-fixture="backdrop"] input[data-key="color"]').fill('#ff8800');
+  await page.screenshot({ animations: 'disabled', path: join(REPO, 'docs', 'tech.png') });
+});

@@ -1,0 +1,141 @@
+//! A fake engine for the HTTP tests and `examples/http_fake.rs`: it records
+//! every request, answers with plausible outcomes (per-device results from
+//! the example booth's config) and updates the state watch like the real
+//! engine would. Tests can mark devices as failing and change state directly.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use studiod::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
+use studiod::config::model::Config;
+use studiod::engine::{BoothState, DeviceHealth, DeviceKind, EngineHandle, Event, Request};
+
+/// The example booth shipped with the repository (3 cameras, 6 fixtures, scenes).
+pub fn example_config() -> Arc<Config> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("studiod.example.toml");
+    Arc::new(studiod::config::load(&path).unwrap_or_else(|d| panic!("example config invalid:\n{d}")))
+}
+
+pub struct Fake {
+    pub handle: EngineHandle,
+    /// Every request the engine received, in order.
+    pub requests: mpsc::UnboundedReceiver<Request>,
+    pub state: Arc<watch::Sender<BoothState>>,
+    pub events: broadcast::Sender<Event>,
+    /// device → error: commands touching it report it failed.
+    pub failing: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+/// All configured devices online.
+pub fn healthy_state(cfg: &Config) -> BoothState {
+    let now = SystemTime::now();
+    let mut s = BoothState::default();
+    let mut add = |name: &str, kind| {
+        s.devices.insert(name.to_string(), DeviceHealth { kind, online: true, error: None, since: now });
+    };
+    cfg.cameras.iter().for_each(|c| add(&c.name, DeviceKind::Camera));
+    cfg.fixtures.iter().for_each(|f| add(&f.name, DeviceKind::Fixture));
+    cfg.artnet.iter().for_each(|a| add(&a.name, DeviceKind::ArtNet));
+    cfg.osc.iter().for_each(|o| add(&o.name, DeviceKind::Osc));
+    s
+}
+
+pub fn spawn(cfg: Arc<Config>) -> Fake {
+    let (handle, mut inbox) = EngineHandle::channel(healthy_state(&cfg));
+    let (rec_tx, requests) = mpsc::unbounded_channel();
+    let state = Arc::new(inbox.state);
+    let events = inbox.events.clone();
+    let failing: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let (st, ev, fl) = (state.clone(), events.clone(), failing.clone());
+    tokio::spawn(async move {
+        while let Some((req, reply)) = inbox.rx.recv().await {
+            let _ = rec_tx.send(req.clone());
+            let out = answer(&cfg, &req, &st, &ev, &fl.lock().unwrap().clone());
+            let _ = reply.send(out);
+        }
+    });
+    Fake { handle, requests, state, events, failing }
+}
+
+fn answer(cfg: &Config, req: &Request, state: &watch::Sender<BoothState>, events: &broadcast::Sender<Event>, failing: &BTreeMap<String, String>) -> Outcome {
+    let cmd = &req.command;
+    let result = |name: &str| match failing.get(name) {
+        Some(e) => DeviceResult::failed(e),
+        None => DeviceResult::ok(),
+    };
+    let one = |name: &str, known: bool| {
+        if !known {
+            return Outcome::refused(cmd, CommandError::new(ErrorCode::UnknownDevice, format!("unknown device `{name}`")));
+        }
+        Outcome::from_devices(cmd, BTreeMap::from([(name.to_string(), result(name))]), Duration::from_millis(3))
+    };
+    let camera = |n: &str| cfg.cameras.iter().any(|c| c.name == n);
+    match cmd {
+        Command::ApplyScene { scene, slot, .. } => {
+            let Some(sc) = cfg.scenes.get(scene) else {
+                return Outcome::refused(cmd, CommandError::new(ErrorCode::UnknownScene, format!("unknown scene `{scene}`")));
+            };
+            let devices: BTreeMap<_, _> = sc.cameras.keys().chain(sc.lights.keys()).map(|d| (d.clone(), result(d))).collect();
+            let out = Outcome::from_devices(cmd, devices, Duration::from_millis(12));
+            state.send_modify(|s| {
+                s.scene = Some(scene.clone());
+                s.scene_label = Some(sc.label.clone());
+                s.slot = slot.clone();
+                s.applied_at = Some(SystemTime::now());
+            });
+            if req.origin != Origin::Mqtt {
+                let _ = events.send(Event::SceneApplied { scene: scene.clone(), origin: req.origin, ok: out.ok, id: req.id.clone() });
+            }
+            out
+        }
+        Command::Jog { camera: c, .. } | Command::JogStop { camera: c } | Command::Zoom { camera: c, .. } | Command::RecallPreset { camera: c, .. } | Command::StorePreset { camera: c, .. } => {
+            one(c, camera(c))
+        }
+        Command::SetLight { fixture, .. } => one(fixture, cfg.fixtures.iter().any(|f| &f.name == fixture)),
+        _ => Outcome::from_devices(cmd, BTreeMap::new(), Duration::from_millis(1)),
+    }
+}
+
+/// A request as JSON, for the example's stdout and assertions.
+pub fn describe(req: &Request) -> Value {
+    let mut v = match &req.command {
+        Command::ApplyScene { scene, .. } => json!({"scene": scene}),
+        Command::Blackout { .. } | Command::Status | Command::Reload => json!({}),
+        Command::RecallPreset { camera, preset } | Command::StorePreset { camera, preset } => json!({"camera": camera, "preset": preset}),
+        Command::PutScene { scene, toml } => json!({"scene": scene, "toml": toml}),
+        Command::DeleteScene { scene } => json!({"scene": scene}),
+        Command::Jog { camera, pan, tilt } => json!({"camera": camera, "pan": pan, "tilt": tilt}),
+        Command::JogStop { camera } => json!({"camera": camera}),
+        Command::Zoom { camera, speed } => json!({"camera": camera, "speed": speed}),
+        Command::SetLight { fixture, values, .. } => json!({"fixture": fixture, "values": values.iter().map(|(k, v)| (k.clone(), match v {
+            LightValue::Number(n) => json!(n),
+            LightValue::Text(t) => json!(t),
+        })).collect::<serde_json::Map<_, _>>()}),
+    };
+    v["action"] = json!(req.command.action());
+    v["origin"] = json!(req.origin.as_str());
+    v["id"] = json!(req.id);
+    v
+}
+
+/// Set a device offline/online in the state and send the matching event.
+pub fn set_online(fake: &Fake, device: &str, online: bool, reason: &str) {
+    fake.state.send_modify(|s| {
+        if let Some(h) = s.devices.get_mut(device) {
+            h.online = online;
+            h.error = (!online).then(|| reason.to_string());
+            h.since = SystemTime::now();
+        }
+    });
+    let _ = fake.events.send(if online {
+        Event::DeviceOnline { device: device.to_string() }
+    } else {
+        Event::DeviceOffline { device: device.to_string(), reason: reason.to_string() }
+    });
+}
