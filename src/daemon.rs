@@ -71,6 +71,8 @@ pub struct Running {
     /// The device handles as first started (tests subscribe to lighting frames here).
     pub devices: Devices,
     pub config: Arc<Config>,
+    /// The tablet UI's address, when HTTP is configured.
+    pub http_url: Option<String>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     device_set: Arc<Mutex<Option<DeviceSet>>>,
@@ -109,6 +111,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let device_set = Arc::new(Mutex::new(Some(set)));
 
     let (engine, inbox) = EngineHandle::channel(BoothState::default());
+    let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
     let respawn_set = device_set.clone();
     let parent = cancel.clone();
     let engine_actor = Engine::new(config.clone(), devices.clone(), inbox).on_respawn(move |cfg| {
@@ -125,10 +128,12 @@ pub async fn start(config: Config) -> Result<Running> {
             *guard = Some(new);
             Ok(devices)
         })
-    });
+    })
+    .with_config_watch(config_tx);
     let mut tasks = vec![tokio::spawn(engine_actor.run(cancel.clone()))];
-    tasks.extend(crate::adapters::start(&config, engine.clone(), cancel.clone()).await?);
-    Ok(Running { engine, devices, config, cancel, tasks, device_set })
+    let adapters = crate::adapters::start(config_rx, engine.clone(), cancel.clone()).await?;
+    tasks.extend(adapters.tasks);
+    Ok(Running { engine, devices, config, http_url: adapters.http_url, cancel, tasks, device_set })
 }
 
 /// `studiod run`: start, tell systemd we are ready, serve until a signal.

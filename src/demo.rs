@@ -93,6 +93,10 @@ fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The demo's credentials: it only listens on loopback.
+const DEMO_PIN: &str = "2468";
+const DEMO_TOKEN: &str = "demo-technician-token";
+
 /// Presets the demo stores on its virtual cameras so scenes visibly reframe:
 /// (preset, pan°, tilt°) per camera index.
 const DEMO_PRESETS: &[(u8, f64, f64)] = &[(1, 0.0, 0.0), (2, -20.0, 5.0), (3, 15.0, -10.0), (4, 30.0, 10.0), (5, -35.0, -15.0)];
@@ -115,7 +119,12 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let chain = VirtualChain::spawn(&serial, 3, ChainOptions::default()).context("starting the virtual camera chain")?;
     let artnet = ArtNetMonitor::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let osc = OscMonitor::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let config_path = write_booth(&dir, &BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url: None, extra: String::new() })?;
+    // The tablet pages: 127.0.0.1:8080 when free, else any free port.
+    let listen = if std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok() { "127.0.0.1:8080" } else { "127.0.0.1:0" };
+    std::fs::write(dir.join("creator.pin"), format!("{DEMO_PIN}\n"))?;
+    std::fs::write(dir.join("tech.token"), format!("{DEMO_TOKEN}\n"))?;
+    let http = format!("\n[http]\nlisten = \"{listen}\"\ncreator_pin_file = \"creator.pin\"\ntech_token_file = \"tech.token\"\n");
+    let config_path = write_booth(&dir, &BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url: None, extra: http })?;
     let config = crate::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
     let scene_names: Vec<String> = config.scenes.keys().cloned().collect();
     let running = crate::daemon::start(config).await?;
@@ -128,6 +137,11 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     println!("  Art-Net:       monitor on {}", artnet.local_addr()?);
     println!("  OSC:           monitor on {}", osc.local_addr()?);
     println!("  scenes:        {}", scene_names.join(", "));
+    if let Some(url) = &running.http_url {
+        println!("  creator page:  {url}/          (PIN {DEMO_PIN})");
+        println!("  technician:    {url}/tech      (token {DEMO_TOKEN})");
+        println!("  ctl:           studiod ctl --url {url} --token-file {} scenes", dir.join("tech.token").display());
+    }
     println!("Type a scene name (or `blackout`) and Enter to apply it. Ctrl-C to stop.");
     println!();
 

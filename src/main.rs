@@ -30,6 +30,8 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Technician CLI against a running daemon (over its HTTP API).
+    Ctl(studiod::adapters::ctl::CtlArgs),
     /// Run a complete simulated booth on this machine (loopback only).
     Demo {
         /// Folder for the demo's generated config, ptys and state (default: a temporary folder).
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
             };
             run_runtime(studiod::daemon::run(config))
         }
+        Cmd::Ctl(args) => studiod::adapters::ctl::main(args),
         Cmd::Demo { dir, log_format } => {
             // The demo narrates on stdout; logs only for problems unless STUDIOD_LOG says otherwise.
             init_logging(log_format, "warn");

@@ -5,14 +5,40 @@ pub mod ctl;
 pub mod http;
 pub mod json;
 
-use anyhow::Result;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::model::Config;
 use crate::engine::EngineHandle;
 
-/// Start the adapters the config asks for (MQTT, HTTP); returns their tasks.
-pub async fn start(_config: &Config, _engine: EngineHandle, _cancel: CancellationToken) -> Result<Vec<JoinHandle<()>>> {
-    Ok(Vec::new())
+/// The adapters started for one daemon.
+#[derive(Default)]
+pub struct Started {
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Where the tablet and technician pages are served, when HTTP is on.
+    pub http_url: Option<String>,
+}
+
+/// Start the adapters the config asks for (MQTT, HTTP). `config` follows
+/// reloads so pages can show the current scene list.
+pub async fn start(config: watch::Receiver<Arc<Config>>, engine: EngineHandle, cancel: CancellationToken) -> Result<Started> {
+    let current = config.borrow().clone();
+    let mut started = Started::default();
+    if let Some(h) = &current.http {
+        let server = http::Server::bind(h, config.clone(), engine.clone(), http::Metrics::new(), http::Options::default())
+            .await
+            .with_context(|| format!("starting the HTTP server on {}", h.listen))?;
+        started.http_url = Some(server.url());
+        let cancel = cancel.clone();
+        started.tasks.push(tokio::spawn(async move {
+            if let Err(e) = server.run(cancel).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }));
+    }
+    Ok(started)
 }

@@ -498,11 +498,7 @@ impl Link {
         if cam.online == online && cam.reason == reason {
             return;
         }
-        if online {
-            info!(address = %cam.address, "camera online");
-        } else {
-            warn!(address = %cam.address, reason = reason.as_deref().unwrap_or(""), "camera offline");
-        }
+        // Logged by the port actor, which knows the camera's name.
         cam.online = online;
         cam.reason = reason.clone();
         self.out.push_back(Output::Health { address: cam.address, online, reason });

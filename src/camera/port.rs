@@ -213,6 +213,7 @@ pub fn spawn_port<O: Opener>(
         names,
         options,
         cancel,
+        stopping: false,
     };
     let span = info_span!("visca_port", port = %name);
     let task = tokio::spawn(actor.run().instrument(span));
@@ -231,6 +232,8 @@ struct Actor<O: Opener> {
     names: HashMap<Address, String>,
     options: PortOptions,
     cancel: CancellationToken,
+    /// Set once the task is ending, so closing the link is not reported as a fault.
+    stopping: bool,
 }
 
 /// Why `serve` returned.
@@ -284,6 +287,7 @@ impl<O: Opener> Actor<O> {
 
     fn shutdown(&mut self) {
         info!("port task stopping");
+        self.stopping = true;
         self.link.closed(Instant::now(), "camera link stopped");
         // Nothing to write any more; just answer the callers.
         while let Some(out) = self.link.poll_output() {
@@ -393,6 +397,8 @@ impl<O: Opener> Actor<O> {
                 let camera = self.names.get(&address).map(String::as_str).unwrap_or("?");
                 if online {
                     info!(camera, %address, "camera online");
+                } else if self.stopping {
+                    debug!(camera, %address, "camera link closed for shutdown");
                 } else {
                     warn!(camera, %address, reason = reason.as_deref().unwrap_or(""), "camera offline");
                 }

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -50,6 +50,8 @@ pub struct Engine {
     health_tx: mpsc::Sender<(String, DeviceHealth)>,
     /// Called on `reload` when the device set changed: stops the old device
     /// actors and starts new ones.
+    /// Followers of the configuration in force (adapters render scene lists).
+    config_tx: Option<watch::Sender<Arc<Config>>>,
     respawn: Option<Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync>>,
 }
 
@@ -72,10 +74,24 @@ impl Engine {
             scheduled: None,
             health_rx,
             health_tx,
+            config_tx: None,
             respawn: None,
         };
         e.install_devices(devices);
         e
+    }
+
+    /// Publish every configuration change (reload, put/delete scene) here.
+    pub fn with_config_watch(mut self, tx: watch::Sender<Arc<Config>>) -> Engine {
+        self.config_tx = Some(tx);
+        self
+    }
+
+    fn set_config(&mut self, config: Arc<Config>) {
+        if let Some(tx) = &self.config_tx {
+            tx.send_replace(config.clone());
+        }
+        self.config = config;
     }
 
     /// How to rebuild the device actors when a reload changes them.
@@ -440,7 +456,7 @@ impl Engine {
             Err(e) => return refuse(cmd, ErrorCode::Internal, format!("reload failed: {e}")),
         };
         let devices_changed = !self.config.same_devices(&new);
-        self.config = new.clone();
+        self.set_config(new.clone());
         if devices_changed {
             if let Some(respawn) = self.respawn.as_mut() {
                 match respawn(new).await {
@@ -480,7 +496,7 @@ impl Engine {
         }
         let mut next = (*self.config).clone();
         next.scenes.insert(name.to_string(), scene);
-        self.config = Arc::new(next);
+        self.set_config(Arc::new(next));
         info!(scene = name, "scene saved");
         Outcome::from_devices(cmd, BTreeMap::new(), received.elapsed())
     }
@@ -502,7 +518,7 @@ impl Engine {
         }
         let mut next = (*self.config).clone();
         next.scenes.remove(name);
-        self.config = Arc::new(next);
+        self.set_config(Arc::new(next));
         info!(scene = name, "scene deleted");
         Outcome::from_devices(cmd, BTreeMap::new(), received.elapsed())
     }
