@@ -8,6 +8,8 @@ command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required
 # Real MQTT broker for the MQTT tests (tests start their own private brokers).
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
+# systemd-analyze checks the shipped unit (tests/systemd_unit.rs).
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
