@@ -77,8 +77,16 @@ pub fn write_booth(dir: &Path, ports: &BoothPorts) -> std::io::Result<PathBuf> {
     }
     let out = out
         .replace("\"/dev/ttyUSB0\"", &toml_string(&ports.serial.display().to_string()))
+        .replace("state_dir = \"/var/lib/studiod\"", "state_dir = \"state\"")
         .replace("target = \"127.0.0.1:6454\"", &format!("target = \"{}\"", ports.artnet))
         .replace("target = \"127.0.0.1:8000\"", &format!("target = \"{}\"", ports.osc));
+    // The example must stay in step with these substitutions: nothing of the
+    // real booth may leak into a loopback-only config.
+    for real in ["/dev/ttyUSB0", "/var/lib/studiod", "127.0.0.1:6454", "127.0.0.1:8000"] {
+        if out.contains(real) {
+            return Err(std::io::Error::other(format!("example config still names {real} after substitution")));
+        }
+    }
     let mut out = out;
     if let Some(url) = &ports.mqtt_url {
         out.push_str(&format!("\n[mqtt]\nurl = \"{url}\"\ntopic_prefix = \"studiod\"\n"));
