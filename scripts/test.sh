@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property, integration (ptys, loopback UDP),
-# golden `studiod check` output, and a compile check of the benchmarks.
+# The whole test suite: unit, property, integration (ptys, loopback UDP,
+# private Mosquitto brokers), golden `studiod check` output, systemd unit
+# checks, a compile-and-smoke run of the benchmarks, and the browser tests
+# (Debian's Chromium driven by playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --locked --benches
-cargo test --locked --all-features
+scripts/browser-setup.sh
+cargo build --locked --bins --examples
+cargo test --locked
+# Benches compile and run one short round each (no timing claims here).
+cargo test --locked --benches
+(cd tests/browser && STUDIOD_BIN="$PWD/../../target/debug/studiod" STUDIOD_HTTP_FAKE="$PWD/../../target/debug/examples/http_fake" npm test)

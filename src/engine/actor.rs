@@ -127,6 +127,9 @@ impl Engine {
         for f in &self.config.fixtures {
             self.state.devices.insert(f.name.clone(), online(DeviceKind::Fixture));
         }
+        for o in &self.config.artnet {
+            self.state.devices.insert(o.name.clone(), online(DeviceKind::ArtNet));
+        }
         for o in &self.config.osc {
             self.state.devices.insert(o.name.clone(), online(DeviceKind::Osc));
         }
