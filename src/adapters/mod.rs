@@ -2,3 +2,5 @@
 //! command API (`crate::command`) and back. Only they know JSON or topics.
 
 pub mod json;
+pub mod idempotency;
+pub mod mqtt;
