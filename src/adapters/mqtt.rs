@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -482,8 +482,14 @@ fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) ->
         .set_receive_maximum(Some(opts.receive_maximum))
         .set_max_packet_size(Some(opts.max_packet_size))
         .set_manual_acks(true)
-        .set_connection_timeout(3)
         .set_last_will(LastWill::new(&topics.status, OFFLINE, QoS::AtLeastOnce, true, None));
+    // Small request/reply messages: without TCP_NODELAY, Nagle and delayed
+    // ACKs add tens of milliseconds to a reply. A short connect timeout keeps
+    // reconnection within the backoff budget when the broker host is silent.
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(3);
+    o.set_network_options(net).set_connection_timeout(3);
     if broker.tls {
         let tls = tls_config(cfg.ca_file.as_deref())?;
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));

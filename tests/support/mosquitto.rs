@@ -174,6 +174,7 @@ fn write_config(dir: &Path, port: u16, tls: Option<(u16, &TlsFiles)>, extra: &st
          persistence true\n\
          persistence_location {dir}/\n\
          log_dest stderr\n\
+         set_tcp_nodelay true\n\
          log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
          listener {port} 127.0.0.1\n",
         dir = dir.display()
@@ -225,7 +226,9 @@ impl TestClient {
     pub async fn connect(port: u16, topics: &[&str]) -> TestClient {
         let id = format!("test-{}-{}", std::process::id(), rand_suffix());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(Some(8 * 1024 * 1024));
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(Some(8 * 1024 * 1024)).set_network_options(net);
         let (client, mut eventloop) = AsyncClient::new(opts, 1024);
         for t in topics {
             client.subscribe(*t, QoS::AtLeastOnce).await.expect("subscribe");
@@ -284,6 +287,22 @@ impl TestClient {
     pub async fn next_json(&mut self, topic: &str, limit: Duration) -> Value {
         let p = self.next_on(topic, limit).await;
         serde_json::from_slice(&p.payload).unwrap_or_else(|e| panic!("{topic}: not JSON ({e}): {:?}", p.payload))
+    }
+
+    /// Like [`next_json`](Self::next_json), but `None` on timeout.
+    pub async fn try_next_json(&mut self, topic: &str, limit: Duration) -> Option<Value> {
+        if let Some(i) = self.stash.iter().position(|p| p.topic == topic.as_bytes()) {
+            let p = self.stash.remove(i).expect("index from position");
+            return serde_json::from_slice(&p.payload).ok();
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(p)) if p.topic == topic.as_bytes() => return serde_json::from_slice(&p.payload).ok(),
+                Ok(Some(p)) => self.stash.push_back(p),
+                Ok(None) | Err(_) => return None,
+            }
+        }
     }
 
     /// Wait for a JSON message on `topic` that satisfies `pred`.
