@@ -272,12 +272,84 @@ async fn clean_shutdown_publishes_offline_and_queued_commands_run_on_return() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_command_in_flight_before_going_offline() {
+    let engine = FakeEngine::start(|c| if matches!(c, Command::RecallPreset { .. }) { Duration::from_millis(500) } else { Duration::ZERO });
+    let (_broker, engine, adapter, mut client, _dir) = booth(engine).await;
+    let t = topics();
+    client.publish(&t.cmd, r#"{"id":"in-flight","action":"recall_preset","camera":"front","preset":2}"#).await;
+    engine.wait_count(1, WAIT).await;
+    adapter.stop().await;
+    let reply = client.next_json(&t.reply, WAIT).await;
+    assert_eq!(reply["id"], "in-flight");
+    assert_eq!(reply["ok"], true);
+    client.wait_json(&t.status, WAIT, |v| *v == json!({"online": false})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_will_when_the_connection_dies_uncleanly() {
     let (_broker, _engine, adapter, mut client, _dir) = booth(FakeEngine::instant()).await;
     let t = topics();
     adapter.crash().await;
     let will = client.next_on(&t.status, WAIT).await;
     assert_eq!(serde_json::from_slice::<Value>(&will.payload).unwrap(), json!({"online": false}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_will_when_the_process_hangs_with_its_connection_open() {
+    init_logs();
+    let broker = Broker::start();
+    let proxy = mosquitto::FreezableProxy::start(broker.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics();
+    let mut client = TestClient::connect(broker.port, &[&t.status]).await;
+    let cfg = Mqtt { url: format!("mqtt://127.0.0.1:{}", proxy.port), ..broker.mqtt_config("studiod-hang") };
+    let engine = FakeEngine::instant();
+    let adapter = Adapter::start(&cfg, dir.path(), &engine, test_options());
+    client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
+    let frozen_at = Instant::now();
+    proxy.freeze();
+    // The broker gives up after 1.5 × the 5 s keep-alive.
+    let will = client.wait_json(&t.status, Duration::from_secs(20), |v| v["online"] == false).await;
+    assert_eq!(will, json!({"online": false}));
+    assert!(frozen_at.elapsed() >= Duration::from_secs(5), "the keep-alive, not a closed socket, fired the will");
+    adapter.crash().await;
+}
+
+/// The child process of `last_will_after_sigkill`; does nothing unless
+/// started by it (with the broker port in the environment).
+#[test]
+fn child_process_running_the_adapter() {
+    let (Ok(port), Ok(dir)) = (std::env::var("STUDIOD_MQTT_CHILD_PORT"), std::env::var("STUDIOD_MQTT_CHILD_DIR")) else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = FakeEngine::instant();
+        let cfg = Mqtt { url: format!("mqtt://127.0.0.1:{port}"), topic_prefix: "studiod".into(), client_id: Some("studiod-child".into()), username: None, password_file: None, ca_file: None };
+        let _adapter = Adapter::start(&cfg, Path::new(&dir), &engine, test_options());
+        // Bounded: the parent SIGKILLs us long before this.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_will_after_sigkill() {
+    init_logs();
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics();
+    let mut client = TestClient::connect(broker.port, &[&t.status, &t.reply]).await;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_running_the_adapter", "--nocapture", "--test-threads=1"])
+        .env("STUDIOD_MQTT_CHILD_PORT", broker.port.to_string())
+        .env("STUDIOD_MQTT_CHILD_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
+    assert_eq!(command(&mut client, r#"{"id":"k-1","action":"blackout"}"#).await["ok"], true);
+    child.kill().unwrap(); // SIGKILL: no chance to say goodbye
+    child.wait().unwrap();
+    let will = client.wait_json(&t.status, WAIT, |v| v["online"] == false).await;
+    assert_eq!(will, json!({"online": false}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

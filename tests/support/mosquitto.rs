@@ -348,6 +348,8 @@ pub struct FakeEngine {
     pub received: Arc<Mutex<Vec<Request>>>,
     pub state: watch::Sender<BoothState>,
     pub events: tokio::sync::broadcast::Sender<studiod::engine::Event>,
+    /// How many requests arrived so far (to wait on without sleeping).
+    arrived: watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -357,9 +359,15 @@ impl FakeEngine {
         let EngineInbox { mut rx, state, events } = inbox;
         let received = Arc::new(Mutex::new(Vec::new()));
         let (rec, st) = (Arc::clone(&received), state.clone());
+        let (arrived_tx, arrived) = watch::channel(0);
         let task = tokio::spawn(async move {
             while let Some((req, reply)) = rx.recv().await {
-                rec.lock().unwrap().push(req.clone());
+                let n = {
+                    let mut rec = rec.lock().unwrap();
+                    rec.push(req.clone());
+                    rec.len()
+                };
+                arrived_tx.send_replace(n);
                 let st = st.clone();
                 // Each request on its own task, as the real engine overlaps camera moves.
                 tokio::spawn(async move {
@@ -371,7 +379,7 @@ impl FakeEngine {
                 });
             }
         });
-        FakeEngine { handle, received, state, events, task }
+        FakeEngine { handle, received, state, events, arrived, task }
     }
 
     pub fn instant() -> FakeEngine {
@@ -380,6 +388,12 @@ impl FakeEngine {
 
     pub fn count(&self) -> usize {
         self.received.lock().unwrap().len()
+    }
+
+    /// Wait until `n` requests have arrived (bounded by `limit`).
+    pub async fn wait_count(&self, n: usize, limit: Duration) {
+        let mut rx = self.arrived.clone();
+        tokio::time::timeout(limit, rx.wait_for(|c| *c >= n)).await.expect("engine requests in time").expect("engine alive");
     }
 
     pub fn ids(&self) -> Vec<Option<String>> {
@@ -408,4 +422,78 @@ fn outcome(cmd: &Command, state: &watch::Sender<BoothState>, took: Duration) -> 
         }
         _ => Outcome::from_devices(cmd, BTreeMap::new(), took),
     }
+}
+
+/// A loopback TCP proxy that can *freeze*: stop forwarding while keeping
+/// every connection open, as a hung process would. Lets a test see the
+/// broker's keep-alive fire the Last Will.
+pub struct FreezableProxy {
+    pub port: u16,
+    frozen: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FreezableProxy {
+    pub async fn start(target_port: u16) -> FreezableProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let port = listener.local_addr().expect("addr").port();
+        let (frozen, rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            // Owned here so that aborting the proxy closes every connection.
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let rx = rx.clone();
+                conns.spawn(async move {
+                    let frozen_now = *rx.borrow();
+                    if frozen_now {
+                        // Frozen: accept but never answer.
+                        let _held = inbound;
+                        return std::future::pending::<()>().await;
+                    }
+                    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await else { return };
+                    let (ai, ao) = inbound.into_split();
+                    let (bi, bo) = outbound.into_split();
+                    tokio::join!(pipe(ai, bo, rx.clone()), pipe(bi, ao, rx));
+                });
+            }
+        });
+        FreezableProxy { port, frozen, task }
+    }
+
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn is_frozen_now(rx: &watch::Receiver<bool>) -> bool {
+    *rx.borrow()
+}
+
+async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, mut frozen: watch::Receiver<bool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    let is_frozen = frozen.clone();
+    while !is_frozen_now(&is_frozen) {
+        tokio::select! {
+            n = from.read(&mut buf) => match n {
+                Ok(n) if n > 0 && !is_frozen_now(&is_frozen) => {
+                    if to.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(n) if n > 0 => break,
+                _ => return,
+            },
+            r = frozen.changed() => if r.is_err() || is_frozen_now(&frozen) { break },
+        }
+    }
+    // Frozen: keep both halves open and silent until the proxy is dropped.
+    let _held = (from, to);
+    std::future::pending::<()>().await;
 }
