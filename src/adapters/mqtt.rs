@@ -20,6 +20,18 @@
 //! - We announce a maximum packet size, so the broker drops (never sends)
 //!   payloads larger than that instead of letting one poison the session;
 //!   payloads between 64 KiB and that size get an `invalid_command` reply.
+//!
+//! Wiring (the daemon):
+//! ```ignore
+//! if let Some(mqtt_cfg) = &config.mqtt {
+//!     let adapter = adapters::mqtt::run(mqtt_cfg, &config.studio.id, &config.studio.state_dir, engine.clone(), cancel.child_token())?;
+//!     tasks.spawn(adapter); // ends ≤ shutdown_grace + 1 s after `cancel`
+//! }
+//! ```
+//! Broker side: the session (and commands queued while studiod is away)
+//! survives a broker restart only if the broker persists sessions; Mosquitto
+//! also drops QoS 1 messages beyond `max_queued_messages` (default 1000) for
+//! a client that falls behind, and adds Nagle delays unless `set_tcp_nodelay true`.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
