@@ -315,19 +315,80 @@ async fn last_will_when_the_process_hangs_with_its_connection_open() {
     adapter.crash().await;
 }
 
-/// The child process of `last_will_after_sigkill`; does nothing unless
-/// started by it (with the broker port in the environment).
+/// The child process of the SIGKILL tests; does nothing unless started by
+/// them (with the broker port and state folder in the environment). Its
+/// `recall_preset` takes a minute; it prints `RECEIVED` when its engine got one.
 #[test]
 fn child_process_running_the_adapter() {
     let (Ok(port), Ok(dir)) = (std::env::var("STUDIOD_MQTT_CHILD_PORT"), std::env::var("STUDIOD_MQTT_CHILD_DIR")) else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let engine = FakeEngine::instant();
-        let cfg = Mqtt { url: format!("mqtt://127.0.0.1:{port}"), topic_prefix: "studiod".into(), client_id: Some("studiod-child".into()), username: None, password_file: None, ca_file: None };
+        let engine = FakeEngine::start(|c| if matches!(c, Command::RecallPreset { .. }) { Duration::from_secs(60) } else { Duration::ZERO });
+        let cfg = child_config(port.parse().unwrap());
         let _adapter = Adapter::start(&cfg, Path::new(&dir), &engine, test_options());
         // Bounded: the parent SIGKILLs us long before this.
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(60), async {
+            engine.wait_count(1, Duration::from_secs(60)).await;
+            println!("RECEIVED");
+            std::future::pending::<()>().await
+        })
+        .await;
     });
+}
+
+fn child_config(port: u16) -> Mqtt {
+    Mqtt { url: format!("mqtt://127.0.0.1:{port}"), topic_prefix: "studiod".into(), client_id: Some("studiod-child".into()), username: None, password_file: None, ca_file: None }
+}
+
+/// Killed on drop, so a failing test leaves no process behind.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(broker: &Broker, dir: &Path) -> ChildGuard {
+    ChildGuard(std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_running_the_adapter", "--nocapture", "--test-threads=1"])
+        .env("STUDIOD_MQTT_CHILD_PORT", broker.port.to_string())
+        .env("STUDIOD_MQTT_CHILD_DIR", dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap())
+}
+
+/// A command whose process died mid-execution (no reply, no ack) is
+/// delivered again by the broker and executed when studiod is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_cut_short_by_a_crash_runs_again_on_restart() {
+    init_logs();
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics();
+    let mut client = TestClient::connect(broker.port, &[&t.status, &t.reply]).await;
+    let mut child = spawn_child(&broker, dir.path());
+    client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
+    client.publish(&t.cmd, r#"{"id":"cut-1","action":"recall_preset","camera":"front","preset":4}"#).await;
+    let stdout = child.0.stdout.take().unwrap();
+    let saw = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains("RECEIVED")) // libtest may print "test … ... " before it
+    });
+    assert!(tokio::time::timeout(WAIT, saw).await.expect("child received the command in time").unwrap());
+    drop(child); // SIGKILL mid-command
+    client.wait_json(&t.status, WAIT, |v| v["online"] == false).await;
+
+    let engine = FakeEngine::instant();
+    let adapter = Adapter::start(&child_config(broker.port), dir.path(), &engine, test_options());
+    let reply = client.next_json(&t.reply, WAIT).await;
+    assert_eq!(reply["id"], "cut-1");
+    assert_eq!(reply["ok"], true);
+    assert_eq!(reply["duplicate"], false);
+    assert_eq!(engine.count(), 1);
+    adapter.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,17 +398,10 @@ async fn last_will_after_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let t = topics();
     let mut client = TestClient::connect(broker.port, &[&t.status, &t.reply]).await;
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_running_the_adapter", "--nocapture", "--test-threads=1"])
-        .env("STUDIOD_MQTT_CHILD_PORT", broker.port.to_string())
-        .env("STUDIOD_MQTT_CHILD_DIR", dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_child(&broker, dir.path());
     client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
     assert_eq!(command(&mut client, r#"{"id":"k-1","action":"blackout"}"#).await["ok"], true);
-    child.kill().unwrap(); // SIGKILL: no chance to say goodbye
-    child.wait().unwrap();
+    drop(child); // SIGKILL: no chance to say goodbye
     let will = client.wait_json(&t.status, WAIT, |v| v["online"] == false).await;
     assert_eq!(will, json!({"online": false}));
 }
