@@ -43,6 +43,7 @@ use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
+use rustls::pki_types::{pem::PemObject, CertificateDer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -528,7 +529,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, MqttE
     match ca_file {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|source| MqttError::ReadFile { key: "ca_file", path: path.to_path_buf(), source })?;
-            let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok).collect();
+            let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
             roots.add_parsable_certificates(certs);
             if roots.is_empty() {
                 return Err(MqttError::NoCertificate(path.display().to_string()));
