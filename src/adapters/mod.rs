@@ -3,7 +3,9 @@
 
 pub mod ctl;
 pub mod http;
+pub mod idempotency;
 pub mod json;
+pub mod mqtt;
 
 use std::sync::Arc;
 
@@ -28,6 +30,10 @@ pub struct Started {
 pub async fn start(config: watch::Receiver<Arc<Config>>, engine: EngineHandle, cancel: CancellationToken) -> Result<Started> {
     let current = config.borrow().clone();
     let mut started = Started::default();
+    if let Some(m) = &current.mqtt {
+        let task = mqtt::run(m, &current.studio.id, &current.studio.state_dir, engine.clone(), cancel.clone()).context("starting MQTT")?;
+        started.tasks.push(tokio::spawn(task));
+    }
     if let Some(h) = &current.http {
         let server = http::Server::bind(h, config.clone(), engine.clone(), http::Metrics::new(), http::Options::default())
             .await
