@@ -55,8 +55,10 @@ fn main() {
 }
 
 async fn run() {
-    let n = env_or("MQTT_BENCH_N", 1000) as usize;
-    let flood_s = env_or("MQTT_BENCH_FLOOD_S", 10);
+    // `cargo test --benches` runs without --bench: a short smoke round then.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n = env_or("MQTT_BENCH_N", if quick { 20 } else { 1000 }) as usize;
+    let flood_s = env_or("MQTT_BENCH_FLOOD_S", if quick { 1 } else { 10 });
     // A deep broker queue, so that a slow test client is never the reason a
     // reply goes missing (Mosquitto drops QoS 1 beyond 1000 queued by default).
     let broker = Broker::start_with(None, "max_queued_messages 100000\n");
