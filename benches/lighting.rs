@@ -102,7 +102,7 @@ fn process_cpu() -> f64 {
 async fn one_dimmer(receiver: &UdpSocket) -> (lighting::LightingHandle, tokio::task::JoinHandle<()>, CancellationToken) {
     let outputs = [ArtNetOutput { name: "node".into(), target: receiver.local_addr().unwrap(), universe: 0 }];
     let cancel = CancellationToken::new();
-    let config = Lighting { restore_last_look: false, ..Lighting::default() };
+    let config = Lighting { restore_last_look: false, clock: lighting::clock::ClockSource::Os, ..Lighting::default() };
     let (handle, task) = lighting::spawn(&outputs, &[dimmer16("key", "node")], &config, None, cancel.clone()).await.unwrap();
     (handle, task, cancel)
 }
@@ -203,6 +203,7 @@ async fn cpu() {
     let cancel = CancellationToken::new();
     let config = Lighting {
         restore_last_look: false,
+        clock: lighting::clock::ClockSource::Os,
         ..Lighting::default()
     };
     let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone())

@@ -151,6 +151,9 @@ pub struct Lighting {
     pub restore_last_look: bool,
     /// On shutdown: keep the last look (None) or apply this scene's light part.
     pub shutdown_scene: Option<String>,
+    /// The frame clock's timer. Loaded configs use the OS's high-resolution
+    /// timer; the default (tokio's) follows paused time in tests.
+    pub clock: crate::lighting::clock::ClockSource,
 }
 
 impl Default for Lighting {
@@ -161,6 +164,7 @@ impl Default for Lighting {
             artsync: false,
             restore_last_look: true,
             shutdown_scene: None,
+            clock: crate::lighting::clock::ClockSource::Tokio,
         }
     }
 }
