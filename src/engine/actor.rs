@@ -273,7 +273,7 @@ impl Engine {
                 results.insert(name, r);
             }
             let out = Outcome::from_devices(&cmd, results, received.elapsed());
-            info!(scene = ?cmd.scene(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
+            info!(scene = cmd.scene().unwrap_or_default(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
             if origin != Origin::Mqtt {
                 let _ = events.send(Event::SceneApplied { scene: cmd.scene().unwrap_or_default().to_string(), origin, ok: out.ok, id });
             }
