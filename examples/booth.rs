@@ -73,7 +73,7 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into())).init();
     if let Err(e) = run(args).await {
         eprintln!("booth: {e:#}");
         std::process::exit(1);
