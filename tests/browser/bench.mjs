@@ -76,7 +76,7 @@ try {
     await page.waitForSelector('.scene[data-scene="intro"].done');
   }
 
-  const samples = { first: { 'flash-sale': [], intro: [] }, final: { 'flash-sale': [], intro: [] }, ack: [], baseline: [] };
+  const samples = { first: { 'flash-sale': [], intro: [] }, final: { 'flash-sale': [], intro: [] }, ack: [], baseline: [], rest: { 'flash-sale': [], intro: [] } };
   let old = LOOKS.intro;
   for (let i = 0; i < TAPS; i++) {
     const scene = SCENES[i % 2];
@@ -92,6 +92,7 @@ try {
     await page.mouse.down();
     const from = booth.log.length;
     const t0 = performance.now();
+    const lastFrame = booth.log.last((e) => e.kind === 'ARTNET', from);
     await page.mouse.up();
     samples.ack.push(performance.now() - t0);
     const prev = old;
@@ -99,6 +100,7 @@ try {
     const final = await booth.log.waitFor(`${scene} look after tap ${i}`, isLook(LOOKS[scene]), { from, timeoutMs: 15_000 });
     samples.first[scene].push(first.entry.t - t0);
     samples.final[scene].push(final.entry.t - t0);
+    samples.rest[scene].push(t0 - lastFrame.t);
     old = LOOKS[scene];
     // The page answers once every device is done; only then is the button tappable again.
     await page.waitForSelector(`.scene[data-scene="${scene}"].done`, { timeout: 15_000 });
@@ -112,6 +114,8 @@ try {
     [`tap → full look, flash-sale (fade ${FADE_MS['flash-sale']} ms)`, stats(samples.final['flash-sale'])],
     [`tap → full look, intro (fade ${FADE_MS.intro} ms)`, stats(samples.final.intro)],
     ['mouse-up round trip, scene button', stats(samples.ack)],
+    ['(context) last frame before the tap → tap, flash-sale', stats(samples.rest['flash-sale'])],
+    ['(context) last frame before the tap → tap, intro', stats(samples.rest.intro)],
     ['baseline: mouse-up round trip, no-op element', stats(samples.baseline)],
   ];
   console.log(`\n${TAPS} taps alternating flash-sale / intro (ms, Node clock)\n`);

@@ -2,6 +2,10 @@
 // (studiod in-process, three virtual VISCA cameras, Art-Net/OSC monitors on
 // loopback) with a private Mosquitto as the booking backend's broker. What
 // the devices receive is read from the booth's ARTNET/CAMERA/OSC lines.
+//
+//   cargo build --examples && cd tests/browser &&
+//   STUDIOD_BOOTH=$PWD/../../target/debug/examples/booth node --test booth.test.mjs
+// (without STUDIOD_BOOTH the harness uses `cargo run --example booth`).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -9,6 +13,7 @@ import { startBooth, startMosquitto, mqttPublish, mqttSubscribe, launch, isLook,
 
 const TOPIC = 'studiod/la-03';
 let broker;
+let statusSub;
 let booth;
 let browser;
 let page;
@@ -17,10 +22,10 @@ before(async () => {
   broker = await startMosquitto();
   // Subscribed before the booth starts: its retained `status` then proves its
   // MQTT client is connected and subscribed to `cmd` (it subscribes first).
-  const status = mqttSubscribe(broker.port, `${TOPIC}/status`, { count: 1, waitS: 60 });
-  await status.subscribed;
+  statusSub = mqttSubscribe(broker.port, `${TOPIC}/status`, { count: 1, waitS: 60 });
+  await statusSub.subscribed;
   booth = await startBooth({ mqttUrl: broker.url });
-  const [online] = await status.messages;
+  const [online] = await statusSub.messages;
   assert.equal(JSON.parse(online).online, true, online);
   browser = await launch();
   page = await browser.context.newPage();
@@ -28,6 +33,7 @@ before(async () => {
 
 after(async () => {
   // Each step runs even if an earlier one failed, so no process outlives the file.
+  statusSub?.stop();
   await browser?.close().catch(() => {});
   await booth?.stop();
   await broker?.stop();
