@@ -122,7 +122,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let recalled: Vec<u64> = (1..=CAMERAS).map(|c| chain.camera_state(c).presets_recalled).collect();
     let running = studiod::daemon::start(config).await?;
     let url = running.http_url.clone().context("the booth config has [http] but the daemon serves no URL")?;
-    println!("URL {url}");
+    emit(format_args!("URL {url}"));
 
     // READY: cameras online, and the safe scene's presets reached them, so a
     // test starts from a settled booth (as tests/support's Booth does).
@@ -136,7 +136,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::Ok(())
     };
     tokio::time::timeout(START_LIMIT, ready).await.context("cameras not online within 20 s")??;
-    println!("READY");
+    emit(format_args!("READY"));
 
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
@@ -163,8 +163,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.keep {
         eprintln!("booth: kept {}", dir.keep().display());
     }
-    println!("BYE");
+    emit(format_args!("BYE"));
     Ok(())
+}
+
+/// One line on stdout, flushed. Unlike `println!` it never panics: when the
+/// reader is gone, stdin's EOF ends the booth.
+fn emit(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(format_args!("{line}\n"));
+    let _ = out.flush();
 }
 
 async fn print_artnet(artnet: ArtNetMonitor) {
@@ -177,7 +186,7 @@ async fn print_artnet(artnet: ArtNetMonitor) {
         if last.as_ref() == Some(&data) {
             continue;
         }
-        println!("ARTNET {}", json!({"universe": frame.port_address, "data": data}));
+        emit(format_args!("ARTNET {}", json!({"universe": frame.port_address, "data": data})));
         last = Some(data);
     }
 }
@@ -190,7 +199,7 @@ async fn print_osc(osc: OscMonitor) {
             match p {
                 rosc::OscPacket::Message(m) => {
                     let args: Vec<serde_json::Value> = m.args.iter().map(osc_json).collect();
-                    println!("OSC {}", json!({"address": m.addr, "args": args}));
+                    emit(format_args!("OSC {}", json!({"address": m.addr, "args": args})));
                 }
                 rosc::OscPacket::Bundle(b) => stack.extend(b.content.into_iter().rev()),
             }
@@ -246,7 +255,7 @@ async fn print_cameras(chain: Arc<VirtualChain>, names: BTreeMap<usize, String>,
             };
             if due {
                 let name = names.get(&(i + 1)).map(String::as_str).unwrap_or("");
-                println!("CAMERA {}", json!({"camera": i + 1, "name": name, "pan": seen.pan, "tilt": seen.tilt, "zoom": seen.zoom, "moving": seen.moving}));
+                emit(format_args!("CAMERA {}", json!({"camera": i + 1, "name": name, "pan": seen.pan, "tilt": seen.tilt, "zoom": seen.zoom, "moving": seen.moving})));
                 *last = Some((seen, now));
             }
         }
