@@ -382,3 +382,12 @@ export const LOOKS = {
 
 /** An ARTNET log entry whose first 32 channels are exactly `look`. */
 export const isLook = (look) => (e) => e.kind === 'ARTNET' && e.json.universe === 0 && e.json.data.length === look.length && e.json.data.every((v, i) => v === look[i]);
+
+/**
+ * Where a screenshot goes: `docs/` when STUDIOD_UPDATE_SCREENSHOTS=1 (to
+ * refresh the committed pictures), else the temp folder, so a test run never
+ * dirties the checkout.
+ */
+export function shotPath(name) {
+  return process.env.STUDIOD_UPDATE_SCREENSHOTS === '1' ? join(REPO, 'docs', name) : join(tmpdir(), `studiod-${name}`);
+}
