@@ -79,6 +79,11 @@ impl DeviceSet {
 async fn count_frames(mut frames: tokio::sync::broadcast::Receiver<crate::lighting::FrameSent>, outputs: Vec<String>, metrics: Metrics, cancel: CancellationToken) {
     use tokio::sync::broadcast::error::RecvError;
     let name = |i: usize| outputs.get(i).map(String::as_str).unwrap_or("?");
+    // Zero series from the start, so "no errors" is visible as 0, not absent.
+    for o in &outputs {
+        metrics.add(metrics::ARTNET_FRAMES, &[("output", o)], 0.0);
+        metrics.add(metrics::ARTNET_SEND_ERRORS, &[("output", o)], 0.0);
+    }
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
