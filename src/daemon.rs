@@ -23,8 +23,13 @@ use crate::metrics::{self, Metrics};
 use crate::osc::OscSender;
 use crate::sdnotify;
 
-/// How long shutdown may take before we stop waiting for tasks.
+/// How long stopping one set of tasks may take before we stop waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// The whole of a shutdown, SIGTERM to return: systemd and the booth
+/// operator expect the process gone within 2 s; the rest is process exit.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1800);
+/// Kept back from the adapters for the devices' final frame and the last-look flush.
+const DEVICE_STOP_RESERVE: Duration = Duration::from_millis(300);
 
 /// Running device actors and what it takes to stop them.
 struct DeviceSet {
@@ -145,15 +150,26 @@ pub struct Running {
 impl Running {
     /// Stop everything: adapters say goodbye, lights keep their look (or the
     /// shutdown scene), state is saved.
+    ///
+    /// Bounded by [`SHUTDOWN_BUDGET`] overall: the adapters (in-flight MQTT
+    /// replies, then `{"online":false}`) get all but [`DEVICE_STOP_RESERVE`]
+    /// of it; a command still running then stays unacknowledged and the
+    /// broker redelivers it to the next start.
     pub async fn shutdown(self) {
         sdnotify::stopping();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
         self.cancel.cancel();
         let all = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
-            warn!("tasks did not stop in time");
+        if tokio::time::timeout_at(deadline - DEVICE_STOP_RESERVE, all).await.is_err() {
+            warn!("adapters did not stop in time");
         }
-        if let Some(set) = self.device_set.lock().await.take() {
-            set.stop().await;
+        let devices = async {
+            if let Some(set) = self.device_set.lock().await.take() {
+                set.stop().await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, devices).await.is_err() {
+            warn!("devices did not stop within the shutdown budget");
         }
     }
 
