@@ -178,7 +178,9 @@ impl Engine {
                 _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => {
                     if let Some(s) = self.scheduled.take() {
                         self.state.pending = None;
-                        self.apply_now(s.req, s.reply, s.received).await;
+                        // The scheduled command's own span, so its lines keep its id.
+                        let span = info_span!("command", id = s.req.id.as_deref().unwrap_or("-"), action = s.req.command.action(), origin = s.req.origin.as_str());
+                        self.apply_now(s.req, s.reply, s.received).instrument(span).await;
                     }
                 }
             }
