@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command as Process, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mosquitto::TestClient;
+use mosquitto::{Broker, TestClient};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -19,6 +19,10 @@ const CMD: &str = "studiod/la-03/cmd";
 const REPLY: &str = "studiod/la-03/reply";
 const STATUS: &str = "studiod/la-03/status";
 const T: Duration = Duration::from_secs(15);
+
+/// The demo prefers fixed ports (1883, 8080) when free; two demos starting
+/// at once could both see one free. The tests here take turns.
+static ONE_DEMO_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The demo as a child; killed on drop if a test fails midway.
 struct Demo {
@@ -116,6 +120,7 @@ fn port_of(url: &str) -> u16 {
 
 #[tokio::test]
 async fn demo_applies_a_scene_over_its_embedded_broker_and_exits_on_sigint() {
+    let _turn = ONE_DEMO_AT_A_TIME.lock().await;
     let wire = tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let copy = wire.local_addr().unwrap().to_string();
     let mut demo = Demo::start(&["--artnet-copy", &copy]);
@@ -165,4 +170,24 @@ async fn demo_applies_a_scene_over_its_embedded_broker_and_exits_on_sigint() {
     demo.signal("-INT");
     let status = demo.exit_within(Duration::from_secs(5)).await.expect("demo did not exit within 5 s of SIGINT");
     assert!(status.success(), "demo exit status {status}");
+}
+
+#[tokio::test]
+async fn demo_uses_an_external_broker_given_with_mqtt() {
+    let _turn = ONE_DEMO_AT_A_TIME.lock().await;
+    let broker = Broker::start();
+    let mut c = TestClient::connect(broker.port, &[REPLY, STATUS]).await;
+    let mut demo = Demo::start(&["--mqtt", &broker.url()]);
+    let line = demo.line_with("MQTT broker:", T).await;
+    assert!(line.contains(&broker.url()) && !line.contains("embedded"), "{line}");
+    demo.line_with("cameras ready", T).await;
+    c.wait_json(STATUS, T, |v| v["online"] == true).await;
+    c.publish(CMD, json!({"id":"demo-ext-1","action":"apply_scene","scene":"intro"}).to_string()).await;
+    let r = c.wait_json(REPLY, T, |v| v["id"] == "demo-ext-1").await;
+    assert_eq!(r["ok"], true, "{r}");
+    demo.signal("-INT");
+    let status = demo.exit_within(Duration::from_secs(5)).await.expect("demo did not exit within 5 s of SIGINT");
+    assert!(status.success(), "demo exit status {status}");
+    // A clean exit says goodbye on the external broker too.
+    c.wait_json(STATUS, T, |v| v["online"] == false).await;
 }
