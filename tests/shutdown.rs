@@ -21,6 +21,7 @@ use support::dmx16;
 const CMD: &str = "studiod/la-03/cmd";
 const REPLY: &str = "studiod/la-03/reply";
 const STATUS: &str = "studiod/la-03/status";
+const STATE: &str = "studiod/la-03/state";
 const T: Duration = Duration::from_secs(10);
 /// The budget from SIGTERM to exit.
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
@@ -67,7 +68,7 @@ impl Booth {
     }
 
     async fn client(&self) -> TestClient {
-        TestClient::connect(self.broker.port, &[REPLY, STATUS]).await
+        TestClient::connect(self.broker.port, &[REPLY, STATUS, STATE]).await
     }
 
     fn state_file(&self) -> PathBuf {
@@ -134,18 +135,43 @@ async fn flash_sale_in_flight(b: &Booth, c: &mut TestClient, id: &str) {
     b.artnet.wait_for(T, |f| f.port_address == 0 && is_flash_sale(&f.data)).await.expect("flash-sale on Art-Net");
 }
 
+/// The replies to `ids`, in any order; on timeout the panic shows the daemon's logs.
+async fn replies_for(c: &mut TestClient, ids: &[&str], logs: &str) -> std::collections::HashMap<String, Value> {
+    let mut got = std::collections::HashMap::new();
+    let deadline = Instant::now() + T;
+    while got.len() < ids.len() {
+        let Some(v) = c.try_next_json(REPLY, deadline.saturating_duration_since(Instant::now())).await else {
+            panic!("replies to {ids:?} not all within {T:?} (got {:?}); daemon logs:\n{logs}", got.keys().collect::<Vec<_>>());
+        };
+        if let Some(id) = v["id"].as_str().filter(|id| ids.contains(id)) {
+            got.insert(id.to_string(), v);
+        }
+    }
+    got
+}
+
 #[tokio::test]
 async fn sigterm_exits_cleanly_within_2s_and_keeps_the_last_look() {
     let mut b = Booth::start(|c| c, &[]).await;
     let mut c = b.client().await;
     flash_sale_in_flight(&b, &mut c, "sd-1").await;
-    // Signalled while the cameras are (most likely) still moving.
+    // A command still in flight at SIGTERM: scheduled for later, so only the
+    // shutdown can answer it.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    c.publish(CMD, json!({"id": "sd-later", "action": "apply_scene", "scene": "house", "at": later.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}).to_string()).await;
+    c.wait_json(STATE, T, |v| v["pending"]["scene"] == "house").await;
     let (took, status) = b.terminate();
     assert!(status.success(), "exit status {status}; logs:\n{}", b.logs().join("\n"));
     assert!(took <= SHUTDOWN_BUDGET, "exit took {took:?}");
 
-    let reply = c.wait_json(REPLY, T, |v| v["id"] == "sd-1").await;
+    let logs = b.logs().join("\n");
+    // Either may come first: both are answered during the shutdown.
+    let mut replies = replies_for(&mut c, &["sd-1", "sd-later"], &logs).await;
+    let reply = replies.remove("sd-1").expect("sd-1");
     assert_eq!(reply["scene"], "flash-sale", "{reply}");
+    let in_flight = replies.remove("sd-later").expect("sd-later");
+    assert_eq!(in_flight["ok"], false, "{in_flight}");
+    assert!(in_flight["error"]["message"].as_str().unwrap_or("").contains("shut down"), "{in_flight}");
     // A client arriving after the exit gets the retained status: offline.
     let mut late = b.client().await;
     assert_eq!(late.next_json(STATUS, T).await, json!({"online": false}));
