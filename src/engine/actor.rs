@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument, Span};
 
 use super::{BoothState, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request};
-use crate::camera::CameraHandle;
+use crate::camera::{CameraError, CameraHandle};
 use crate::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
 use crate::config::model::Config;
 use crate::lighting::{LightingHandle, Look};
@@ -311,7 +311,7 @@ impl Engine {
             let out = Outcome::from_devices(&cmd, results, received.elapsed());
             // From the devices starting (not from receipt, which includes a scheduled wait).
             m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], started.elapsed().as_secs_f64());
-            info!(scene = ?cmd.scene(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
+            info!(scene = cmd.scene().unwrap_or_default(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
             if origin != Origin::Mqtt {
                 let _ = events.send(Event::SceneApplied { scene: cmd.scene().unwrap_or_default().to_string(), origin, ok: out.ok, id });
             }
@@ -341,7 +341,7 @@ impl Engine {
             }
         }
         for (name, target) in &sc.cameras {
-            out.push(self.camera_future(name, target.clone()));
+            out.push(self.camera_future(name, target.clone()).await);
         }
         for (to, msg) in &sc.osc {
             let r = match &self.devices.osc {
@@ -358,22 +358,59 @@ impl Engine {
         out
     }
 
-    fn camera_future(&self, name: &str, target: CameraTarget) -> DeviceFuture {
+    /// Queue a camera's part of a scene now (so a newer scene's requests
+    /// always follow an older scene's) and return the future of its completion.
+    async fn camera_future(&self, name: &str, target: CameraTarget) -> DeviceFuture {
+        use crate::visca::{Command as Visca, MemoryOp};
         let name = name.to_string();
         let Some(cam) = self.devices.cameras.get(&name).cloned() else {
             return Box::pin(async move { (name, DeviceResult::failed("camera is not running")) });
         };
         let limit = cam.profile().timing.completion_move + cam.profile().timing.ack * 3 + CAMERA_GRACE;
-        let fut = async move {
-            match target {
-                CameraTarget::Preset(p) => cam.recall_preset(p).await,
-                CameraTarget::Absolute { pan: Some(pan), tilt: Some(tilt), zoom } => cam.move_absolute(pan, tilt, zoom).await,
-                CameraTarget::Absolute { pan: None, tilt: None, zoom: Some(z) } => cam.zoom_to(z).await,
-                CameraTarget::Absolute { pan, tilt, zoom } => {
-                    // One axis given: keep the other where it is.
+        // The VISCA commands this target needs, when they can be built up front.
+        let commands: Result<Option<Vec<Visca>>, CameraError> = (|| {
+            Ok(Some(match target {
+                CameraTarget::Preset(p) => vec![Visca::Memory { op: MemoryOp::Recall, memory: cam.memory_byte(p)? }],
+                CameraTarget::Absolute { pan: Some(pan), tilt: Some(tilt), zoom } => {
+                    let mut v = vec![cam.absolute_command(pan, tilt)?];
+                    if let Some(z) = zoom {
+                        v.push(Visca::ZoomDirect(cam.zoom_position(z)?));
+                    }
+                    v
+                }
+                CameraTarget::Absolute { pan: None, tilt: None, zoom: Some(z) } => vec![Visca::ZoomDirect(cam.zoom_position(z)?)],
+                // One axis only: the other comes from a position inquiry first.
+                CameraTarget::Absolute { .. } => return Ok(None),
+            }))
+        })();
+        let fut: Pin<Box<dyn Future<Output = Result<(), CameraError>> + Send>> = match commands {
+            Err(e) => Box::pin(async move { Err(e) }),
+            Ok(Some(cmds)) => {
+                let mut pending = Vec::new();
+                let mut queued = Ok(());
+                for c in cmds {
+                    match cam.submit(c).await {
+                        Ok(p) => pending.push(p),
+                        Err(e) => {
+                            queued = Err(e);
+                            break;
+                        }
+                    }
+                }
+                Box::pin(async move {
+                    queued?;
+                    for r in futures::future::join_all(pending).await {
+                        r?;
+                    }
+                    Ok(())
+                })
+            }
+            Ok(None) => {
+                let CameraTarget::Absolute { pan, tilt, zoom } = target else { unreachable!("only partial absolute targets are deferred") };
+                Box::pin(async move {
                     let now = cam.position().await?;
                     cam.move_absolute(pan.unwrap_or(now.pan_deg), tilt.unwrap_or(now.tilt_deg), zoom).await
-                }
+                })
             }
         };
         Box::pin(async move {
