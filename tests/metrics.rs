@@ -39,13 +39,27 @@ fn get(m: &BTreeMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
     *m.get(&key).unwrap_or_else(|| panic!("no series {key}; have:\n{}", m.keys().cloned().collect::<Vec<_>>().join("\n")))
 }
 
-#[tokio::test]
-async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
+/// The example booth with the technician's token; (booth, its tempdir for secrets).
+async fn booth_with_http() -> (Booth, tempfile::TempDir) {
     let secrets = tempfile::tempdir().unwrap();
     let token_file = secrets.path().join("tech.token");
     std::fs::write(&token_file, TOKEN).unwrap();
     let http = format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntech_token_file = \"{}\"\n", token_file.display());
-    let b = Booth::start_with(None, &http).await;
+    (Booth::start_with(None, &http).await, secrets)
+}
+
+async fn scrape(b: &Booth) -> (String, BTreeMap<String, f64>) {
+    let url = b.daemon().http_url.clone().expect("HTTP configured");
+    let r = reqwest::Client::new().get(format!("{url}/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let m = parse(&text);
+    (text, m)
+}
+
+#[tokio::test]
+async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
+    let (b, _secrets) = booth_with_http().await;
     let url = b.daemon().http_url.clone().expect("HTTP configured");
     let client = reqwest::Client::new();
 
@@ -114,4 +128,30 @@ async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
     assert_eq!(get(&m, "studiod_http_requests_total", &[("route", "/api/commands"), ("status", "200")]), 1.0);
     assert_eq!(get(&m, "studiod_http_requests_total", &[("route", "/metrics"), ("status", "401")]), 1.0);
     assert_eq!(get(&m, "studiod_http_requests_total", &[("route", "/metrics"), ("status", "200")]), 1.0);
+}
+
+#[tokio::test]
+async fn camera_faults_show_as_serial_errors_retries_failed_applies_and_devices_offline() {
+    use studiod::sim::Fault;
+    let (b, _secrets) = booth_with_http().await;
+    // side (address 2) hangs; overhead (address 3) refuses everything.
+    b.chain.set_fault(2, Fault::Silent);
+    b.chain.set_fault(3, Fault::ErrorReply(0x41));
+    let out = b.apply("flash-sale", Some(0)).await;
+    assert!(!out.ok, "{out:?}");
+    // Health reaches the engine's state on its own path; wait for it, not for time.
+    let mut state = b.daemon().engine.state();
+    support::wait_watch(&mut state, Duration::from_secs(10), "side offline", |s| s.devices.get("side").is_some_and(|d| !d.online)).await;
+    let (_, m) = scrape(&b).await;
+    let port = b.dir.path().join("ttyVISCA0").display().to_string();
+    assert_eq!(get(&m, "studiod_commands_total", &[("action", "apply_scene"), ("result", "device_failed"), ("origin", "cli")]), 1.0);
+    assert_eq!(get(&m, "studiod_scene_apply_seconds_count", &[("result", "failed")]), 1.0);
+    // The hung camera: one request timed out after its resends (2 by default).
+    assert!(get(&m, "studiod_serial_errors_total", &[("port", &port), ("kind", "timeout")]) >= 1.0);
+    assert!(get(&m, "studiod_serial_retries_total", &[("port", &port)]) >= 2.0);
+    assert!(get(&m, "studiod_serial_errors_total", &[("port", &port), ("kind", "refused")]) >= 1.0);
+    assert_eq!(get(&m, "studiod_serial_errors_total", &[("port", &port), ("kind", "port_lost")]), 0.0);
+    // The hung camera went offline; the refusing one still answers, so it is online.
+    assert_eq!(get(&m, "studiod_devices_online", &[("kind", "camera")]), 2.0);
+    assert_eq!(get(&m, "studiod_devices", &[("kind", "camera")]), 3.0);
 }
