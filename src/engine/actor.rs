@@ -11,13 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span, warn, Instrument, Span};
 
 use super::{BoothState, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request};
 use crate::camera::{CameraError, CameraHandle};
 use crate::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
 use crate::config::model::Config;
 use crate::lighting::{LightingHandle, Look};
+use crate::metrics::{self, Metrics};
 use crate::osc::OscSender;
 use crate::scene::load::{convert_light, Devices as SceneDevices, LightInput};
 use crate::scene::{CameraTarget, Scene};
@@ -53,6 +54,8 @@ pub struct Engine {
     /// Followers of the configuration in force (adapters render scene lists).
     config_tx: Option<watch::Sender<Arc<Config>>>,
     respawn: Option<Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync>>,
+    /// Commands by action/result/origin and apply latency, for every origin.
+    metrics: Metrics,
 }
 
 struct Scheduled {
@@ -76,9 +79,16 @@ impl Engine {
             health_tx,
             config_tx: None,
             respawn: None,
+            metrics: Metrics::default(),
         };
         e.install_devices(devices);
         e
+    }
+
+    /// Record command and apply metrics in this (the daemon's) registry.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Engine {
+        self.metrics = metrics;
+        self
     }
 
     /// Publish every configuration change (reload, put/delete scene) here.
@@ -168,7 +178,9 @@ impl Engine {
                 _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => {
                     if let Some(s) = self.scheduled.take() {
                         self.state.pending = None;
-                        self.apply_now(s.req, s.reply, s.received).await;
+                        // The scheduled command's own span, so its lines keep its id.
+                        let span = info_span!("command", id = s.req.id.as_deref().unwrap_or("-"), action = s.req.command.action(), origin = s.req.origin.as_str());
+                        self.apply_now(s.req, s.reply, s.received).instrument(span).await;
                     }
                 }
             }
@@ -199,6 +211,23 @@ impl Engine {
     async fn handle(&mut self, req: Request, reply: oneshot::Sender<Outcome>) {
         let received = Instant::now();
         let span = info_span!("command", id = req.id.as_deref().unwrap_or("-"), action = req.command.action(), origin = req.origin.as_str());
+        // Every outcome passes here on its way out, whichever path produced
+        // it (refused, immediate, completed in the background, scheduled), so
+        // the counts cover every origin exactly once.
+        let (tx, rx) = oneshot::channel::<Outcome>();
+        let (m, action, origin) = (self.metrics.clone(), req.command.action(), req.origin.as_str());
+        tokio::spawn(async move {
+            let out = rx.await;
+            let result = match &out {
+                Ok(o) => o.error.as_ref().map_or("ok", |e| e.code.as_str()),
+                Err(_) => "dropped",
+            };
+            m.inc(metrics::COMMANDS_TOTAL, &[("action", action), ("result", result), ("origin", origin)]);
+            if let Ok(o) = out {
+                let _ = reply.send(o);
+            }
+        });
+        let reply = tx;
         async {
             match &req.command {
                 Command::ApplyScene { scene, at, .. } => {
@@ -218,9 +247,13 @@ impl Engine {
                             let _ = reply.send(out);
                         }
                         Err(fut) => {
-                            tokio::spawn(async move {
-                                let _ = reply.send(fut.await);
-                            });
+                            // The command's span follows its completion so its log lines keep the id.
+                            tokio::spawn(
+                                async move {
+                                    let _ = reply.send(fut.await);
+                                }
+                                .instrument(Span::current()),
+                            );
                         }
                     }
                 }
@@ -255,6 +288,7 @@ impl Engine {
             self.state.pending = None;
         }
         self.generation += 1;
+        let started = Instant::now();
         let fade = fade.unwrap_or(sc.fade);
         let mut futures = self.scene_devices(&sc, fade).await;
         info!(scene = %sc.name, devices = futures.len(), fade_ms = fade.as_millis() as u64, "applying scene");
@@ -267,18 +301,24 @@ impl Engine {
         let cmd = req.command.clone();
         let events = self.inbox.events.clone();
         let (origin, id) = (req.origin, req.id.clone());
+        let m = self.metrics.clone();
+        let span = Span::current();
         tokio::spawn(async move {
             let mut results = BTreeMap::new();
             for (name, r) in futures::future::join_all(futures.drain(..)).await {
                 results.insert(name, r);
             }
             let out = Outcome::from_devices(&cmd, results, received.elapsed());
+            // From the devices starting (not from receipt, which includes a scheduled wait).
+            m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], started.elapsed().as_secs_f64());
             info!(scene = cmd.scene().unwrap_or_default(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
             if origin != Origin::Mqtt {
                 let _ = events.send(Event::SceneApplied { scene: cmd.scene().unwrap_or_default().to_string(), origin, ok: out.ok, id });
             }
             let _ = reply.send(out);
-        });
+        }
+        // The command's span follows the camera completions, so "scene applied" carries the id.
+        .instrument(span));
     }
 
     /// Start every device's part of a scene; returns the futures that finish it.
