@@ -22,6 +22,7 @@
 //! Stdin: `quit` (or EOF, or SIGTERM/SIGINT) shuts the daemon down cleanly;
 //! `cameras` prints every camera's `CAMERA` line now (for a test that wants
 //! the current state without waiting for a change). Loopback only.
+#![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -9,6 +9,7 @@
 //! `scene NAME` (state changes as if applied over MQTT), `offline DEVICE REASON…`,
 //! `online DEVICE`, `fail DEVICE REASON…` (commands touching it fail),
 //! `heal DEVICE`, `quit`. Loopback only.
+#![deny(unsafe_code)]
 
 #[path = "../tests/http_support/mod.rs"]
 mod http_support;

@@ -1,5 +1,6 @@
 //! The binary's edge: argument parsing, logging set-up, exit codes.
 //! Everything else lives in the library (`studiod::…`).
+#![deny(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -6,16 +6,18 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 fn send(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::SocketAddr;
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    // Abstract sockets ("@name") are not supported by std without unsafe; systemd
-    // uses a filesystem path for services by default.
-    if path.to_string_lossy().starts_with('@') {
-        return;
-    }
-    if let Ok(sock) = UnixDatagram::unbound() {
-        if let Err(e) = sock.send_to(state.as_bytes(), &path) {
-            tracing::debug!(error = %e, "sd_notify failed");
-        }
+    let Ok(sock) = UnixDatagram::unbound() else { return };
+    // "@name" is a Linux abstract socket; anything else a filesystem path.
+    let sent = match path.as_bytes().strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(state.as_bytes(), &a)),
+        None => sock.send_to(state.as_bytes(), &path),
+    };
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "sd_notify failed");
     }
 }
 

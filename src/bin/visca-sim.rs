@@ -2,6 +2,7 @@
 //!
 //! `visca-sim /tmp/visca0 --cameras 3` then point studiod's `port` at
 //! `/tmp/visca0`.
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 
