@@ -192,16 +192,18 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     client.publish(CMD, json!({"id": again, "action": "blackout"}).to_string()).await;
     let r = client.wait_json(REPLY, T, |v| v["id"] == again.as_str()).await;
     assert_eq!(r["duplicate"], true, "an id answered before a SIGKILL is remembered: {r}");
-    // The last round's unprocessed commands are redelivered first and may
-    // fill the queue: retry on `busy` (each attempt waits for its reply).
+    // The rounds' unprocessed commands (up to hundreds, persistent session)
+    // are redelivered first and may fill the queue: on `busy`, wait for the
+    // backlog to make progress (its next reply), then retry. Bounded.
     let mut last = Value::Null;
-    for attempt in 0..20 {
+    for attempt in 0..ROUNDS * FLOOD {
         let id = format!("final-{attempt}");
         client.publish(CMD, json!({"id": id, "action": "apply_scene", "scene": "stress", "fade_ms": 0}).to_string()).await;
         last = client.wait_json(REPLY, T, |v| v["id"] == id.as_str()).await;
         if last["error"]["code"] != "busy" {
             break;
         }
+        client.wait_json(REPLY, T, |v| v["id"].as_str().is_some_and(|i| !i.starts_with("final-"))).await;
     }
     assert_eq!(last["ok"], true, "the surviving stress scene applies: {last}");
 }
