@@ -11,8 +11,11 @@
 //!   without its newline (which its loader drops by design);
 //! and the next round's daemon comes up (retained `status` online).
 //!
-//! Where inside the flood the kill lands is random (seeded, printed on
-//! failure); the invariants must hold wherever it lands.
+//! Even rounds kill after a random number of replies (seeded, printed on
+//! failure); odd rounds aim: a watcher kills the instant a `write_atomic`
+//! temp file appears, i.e. inside a put_scene or last-look write. A typical
+//! run lands 4–10 kills inside put_scene writes and 3–9 inside last-look
+//! writes (printed); the invariants must hold wherever a kill lands.
 
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
@@ -82,6 +85,16 @@ fn big_scene(tag: u64, key: f64) -> String {
     s
 }
 
+/// Names of `write_atomic` temp files (`.<name>.tmp-<pid>`) in `dirs`.
+fn temp_files(dirs: &[std::path::PathBuf]) -> HashSet<String> {
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with('.') && n.contains(".tmp-"))
+        .collect()
+}
+
 /// Every line of the id log is a JSON record, except possibly a torn last
 /// line that lacks its newline.
 fn check_id_log(path: &Path, round: usize) {
@@ -120,6 +133,7 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     let mut answered_ids = Vec::new();
     let mut seq = 0u64;
     let (mut mid_write_kills, mut seen_temps, mut torn_rounds) = (0, 0, 0);
+    let (mut look_kills, mut seen_look_temps) = (0, 0);
     for round in 0..ROUNDS {
         let mut daemon = spawn(&config, &log);
         client.wait_json(STATUS, T, |v| v["online"] == true).await;
@@ -149,7 +163,32 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
                 answered_ids.push(r["id"].as_str().unwrap().to_string());
             }
         }
-        daemon.0.kill().unwrap(); // SIGKILL
+        // In odd rounds, aim: a watcher thread spins on the two folders and
+        // SIGKILLs the daemon the moment a new temp file of `write_atomic`
+        // appears (a put_scene or a last-look write has begun and not yet
+        // been renamed), or after 1.5 s (beyond the 500 ms last-look debounce).
+        if round % 2 == 1 {
+            let dirs = [dir.path().join("scenes"), state.clone()];
+            // Every other aimed round waits for a last-look write only (the
+            // flood's put_scene temp files would otherwise always come first).
+            let only_look = round % 4 == 3;
+            let before = temp_files(&dirs);
+            daemon = std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+                while std::time::Instant::now() < deadline {
+                    if temp_files(&dirs).difference(&before).any(|n| !only_look || n.starts_with(".last-look.json.tmp-")) {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                daemon.0.kill().unwrap(); // SIGKILL
+                daemon
+            })
+            .join()
+            .unwrap();
+        } else {
+            daemon.0.kill().unwrap(); // SIGKILL
+        }
         daemon.0.wait().unwrap();
         drop(daemon);
         client.wait_json(STATUS, T, |v| v["online"] == false).await;
@@ -166,6 +205,9 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
         let torn = std::fs::read(state.join(studiod::adapters::idempotency::FILE_NAME)).is_ok_and(|b| !b.is_empty() && !b.ends_with(b"\n"));
         mid_write_kills += usize::from(temps > seen_temps);
         seen_temps = temps;
+        let look_temps = std::fs::read_dir(&state).map_or(0, |d| d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".last-look.json.tmp-")).count());
+        look_kills += usize::from(look_temps > seen_look_temps);
+        seen_look_temps = look_temps;
         torn_rounds += usize::from(torn);
         // 1. Every scene file is whole and valid: `studiod check` passes.
         let check = Process::new(env!("CARGO_BIN_EXE_studiod")).args(["check", "--config"]).arg(&config).output().unwrap();
@@ -180,7 +222,7 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
         check_id_log(&state.join(studiod::adapters::idempotency::FILE_NAME), round);
     }
 
-    eprintln!("seed {seed:#x}: {ROUNDS} kills; {mid_write_kills} inside a put_scene write (temp file left behind), {torn_rounds} with a torn id-log tail");
+    eprintln!("seed {seed:#x}: {ROUNDS} kills; {mid_write_kills} inside a put_scene write and {look_kills} inside a last-look write (temp file left behind), {torn_rounds} with a torn id-log tail");
 
     // The daemon comes up on what the kills left, and remembers what it answered.
     let _daemon = spawn(&config, &log);
