@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use studiod::config::model::{
-    ArtNetOutput, Attribute, AttributeChannels, Fixture, FixtureMode, FixtureProfile, Lighting,
+    ArtNetOutput, Attribute, Fixture, Lighting,
 };
 use studiod::lighting::artnet::encode_artdmx;
 use studiod::lighting::fade::FadeEngine;
@@ -28,49 +28,13 @@ use tokio_util::sync::CancellationToken;
 
 const HZ: f64 = 44.0;
 
-fn profile(attrs: &[(Attribute, u16, Option<u16>)], footprint: u16) -> FixtureProfile {
-    FixtureProfile {
-        id: "bench".into(),
-        label: "bench".into(),
-        cct_range: None,
-        modes: vec![FixtureMode {
-            name: "default".into(),
-            footprint,
-            attributes: attrs
-                .iter()
-                .map(|(a, c, f)| AttributeChannels {
-                    attribute: a.clone(),
-                    coarse: *c,
-                    fine: *f,
-                    default: 0.0,
-                })
-                .collect(),
-            fixed: vec![],
-        }],
-    }
-}
-
 fn dimmer16(name: &str, output: &str) -> Fixture {
-    let p = profile(&[(Attribute::Intensity, 0, Some(1))], 2);
-    Fixture {
-        name: name.into(),
-        profile: p,
-        mode: 0,
-        artnet: output.into(),
-        address: 1,
-    }
+    Fixture::with_channels(name, output, 1, &[(Attribute::Intensity, 0, Some(1))], &[])
 }
 
 /// 64 universes × 170 RGB fixtures (510 slots each): 32 640 attribute slots.
 fn big_rig(target: std::net::SocketAddr) -> (Vec<ArtNetOutput>, Vec<Fixture>) {
-    let rgb = profile(
-        &[
-            (Attribute::Red, 0, None),
-            (Attribute::Green, 1, None),
-            (Attribute::Blue, 2, None),
-        ],
-        3,
-    );
+    let rgb = [(Attribute::Red, 0, None), (Attribute::Green, 1, None), (Attribute::Blue, 2, None)];
     let mut outputs = Vec::new();
     let mut fixtures = Vec::new();
     for u in 0..64u16 {
@@ -81,13 +45,7 @@ fn big_rig(target: std::net::SocketAddr) -> (Vec<ArtNetOutput>, Vec<Fixture>) {
             universe: u,
         });
         for i in 0..170u16 {
-            fixtures.push(Fixture {
-                name: format!("f{u}-{i}"),
-                profile: rgb.clone(),
-                mode: 0,
-                artnet: name.clone(),
-                address: 1 + 3 * i,
-            });
+            fixtures.push(Fixture::with_channels(&format!("f{u}-{i}"), &name, 1 + 3 * i, &rgb, &[]));
         }
     }
     (outputs, fixtures)
@@ -140,28 +98,19 @@ fn process_cpu() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Lighting output with one 16-bit dimmer on one universe, sent to `receiver`.
+async fn one_dimmer(receiver: &UdpSocket) -> (lighting::LightingHandle, tokio::task::JoinHandle<()>, CancellationToken) {
+    let outputs = [ArtNetOutput { name: "node".into(), target: receiver.local_addr().unwrap(), universe: 0 }];
+    let cancel = CancellationToken::new();
+    let config = Lighting { restore_last_look: false, clock: lighting::clock::ClockSource::Os, ..Lighting::default() };
+    let (handle, task) = lighting::spawn(&outputs, &[dimmer16("key", "node")], &config, None, cancel.clone()).await.unwrap();
+    (handle, task, cancel)
+}
+
 async fn jitter() {
     println!("(a) frame-clock jitter at 44 Hz, 10 s, 1 universe fading (every frame sent)");
     let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let outputs = [ArtNetOutput {
-        name: "node".into(),
-        target: rx.local_addr().unwrap(),
-        universe: 0,
-    }];
-    let cancel = CancellationToken::new();
-    let config = Lighting {
-        restore_last_look: false,
-        ..Lighting::default()
-    };
-    let (handle, task) = lighting::spawn(
-        &outputs,
-        &[dimmer16("key", "node")],
-        &config,
-        None,
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let (handle, task, cancel) = one_dimmer(&rx).await;
     let mut frames = handle.subscribe_frames();
     let look = BTreeMap::from([(
         "key".to_string(),
@@ -254,6 +203,7 @@ async fn cpu() {
     let cancel = CancellationToken::new();
     let config = Lighting {
         restore_last_look: false,
+        clock: lighting::clock::ClockSource::Os,
         ..Lighting::default()
     };
     let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone())
@@ -289,25 +239,7 @@ async fn cpu() {
 async fn latency() {
     println!("(c) latency: set_look (no fade) -> first frame carrying it, 200 looks");
     let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let outputs = [ArtNetOutput {
-        name: "node".into(),
-        target: sink.local_addr().unwrap(),
-        universe: 0,
-    }];
-    let cancel = CancellationToken::new();
-    let config = Lighting {
-        restore_last_look: false,
-        ..Lighting::default()
-    };
-    let (handle, task) = lighting::spawn(
-        &outputs,
-        &[dimmer16("key", "node")],
-        &config,
-        None,
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let (handle, task, cancel) = one_dimmer(&sink).await;
     let mut frames = handle.subscribe_frames();
     let mut lat = Vec::new();
     for i in 0..200u32 {

@@ -11,4 +11,4 @@ cargo build --locked --bins --examples
 cargo test --locked
 # Benches compile and run one short round each (no timing claims here).
 cargo test --locked --benches
-(cd tests/browser && STUDIOD_BIN="$PWD/../../target/debug/studiod" STUDIOD_HTTP_FAKE="$PWD/../../target/debug/examples/http_fake" npm test)
+(cd tests/browser && STUDIOD_BIN="$PWD/../../target/debug/studiod" STUDIOD_HTTP_FAKE="$PWD/../../target/debug/examples/http_fake" STUDIOD_BOOTH="$PWD/../../target/debug/examples/booth" npm test)

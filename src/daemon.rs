@@ -19,11 +19,17 @@ use crate::camera::{spawn_serial_ports, PortOptions};
 use crate::command::{Command, Origin};
 use crate::config::model::Config;
 use crate::engine::{BoothState, Devices, Engine, EngineHandle, Request};
+use crate::metrics::{self, Metrics};
 use crate::osc::OscSender;
 use crate::sdnotify;
 
-/// How long shutdown may take before we stop waiting for tasks.
+/// How long stopping one set of tasks may take before we stop waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// The whole of a shutdown, SIGTERM to return: systemd and the booth
+/// operator expect the process gone within 2 s; the rest is process exit.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1800);
+/// Kept back from the adapters for the devices' final frame and the last-look flush.
+const DEVICE_STOP_RESERVE: Duration = Duration::from_millis(300);
 
 /// Running device actors and what it takes to stop them.
 struct DeviceSet {
@@ -32,11 +38,17 @@ struct DeviceSet {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The serial ports' counters of the device set in force, read by the
+/// `/metrics` collector. Replaced on respawn (the counts then restart, which
+/// Prometheus reads as a counter reset).
+type PortCounterList = Arc<std::sync::Mutex<Vec<(String, Arc<crate::camera::port::PortCounters>)>>>;
+
 impl DeviceSet {
-    async fn start(config: &Config, cancel: CancellationToken) -> Result<DeviceSet> {
+    async fn start(config: &Config, cancel: CancellationToken, metrics: &Metrics, port_counters: &PortCounterList) -> Result<DeviceSet> {
         let ports = spawn_serial_ports(&config.cameras, PortOptions::default(), cancel.clone()).context("starting camera ports")?;
         let mut devices = Devices::default();
         let mut tasks = Vec::new();
+        *port_counters.lock().unwrap_or_else(|e| e.into_inner()) = ports.iter().map(|p| (p.name().to_string(), p.counters())).collect();
         for port in ports {
             for h in port.handles() {
                 devices.cameras.insert(h.name().to_string(), h.clone());
@@ -47,6 +59,7 @@ impl DeviceSet {
             let (lighting, join) = crate::lighting::spawn(&config.artnet, &config.fixtures, &config.lighting, Some(&config.studio.state_dir), cancel.clone())
                 .await
                 .context("starting Art-Net output")?;
+            tasks.push(tokio::spawn(count_frames(lighting.subscribe_frames(), config.artnet.iter().map(|o| o.name.clone()).collect(), metrics.clone(), cancel.clone())));
             devices.lighting = Some(lighting);
             tasks.push(join);
         }
@@ -65,6 +78,60 @@ impl DeviceSet {
     }
 }
 
+/// Count ArtDmx frames (and failed sends) per output as they leave. The
+/// lighting task reports every frame on this channel, so counting here needs
+/// no change to its hot path; a lagging receiver still counts what it skipped.
+async fn count_frames(mut frames: tokio::sync::broadcast::Receiver<crate::lighting::FrameSent>, outputs: Vec<String>, metrics: Metrics, cancel: CancellationToken) {
+    use tokio::sync::broadcast::error::RecvError;
+    let name = |i: usize| outputs.get(i).map(String::as_str).unwrap_or("?");
+    // Zero series from the start, so "no errors" is visible as 0, not absent.
+    for o in &outputs {
+        metrics.add(metrics::ARTNET_FRAMES, &[("output", o)], 0.0);
+        metrics.add(metrics::ARTNET_SEND_ERRORS, &[("output", o)], 0.0);
+    }
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            f = frames.recv() => match f {
+                Ok(f) => {
+                    metrics.inc(metrics::ARTNET_FRAMES, &[("output", name(f.output))]);
+                    if !f.ok {
+                        metrics.inc(metrics::ARTNET_SEND_ERRORS, &[("output", name(f.output))]);
+                    }
+                }
+                Err(RecvError::Lagged(n)) => metrics.add(metrics::ARTNET_FRAMES, &[("output", "unknown")], n as f64),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+}
+
+/// Collectors for values kept outside the registry: devices online (from
+/// the engine's state), serial link counters, MQTT reconnects.
+fn install_collectors(metrics: &Metrics, engine: &EngineHandle, ports: PortCounterList) {
+    let state = engine.state();
+    metrics.add_collector(move |m| {
+        use crate::engine::DeviceKind;
+        let st = state.borrow();
+        for kind in [DeviceKind::Camera, DeviceKind::Fixture, DeviceKind::ArtNet, DeviceKind::Osc] {
+            let of_kind = st.devices.values().filter(|d| d.kind == kind);
+            let (all, online) = of_kind.fold((0, 0), |(a, o), d| (a + 1, o + usize::from(d.online)));
+            m.set(metrics::DEVICES, &[("kind", kind.as_str())], all as f64);
+            m.set(metrics::DEVICES_ONLINE, &[("kind", kind.as_str())], online as f64);
+        }
+    });
+    metrics.add_collector(move |m| {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (port, c) in ports.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (kind, v) in [("port_lost", &c.port_lost), ("open_failed", &c.open_failed), ("timeout", &c.timeouts), ("refused", &c.refused), ("other", &c.other)] {
+                m.set(metrics::SERIAL_ERRORS, &[("port", port), ("kind", kind)], v.load(Relaxed) as f64);
+            }
+            m.set(metrics::SERIAL_RETRIES, &[("port", port)], c.retries.load(Relaxed) as f64);
+        }
+    });
+    metrics.add_collector(|m| m.set(metrics::MQTT_RECONNECTS, &[], crate::adapters::mqtt::reconnects() as f64));
+}
+
 /// A daemon running in this process.
 pub struct Running {
     pub engine: EngineHandle,
@@ -73,6 +140,8 @@ pub struct Running {
     pub config: Arc<Config>,
     /// The tablet UI's address, when HTTP is configured.
     pub http_url: Option<String>,
+    /// The daemon-wide registry served at `/metrics`.
+    pub metrics: Metrics,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     device_set: Arc<Mutex<Option<DeviceSet>>>,
@@ -81,15 +150,26 @@ pub struct Running {
 impl Running {
     /// Stop everything: adapters say goodbye, lights keep their look (or the
     /// shutdown scene), state is saved.
+    ///
+    /// Bounded by [`SHUTDOWN_BUDGET`] overall: the adapters (in-flight MQTT
+    /// replies, then `{"online":false}`) get all but [`DEVICE_STOP_RESERVE`]
+    /// of it; a command still running then stays unacknowledged and the
+    /// broker redelivers it to the next start.
     pub async fn shutdown(self) {
         sdnotify::stopping();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
         self.cancel.cancel();
         let all = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
-            warn!("tasks did not stop in time");
+        if tokio::time::timeout_at(deadline - DEVICE_STOP_RESERVE, all).await.is_err() {
+            warn!("adapters did not stop in time");
         }
-        if let Some(set) = self.device_set.lock().await.take() {
-            set.stop().await;
+        let devices = async {
+            if let Some(set) = self.device_set.lock().await.take() {
+                set.stop().await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, devices).await.is_err() {
+            warn!("devices did not stop within the shutdown budget");
         }
     }
 
@@ -106,7 +186,9 @@ pub async fn start(config: Config) -> Result<Running> {
     info!(studio = %config.studio.id, cameras = config.cameras.len(), fixtures = config.fixtures.len(), scenes = config.scenes.len(), "studiod starting");
     std::fs::create_dir_all(&config.studio.state_dir).with_context(|| format!("creating state_dir {}", config.studio.state_dir.display()))?;
 
-    let set = DeviceSet::start(&config, cancel.child_token()).await?;
+    let metrics = Metrics::new();
+    let port_counters = PortCounterList::default();
+    let set = DeviceSet::start(&config, cancel.child_token(), &metrics, &port_counters).await?;
     let devices = set.devices.clone();
     let device_set = Arc::new(Mutex::new(Some(set)));
 
@@ -114,16 +196,18 @@ pub async fn start(config: Config) -> Result<Running> {
     let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
     let respawn_set = device_set.clone();
     let parent = cancel.clone();
-    let engine_actor = Engine::new(config.clone(), devices.clone(), inbox).on_respawn(move |cfg| {
+    let (respawn_metrics, respawn_counters) = (metrics.clone(), port_counters.clone());
+    let engine_actor = Engine::new(config.clone(), devices.clone(), inbox).with_metrics(metrics.clone()).on_respawn(move |cfg| {
         let set = respawn_set.clone();
         let parent = parent.clone();
+        let (metrics, counters) = (respawn_metrics.clone(), respawn_counters.clone());
         Box::pin(async move {
             let mut guard = set.lock().await;
             // The old actors must release their serial ports before new ones open them.
             if let Some(old) = guard.take() {
                 old.stop().await;
             }
-            let new = DeviceSet::start(&cfg, parent.child_token()).await.map_err(|e| format!("{e:#}"))?;
+            let new = DeviceSet::start(&cfg, parent.child_token(), &metrics, &counters).await.map_err(|e| format!("{e:#}"))?;
             let devices = new.devices.clone();
             *guard = Some(new);
             Ok(devices)
@@ -131,9 +215,10 @@ pub async fn start(config: Config) -> Result<Running> {
     })
     .with_config_watch(config_tx);
     let mut tasks = vec![tokio::spawn(engine_actor.run(cancel.clone()))];
-    let adapters = crate::adapters::start(config_rx, engine.clone(), cancel.clone()).await?;
+    install_collectors(&metrics, &engine, port_counters);
+    let adapters = crate::adapters::start(config_rx, engine.clone(), metrics.clone(), cancel.clone()).await?;
     tasks.extend(adapters.tasks);
-    Ok(Running { engine, devices, config, http_url: adapters.http_url, cancel, tasks, device_set })
+    Ok(Running { engine, devices, config, http_url: adapters.http_url, metrics, cancel, tasks, device_set })
 }
 
 /// `studiod run`: start, tell systemd we are ready, serve until a signal.

@@ -4,6 +4,14 @@
 //! 127.0.0.1, and the daemon itself, configured from the example booth that
 //! is embedded in the binary (so the demo needs no files and no hardware).
 //! Type a scene name and Enter to apply it; Ctrl-C to stop.
+//!
+//! MQTT: without `--mqtt URL` the demo embeds a broker (rumqttd) in the
+//! process, listening for MQTT **v5** on 127.0.0.1 (1883 when free, else a
+//! free port). The MQTT adapter is the daemon's own: persistent session,
+//! manual acks, Last Will, retained `status`/`state`. rumqttd listeners speak
+//! one protocol version each, so clients use v5 (`mosquitto_pub -V 5`); the
+//! demo prints ready-to-paste lines. The broker's threads have no stop API;
+//! they end with the process.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -15,7 +23,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::command::{Command, Origin};
 use crate::engine::{Event, Request};
-use crate::sim::monitor::{ArtNetMonitor, OscMonitor};
+use crate::sim::monitor::{decode_artdmx, OscMonitor};
 use crate::sim::{ChainOptions, VirtualChain};
 
 /// The example booth, embedded so the demo and tests need no installed files.
@@ -109,13 +117,106 @@ const DEMO_TOKEN: &str = "demo-technician-token";
 /// (preset, pan°, tilt°) per camera index.
 const DEMO_PRESETS: &[(u8, f64, f64)] = &[(1, 0.0, 0.0), (2, -20.0, 5.0), (3, 15.0, -10.0), (4, 30.0, 10.0), (5, -35.0, -15.0)];
 
-pub async fn run(dir: Option<PathBuf>) -> Result<()> {
+/// `studiod demo`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Folder for the generated config, pty and state (default: a new temp folder).
+    pub dir: Option<PathBuf>,
+    /// An external broker (`mqtt://host:port`) instead of the embedded one.
+    pub mqtt: Option<String>,
+    /// Also forward every Art-Net packet the demo's monitor receives, as
+    /// received, to this loopback address (tests watch the wire there).
+    pub artnet_copy: Option<SocketAddr>,
+}
+
+/// How long the embedded broker may take to accept connections.
+const BROKER_READY: Duration = Duration::from_secs(5);
+
+/// Start rumqttd in this process with one MQTT v5 listener on 127.0.0.1:
+/// `preferred` when free, else a free port. Returns the port once it accepts
+/// connections.
+async fn start_embedded_broker(preferred: u16) -> Result<u16> {
+    use std::collections::HashMap;
+    // A port found free may be taken before rumqttd binds it: then the
+    // broker thread ends and we try another (bounded).
+    let mut last_err = String::new();
+    for attempt in 0..5 {
+        let port = match std::net::TcpListener::bind(("127.0.0.1", if attempt == 0 { preferred } else { 0 })) {
+            Ok(l) => l.local_addr()?.port(),
+            Err(_) => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        };
+        let connections = rumqttd::ConnectionSettings {
+            connection_timeout_ms: 5000,
+            max_payload_size: crate::adapters::mqtt::Options::default().max_packet_size as usize,
+            max_inflight_count: 256,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        };
+        let server = rumqttd::ServerSettings {
+            name: "studiod-demo-v5".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections,
+        };
+        let config = rumqttd::Config {
+            router: rumqttd::RouterConfig {
+                max_connections: 64,
+                max_outgoing_packet_count: 200,
+                max_segment_size: 16 * 1024 * 1024,
+                max_segment_count: 4,
+                custom_segment: None,
+                initialized_filters: None,
+                shared_subscriptions_strategy: Default::default(),
+            },
+            v5: Some(HashMap::from([("1".to_string(), server)])),
+            ..Default::default()
+        };
+        let (exited_tx, mut exited) = tokio::sync::oneshot::channel::<String>();
+        std::thread::Builder::new().name("mqtt-broker".into()).spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            // Returns only when its listener ended (e.g. the port was taken).
+            let why = match broker.start() {
+                Ok(()) => "listener stopped".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = exited_tx.send(why);
+        })?;
+        let deadline = tokio::time::Instant::now() + BROKER_READY;
+        loop {
+            if let Ok(why) = exited.try_recv() {
+                last_err = format!("embedded broker on port {port} stopped: {why}");
+                break;
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(port);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("embedded MQTT broker did not accept connections on 127.0.0.1:{port} within {BROKER_READY:?}");
+            }
+            // Readiness poll interval of a freshly started listener thread.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    anyhow::bail!("could not start the embedded MQTT broker: {last_err}")
+}
+
+pub async fn run(opts: DemoOptions) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
 
+    if let Some(copy) = opts.artnet_copy {
+        anyhow::ensure!(copy.ip().is_loopback(), "--artnet-copy must be a loopback address (the demo sends nothing beyond this machine)");
+    }
+    let (mqtt_url, embedded) = match &opts.mqtt {
+        Some(url) => (url.clone(), false),
+        None => (format!("mqtt://127.0.0.1:{}", start_embedded_broker(1883).await?), true),
+    };
+
     let tmp;
-    let dir = match dir {
+    let dir = match opts.dir {
         Some(d) => d,
         None => {
             tmp = tempfile_dir()?;
@@ -125,17 +226,20 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let serial = dir.join("ttyVISCA0");
     let chain = VirtualChain::spawn(&serial, 3, ChainOptions::default()).context("starting the virtual camera chain")?;
-    let artnet = ArtNetMonitor::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    // The Art-Net monitor: a plain socket, so raw packets can also be copied on.
+    let artnet = tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let osc = OscMonitor::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     // The tablet pages: 127.0.0.1:8080 when free, else any free port.
     let listen = if std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok() { "127.0.0.1:8080" } else { "127.0.0.1:0" };
     std::fs::write(dir.join("creator.pin"), format!("{DEMO_PIN}\n"))?;
     std::fs::write(dir.join("tech.token"), format!("{DEMO_TOKEN}\n"))?;
     let http = format!("\n[http]\nlisten = \"{listen}\"\ncreator_pin_file = \"creator.pin\"\ntech_token_file = \"tech.token\"\n");
-    let config_path = write_booth(&dir, &BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url: None, extra: http })?;
+    let config_path = write_booth(&dir, &BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url: Some(mqtt_url.clone()), extra: http })?;
     let config = crate::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
     let scene_names: Vec<String> = config.scenes.keys().cloned().collect();
+    let topic_base = format!("studiod/{}", config.studio.id);
     let running = crate::daemon::start(config).await?;
+    let (mqtt_host, mqtt_port) = broker_host_port(&mqtt_url);
 
     println!();
     println!("studiod demo — a booth on this machine (loopback only)");
@@ -145,6 +249,9 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     println!("  Art-Net:       monitor on {}", artnet.local_addr()?);
     println!("  OSC:           monitor on {}", osc.local_addr()?);
     println!("  scenes:        {}", scene_names.join(", "));
+    println!("  MQTT broker:   {mqtt_url}{}", if embedded { "   (embedded, MQTT v5)" } else { "" });
+    println!("  apply a scene: mosquitto_pub -V 5 -h {mqtt_host} -p {mqtt_port} -q 1 -t {topic_base}/cmd -m '{{\"id\":\"demo-1\",\"action\":\"apply_scene\",\"scene\":\"flash-sale\"}}'");
+    println!("  watch:         mosquitto_sub -V 5 -h {mqtt_host} -p {mqtt_port} -q 1 -t '{topic_base}/#' -v");
     if let Some(url) = &running.http_url {
         println!("  creator page:  {url}/          (PIN {DEMO_PIN})");
         println!("  technician:    {url}/tech      (token {DEMO_TOKEN})");
@@ -167,14 +274,23 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             let _ = cam.home().await;
         });
         futures::future::join_all(per_camera).await;
+        // Scenes recalled before this would be cancelled by the set-up moves.
+        println!("  cameras ready: presets 1–{} stored", DEMO_PRESETS.len());
     });
 
     // Print what the lights and the OSC console receive, as a person would see it.
     let lighting = running.devices.lighting.clone();
+    let copy_to = opts.artnet_copy;
     tokio::spawn(async move {
         let mut last = Vec::new();
         let mut last_print = tokio::time::Instant::now() - Duration::from_secs(1);
-        while let Ok(frame) = artnet.next().await {
+        let mut buf = [0u8; 1024];
+        while let Ok((n, from)) = artnet.recv_from(&mut buf).await {
+            if let Some(to) = copy_to {
+                // Best effort, like Art-Net itself: a missing receiver is not our problem.
+                let _ = artnet.send_to(&buf[..n], to).await;
+            }
+            let Some(frame) = decode_artdmx(&buf[..n], from) else { continue };
             if frame.data == last || last_print.elapsed() < Duration::from_millis(400) {
                 continue;
             }
@@ -238,6 +354,15 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     running.shutdown().await;
     chain.shutdown().await;
     Ok(())
+}
+
+/// `(host, port)` of an `mqtt://host:port` URL, for the printed example lines.
+fn broker_host_port(url: &str) -> (String, u16) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r).trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(1883)),
+        _ => (rest.to_string(), 1883),
+    }
 }
 
 fn describe_look(look: &crate::lighting::Look) -> String {

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod engine;
 pub mod fsutil;
 pub mod lighting;
+pub mod metrics;
 pub mod osc;
 pub mod scene;
 pub mod sdnotify;

@@ -37,6 +37,12 @@ enum Cmd {
         /// Folder for the demo's generated config, ptys and state (default: a temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Use this MQTT broker (mqtt://host:port) instead of the embedded one.
+        #[arg(long, value_name = "URL")]
+        mqtt: Option<String>,
+        /// Also forward every Art-Net packet the demo's monitor receives to this loopback address.
+        #[arg(long, value_name = "ADDR")]
+        artnet_copy: Option<std::net::SocketAddr>,
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
     },
@@ -98,10 +104,12 @@ fn main() -> ExitCode {
             run_runtime(studiod::daemon::run(config))
         }
         Cmd::Ctl(args) => studiod::adapters::ctl::main(args),
-        Cmd::Demo { dir, log_format } => {
-            // The demo narrates on stdout; logs only for problems unless STUDIOD_LOG says otherwise.
-            init_logging(log_format, "warn");
-            run_runtime(studiod::demo::run(dir))
+        Cmd::Demo { dir, mqtt, artnet_copy, log_format } => {
+            // The demo narrates on stdout; logs only for problems unless
+            // STUDIOD_LOG says otherwise. rumqttd logs every client disconnect
+            // at error level, which is noise for a demo.
+            init_logging(log_format, "warn,rumqttd=off");
+            run_runtime(studiod::demo::run(studiod::demo::DemoOptions { dir, mqtt, artnet_copy }))
         }
     }
 }

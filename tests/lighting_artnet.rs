@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use studiod::config::model::{
-    ArtNetOutput, Attribute, AttributeChannels, Fixture, FixtureMode, FixtureProfile, Lighting,
+    ArtNetOutput, Attribute, Fixture, Lighting,
 };
 use studiod::lighting::{self, Look};
 use tokio::net::UdpSocket;
@@ -106,34 +106,8 @@ impl Receiver {
     }
 }
 
-fn profile(attrs: Vec<AttributeChannels>, footprint: u16) -> FixtureProfile {
-    FixtureProfile {
-        id: "test".into(),
-        label: "test".into(),
-        cct_range: None,
-        modes: vec![FixtureMode {
-            name: "default".into(),
-            footprint,
-            attributes: attrs,
-            fixed: vec![],
-        }],
-    }
-}
-
 fn dimmer16(name: &str, output: &str, address: u16) -> Fixture {
-    let attrs = vec![AttributeChannels {
-        attribute: Attribute::Intensity,
-        coarse: 0,
-        fine: Some(1),
-        default: 0.0,
-    }];
-    Fixture {
-        name: name.into(),
-        profile: profile(attrs, 2),
-        mode: 0,
-        artnet: output.into(),
-        address,
-    }
+    Fixture::with_channels(name, output, address, &[(Attribute::Intensity, 0, Some(1))], &[])
 }
 
 fn look(fixture: &str, x: f64) -> Look {

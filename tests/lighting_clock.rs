@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use studiod::config::model::{
-    ArtNetOutput, Attribute, AttributeChannels, Fixture, FixtureMode, FixtureProfile, Lighting,
+    ArtNetOutput, Attribute, Fixture, Lighting,
 };
 use studiod::lighting::{self, FrameSent, LightingHandle, Look};
 use tokio::net::UdpSocket;
@@ -19,28 +19,7 @@ use tokio_util::sync::CancellationToken;
 const PERIOD: Duration = Duration::from_nanos(1_000_000_000 / 44);
 
 fn dimmer16(name: &str) -> Fixture {
-    Fixture {
-        name: name.into(),
-        profile: FixtureProfile {
-            id: "d16".into(),
-            label: "d16".into(),
-            cct_range: None,
-            modes: vec![FixtureMode {
-                name: "default".into(),
-                footprint: 2,
-                attributes: vec![AttributeChannels {
-                    attribute: Attribute::Intensity,
-                    coarse: 0,
-                    fine: Some(1),
-                    default: 0.0,
-                }],
-                fixed: vec![],
-            }],
-        },
-        mode: 0,
-        artnet: "node".into(),
-        address: 1,
-    }
+    Fixture::with_channels(name, "node", 1, &[(Attribute::Intensity, 0, Some(1))], &[])
 }
 
 fn look(x: f64) -> Look {

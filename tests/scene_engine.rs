@@ -123,3 +123,55 @@ async fn scene_applied_mid_fade_continues_without_a_jump() {
     // show up as a drop or a step of several thousands.
     assert!(max_step <= 4500, "largest step between frames: {max_step}");
 }
+
+#[tokio::test]
+async fn newer_scene_supersedes_camera_moves_still_running() {
+    let b = Booth::start().await;
+    let front = b.daemon().devices.cameras["front"].clone();
+    // Preset 2 (intro) far left, preset 4 (flash-sale) far right.
+    for (preset, pan) in [(2u8, -120.0), (4, 120.0)] {
+        front.move_absolute(pan, 0.0, None).await.unwrap();
+        front.store_preset(preset).await.unwrap();
+    }
+    front.home().await.unwrap();
+    // Both queued in order, the second while the first move is under way.
+    let engine = b.daemon().engine.clone();
+    let first = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.execute(studiod::engine::Request { id: None, origin: studiod::command::Origin::Cli, command: Command::ApplyScene { scene: "intro".into(), fade: None, at: None, slot: None } }).await }
+    });
+    b.chain.wait_until(1, |s| s.moving, Duration::from_secs(2)).await.expect("intro's move started");
+    let second = b.apply("flash-sale", Some(0)).await;
+    assert!(second.ok, "{second:?}");
+    let first = first.await.unwrap();
+    // The older scene's camera part was cut short by the newer one; either way
+    // the camera ends where the newer scene put it.
+    assert!(first.devices["front"].ok || first.devices["front"].error.as_deref().unwrap_or_default().contains("cancel"), "{first:?}");
+    let pos = front.position().await.unwrap();
+    assert!((pos.pan_deg - 120.0).abs() < 0.1, "front ended at {pos:?}, not flash-sale's preset");
+}
+
+#[tokio::test]
+async fn scene_scheduled_for_slot_start_applies_at_that_instant() {
+    let b = Booth::start().await;
+    let at = std::time::SystemTime::now() + Duration::from_millis(600);
+    let engine = b.daemon().engine.clone();
+    let mut state = engine.state();
+    let pending = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            let cmd = Command::ApplyScene { scene: "flash-sale".into(), fade: Some(Duration::ZERO), at: Some(at), slot: Some(serde_json::json!({"booking": "b-1"})) };
+            engine.execute(studiod::engine::Request { id: None, origin: studiod::command::Origin::Cli, command: cmd }).await
+        }
+    });
+    let s = support::wait_watch(&mut state, Duration::from_secs(2), "pending scene in state", |s| s.pending.is_some()).await;
+    assert_eq!(s.pending.as_ref().map(|p| p.scene.as_str()), Some("flash-sale"));
+    let expected = flash_sale_dmx();
+    b.frame_where(Duration::from_secs(3), "the flash-sale look", |d| d[..expected.len()] == expected[..]).await;
+    assert!(std::time::SystemTime::now() >= at, "applied before its time");
+    let out = pending.await.unwrap();
+    assert!(out.ok, "{out:?}");
+    let s = state.borrow().clone();
+    assert_eq!((s.scene.as_deref(), s.pending.is_none()), (Some("flash-sale"), true));
+    assert_eq!(s.slot.unwrap()["booking"], "b-1");
+}

@@ -26,8 +26,9 @@ pub struct Started {
 }
 
 /// Start the adapters the config asks for (MQTT, HTTP). `config` follows
-/// reloads so pages can show the current scene list.
-pub async fn start(config: watch::Receiver<Arc<Config>>, engine: EngineHandle, cancel: CancellationToken) -> Result<Started> {
+/// reloads so pages can show the current scene list. `metrics` is the
+/// daemon-wide registry; HTTP records into it and serves it at `/metrics`.
+pub async fn start(config: watch::Receiver<Arc<Config>>, engine: EngineHandle, metrics: crate::metrics::Metrics, cancel: CancellationToken) -> Result<Started> {
     let current = config.borrow().clone();
     let mut started = Started::default();
     if let Some(m) = &current.mqtt {
@@ -35,7 +36,7 @@ pub async fn start(config: watch::Receiver<Arc<Config>>, engine: EngineHandle, c
         started.tasks.push(tokio::spawn(task));
     }
     if let Some(h) = &current.http {
-        let server = http::Server::bind(h, config.clone(), engine.clone(), http::Metrics::new(), http::Options::default())
+        let server = http::Server::bind(h, config.clone(), engine.clone(), metrics.clone(), http::Options::default())
             .await
             .with_context(|| format!("starting the HTTP server on {}", h.listen))?;
         started.http_url = Some(server.url());

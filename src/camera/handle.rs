@@ -154,14 +154,37 @@ impl CameraHandle {
     }
 
     async fn request(&self, request: Request) -> Result<Outcome, CameraError> {
+        self.enqueue(request).await?.await
+    }
+
+    /// Put a request in the port's queue now; the returned future resolves
+    /// with its outcome. Splitting the two lets a caller keep the order of
+    /// requests (queued in sequence) while awaiting their outcomes together.
+    async fn enqueue(&self, request: Request) -> Result<impl std::future::Future<Output = Result<Outcome, CameraError>> + Send + 'static, CameraError> {
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Request { address: self.inner.address, request, reply };
         self.inner.tx.send(msg).await.map_err(|_| CameraError::Stopped)?;
-        let result = rx.await.map_err(|_| CameraError::Stopped)?;
-        if let Err(e) = &result {
-            debug!(camera = %self.inner.name, error = %e, "request failed");
-        }
-        result.map_err(CameraError::from)
+        let name = self.inner.name.clone();
+        Ok(async move {
+            let result = rx.await.map_err(|_| CameraError::Stopped)?;
+            if let Err(e) = &result {
+                debug!(camera = %name, error = %e, "request failed");
+            }
+            result.map_err(CameraError::from)
+        })
+    }
+
+    /// Queue a command now; the returned future resolves at its completion.
+    /// The scene engine uses this so that a newer scene's moves are always
+    /// queued after an older scene's, whatever order the completions come in.
+    pub async fn submit(&self, command: Command) -> Result<impl std::future::Future<Output = Result<(), CameraError>> + Send + 'static, CameraError> {
+        let pending = self.enqueue(Request::Command(command)).await?;
+        Ok(async move {
+            match pending.await? {
+                Outcome::Completed => Ok(()),
+                Outcome::Answer(a) => Err(CameraError::BadAnswer(format!("{a:?} to a command"))),
+            }
+        })
     }
 
     // --- presets --------------------------------------------------------
@@ -229,7 +252,8 @@ impl CameraHandle {
         })
     }
 
-    fn zoom_position(&self, magnification: f64) -> Result<u16, CameraError> {
+    /// The VISCA zoom position for a magnification, checked against the profile.
+    pub fn zoom_position(&self, magnification: f64) -> Result<u16, CameraError> {
         let z = &self.inner.profile.zoom;
         if !magnification.is_finite() || !z.contains(magnification) {
             return Err(CameraError::Invalid(format!(

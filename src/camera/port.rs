@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -102,12 +104,38 @@ pub enum SpawnError {
     NoCameras(String),
 }
 
+/// Link problems of one port, for `/metrics` (read by the daemon's
+/// collector; the port task only increments).
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// The open transport failed (read/write error, EOF: unplugged).
+    pub port_lost: AtomicU64,
+    /// Opening the serial device failed.
+    pub open_failed: AtomicU64,
+    /// Requests that ended without a reply in time (after their retries).
+    pub timeouts: AtomicU64,
+    /// Requests the camera refused with a VISCA error.
+    pub refused: AtomicU64,
+    /// Other failed requests (port closed while pending, offline, bad answer, lost).
+    pub other: AtomicU64,
+    /// Resends counted from failed requests' attempts (the sans-IO link does
+    /// not report resends that later succeeded).
+    pub retries: AtomicU64,
+}
+
+impl PortCounters {
+    fn bump(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// A running port task and the handles of its cameras.
 #[derive(Debug)]
 pub struct Port {
     name: String,
     handles: Vec<CameraHandle>,
     task: JoinHandle<()>,
+    counters: Arc<PortCounters>,
 }
 
 impl Port {
@@ -119,6 +147,10 @@ impl Port {
     }
     pub fn handle(&self, camera: &str) -> Option<&CameraHandle> {
         self.handles.iter().find(|h| h.name() == camera)
+    }
+    /// The port's link-error counters.
+    pub fn counters(&self) -> Arc<PortCounters> {
+        self.counters.clone()
     }
     /// Waits for the task to end (after cancellation, or when every handle is dropped).
     pub async fn join(self) {
@@ -203,7 +235,9 @@ pub fn spawn_port<O: Opener>(
         ));
         handles.push(CameraHandle::new(c.name.clone(), address, name.clone(), c.profile.clone(), tx.clone(), hrx));
     }
+    let counters = Arc::new(PortCounters::default());
     let actor = Actor {
+        counters: counters.clone(),
         port: name.clone(),
         opener,
         link: Link::new(now, link_cams, options.link),
@@ -217,12 +251,13 @@ pub fn spawn_port<O: Opener>(
     };
     let span = info_span!("visca_port", port = %name);
     let task = tokio::spawn(actor.run().instrument(span));
-    Ok(Port { name, handles, task })
+    Ok(Port { name, handles, task, counters })
 }
 
 type Waiting = HashMap<RequestId, oneshot::Sender<Result<Outcome, Failure>>>;
 
 struct Actor<O: Opener> {
+    counters: Arc<PortCounters>,
     port: String,
     opener: O,
     link: Link,
@@ -258,10 +293,16 @@ impl<O: Opener> Actor<O> {
                     backoff = self.options.reopen_initial;
                     match self.serve(transport).await {
                         Stop::Exit => break,
-                        Stop::Lost(reason) => reason,
+                        Stop::Lost(reason) => {
+                            PortCounters::bump(&self.counters.port_lost, 1);
+                            reason
+                        }
                     }
                 }
-                Err(e) => format!("cannot open serial port {}: {e}", self.port),
+                Err(e) => {
+                    PortCounters::bump(&self.counters.open_failed, 1);
+                    format!("cannot open serial port {}: {e}", self.port)
+                }
             };
             warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "port down");
             self.link.closed(Instant::now(), reason);
@@ -382,6 +423,18 @@ impl<O: Opener> Actor<O> {
             Output::Done { id, address, result } => {
                 // A cancellation is our own doing, not a camera problem worth showing.
                 if let Err(e) = &result {
+                    if !self.stopping {
+                        let c = &self.counters;
+                        match e {
+                            Failure::Cancelled => {}
+                            Failure::Timeout { attempts, .. } => {
+                                PortCounters::bump(&c.timeouts, 1);
+                                PortCounters::bump(&c.retries, u64::from(attempts.saturating_sub(1)));
+                            }
+                            Failure::Refused(_) => PortCounters::bump(&c.refused, 1),
+                            _ => PortCounters::bump(&c.other, 1),
+                        }
+                    }
                     if *e != Failure::Cancelled {
                         if let Some(h) = self.health.get(&address) {
                             h.send_modify(|h| h.last_error = Some(e.to_string()));

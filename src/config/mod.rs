@@ -60,7 +60,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let studio = studio.map(|s| v.studio(s));
     let mqtt = mqtt.map(|m| v.mqtt(m));
     let http = http.map(|h| v.http(h));
-    let lighting = lighting.map(|l| v.lighting(l)).unwrap_or_default();
+    let lighting = lighting.map(|l| v.lighting(l)).unwrap_or(Lighting { clock: crate::lighting::clock::ClockSource::Os, ..Lighting::default() });
     let profiles_dir = studio.as_ref().map(|s| s.profiles_dir.clone()).unwrap_or_else(|| base.join("device-profiles"));
     let mut profiles = ProfileCache::default();
     let cameras = v.cameras(cameras, &profiles_dir, &mut profiles);
@@ -184,7 +184,7 @@ impl Validator<'_> {
     }
 
     fn lighting(&mut self, l: raw::Lighting) -> Lighting {
-        let mut out = Lighting::default();
+        let mut out = Lighting { clock: crate::lighting::clock::ClockSource::Os, ..Lighting::default() };
         if let Some(f) = l.frame_rate {
             if (1..=44).contains(f.get_ref()) {
                 out.frame_rate = *f.get_ref() as u32;

@@ -104,6 +104,32 @@ impl Fixture {
     pub fn mode(&self) -> &FixtureMode {
         &self.profile.modes[self.mode]
     }
+
+    /// A fixture with a one-mode profile made on the spot, for tests, benches
+    /// and tools (real fixtures come from profile files): attributes as
+    /// (attribute, coarse offset, fine offset), fixed channels as (offset,
+    /// value), offsets 0-based; the footprint covers the highest channel.
+    pub fn with_channels(name: &str, output: &str, address: u16, attrs: &[(Attribute, u16, Option<u16>)], fixed: &[(u16, u8)]) -> Fixture {
+        let footprint = attrs
+            .iter()
+            .flat_map(|(_, c, f)| std::iter::once(*c).chain(*f))
+            .chain(fixed.iter().map(|x| x.0))
+            .max()
+            .map_or(0, |m| m + 1);
+        let attributes = attrs.iter().map(|(a, c, f)| AttributeChannels { attribute: a.clone(), coarse: *c, fine: *f, default: 0.0 }).collect();
+        Fixture {
+            name: name.into(),
+            profile: FixtureProfile {
+                id: "ad-hoc".into(),
+                label: "ad-hoc".into(),
+                cct_range: None,
+                modes: vec![FixtureMode { name: "default".into(), footprint, attributes, fixed: fixed.to_vec() }],
+            },
+            mode: 0,
+            artnet: output.into(),
+            address,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +151,9 @@ pub struct Lighting {
     pub restore_last_look: bool,
     /// On shutdown: keep the last look (None) or apply this scene's light part.
     pub shutdown_scene: Option<String>,
+    /// The frame clock's timer. Loaded configs use the OS's high-resolution
+    /// timer; the default (tokio's) follows paused time in tests.
+    pub clock: crate::lighting::clock::ClockSource,
 }
 
 impl Default for Lighting {
@@ -135,6 +164,7 @@ impl Default for Lighting {
             artsync: false,
             restore_last_look: true,
             shutdown_scene: None,
+            clock: crate::lighting::clock::ClockSource::Tokio,
         }
     }
 }

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span, warn, Instrument, Span};
 
 use super::{BoothState, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request};
-use crate::camera::CameraHandle;
+use crate::camera::{CameraError, CameraHandle};
 use crate::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
 use crate::config::model::Config;
 use crate::lighting::{LightingHandle, Look};
+use crate::metrics::{self, Metrics};
 use crate::osc::OscSender;
 use crate::scene::load::{convert_light, Devices as SceneDevices, LightInput};
 use crate::scene::{CameraTarget, Scene};
@@ -53,6 +54,8 @@ pub struct Engine {
     /// Followers of the configuration in force (adapters render scene lists).
     config_tx: Option<watch::Sender<Arc<Config>>>,
     respawn: Option<Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync>>,
+    /// Commands by action/result/origin and apply latency, for every origin.
+    metrics: Metrics,
 }
 
 struct Scheduled {
@@ -76,9 +79,16 @@ impl Engine {
             health_tx,
             config_tx: None,
             respawn: None,
+            metrics: Metrics::default(),
         };
         e.install_devices(devices);
         e
+    }
+
+    /// Record command and apply metrics in this (the daemon's) registry.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Engine {
+        self.metrics = metrics;
+        self
     }
 
     /// Publish every configuration change (reload, put/delete scene) here.
@@ -168,7 +178,9 @@ impl Engine {
                 _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => {
                     if let Some(s) = self.scheduled.take() {
                         self.state.pending = None;
-                        self.apply_now(s.req, s.reply, s.received).await;
+                        // The scheduled command's own span, so its lines keep its id.
+                        let span = info_span!("command", id = s.req.id.as_deref().unwrap_or("-"), action = s.req.command.action(), origin = s.req.origin.as_str());
+                        self.apply_now(s.req, s.reply, s.received).instrument(span).await;
                     }
                 }
             }
@@ -199,6 +211,23 @@ impl Engine {
     async fn handle(&mut self, req: Request, reply: oneshot::Sender<Outcome>) {
         let received = Instant::now();
         let span = info_span!("command", id = req.id.as_deref().unwrap_or("-"), action = req.command.action(), origin = req.origin.as_str());
+        // Every outcome passes here on its way out, whichever path produced
+        // it (refused, immediate, completed in the background, scheduled), so
+        // the counts cover every origin exactly once.
+        let (tx, rx) = oneshot::channel::<Outcome>();
+        let (m, action, origin) = (self.metrics.clone(), req.command.action(), req.origin.as_str());
+        tokio::spawn(async move {
+            let out = rx.await;
+            let result = match &out {
+                Ok(o) => o.error.as_ref().map_or("ok", |e| e.code.as_str()),
+                Err(_) => "dropped",
+            };
+            m.inc(metrics::COMMANDS_TOTAL, &[("action", action), ("result", result), ("origin", origin)]);
+            if let Ok(o) = out {
+                let _ = reply.send(o);
+            }
+        });
+        let reply = tx;
         async {
             match &req.command {
                 Command::ApplyScene { scene, at, .. } => {
@@ -218,9 +247,13 @@ impl Engine {
                             let _ = reply.send(out);
                         }
                         Err(fut) => {
-                            tokio::spawn(async move {
-                                let _ = reply.send(fut.await);
-                            });
+                            // The command's span follows its completion so its log lines keep the id.
+                            tokio::spawn(
+                                async move {
+                                    let _ = reply.send(fut.await);
+                                }
+                                .instrument(Span::current()),
+                            );
                         }
                     }
                 }
@@ -255,6 +288,7 @@ impl Engine {
             self.state.pending = None;
         }
         self.generation += 1;
+        let started = Instant::now();
         let fade = fade.unwrap_or(sc.fade);
         let mut futures = self.scene_devices(&sc, fade).await;
         info!(scene = %sc.name, devices = futures.len(), fade_ms = fade.as_millis() as u64, "applying scene");
@@ -267,18 +301,24 @@ impl Engine {
         let cmd = req.command.clone();
         let events = self.inbox.events.clone();
         let (origin, id) = (req.origin, req.id.clone());
+        let m = self.metrics.clone();
+        let span = Span::current();
         tokio::spawn(async move {
             let mut results = BTreeMap::new();
             for (name, r) in futures::future::join_all(futures.drain(..)).await {
                 results.insert(name, r);
             }
             let out = Outcome::from_devices(&cmd, results, received.elapsed());
-            info!(scene = ?cmd.scene(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
+            // From the devices starting (not from receipt, which includes a scheduled wait).
+            m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], started.elapsed().as_secs_f64());
+            info!(scene = cmd.scene().unwrap_or_default(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
             if origin != Origin::Mqtt {
                 let _ = events.send(Event::SceneApplied { scene: cmd.scene().unwrap_or_default().to_string(), origin, ok: out.ok, id });
             }
             let _ = reply.send(out);
-        });
+        }
+        // The command's span follows the camera completions, so "scene applied" carries the id.
+        .instrument(span));
     }
 
     /// Start every device's part of a scene; returns the futures that finish it.
@@ -301,7 +341,7 @@ impl Engine {
             }
         }
         for (name, target) in &sc.cameras {
-            out.push(self.camera_future(name, target.clone()));
+            out.push(self.camera_future(name, target.clone()).await);
         }
         for (to, msg) in &sc.osc {
             let r = match &self.devices.osc {
@@ -318,22 +358,59 @@ impl Engine {
         out
     }
 
-    fn camera_future(&self, name: &str, target: CameraTarget) -> DeviceFuture {
+    /// Queue a camera's part of a scene now (so a newer scene's requests
+    /// always follow an older scene's) and return the future of its completion.
+    async fn camera_future(&self, name: &str, target: CameraTarget) -> DeviceFuture {
+        use crate::visca::{Command as Visca, MemoryOp};
         let name = name.to_string();
         let Some(cam) = self.devices.cameras.get(&name).cloned() else {
             return Box::pin(async move { (name, DeviceResult::failed("camera is not running")) });
         };
         let limit = cam.profile().timing.completion_move + cam.profile().timing.ack * 3 + CAMERA_GRACE;
-        let fut = async move {
-            match target {
-                CameraTarget::Preset(p) => cam.recall_preset(p).await,
-                CameraTarget::Absolute { pan: Some(pan), tilt: Some(tilt), zoom } => cam.move_absolute(pan, tilt, zoom).await,
-                CameraTarget::Absolute { pan: None, tilt: None, zoom: Some(z) } => cam.zoom_to(z).await,
-                CameraTarget::Absolute { pan, tilt, zoom } => {
-                    // One axis given: keep the other where it is.
+        // The VISCA commands this target needs, when they can be built up front.
+        let commands: Result<Option<Vec<Visca>>, CameraError> = (|| {
+            Ok(Some(match target {
+                CameraTarget::Preset(p) => vec![Visca::Memory { op: MemoryOp::Recall, memory: cam.memory_byte(p)? }],
+                CameraTarget::Absolute { pan: Some(pan), tilt: Some(tilt), zoom } => {
+                    let mut v = vec![cam.absolute_command(pan, tilt)?];
+                    if let Some(z) = zoom {
+                        v.push(Visca::ZoomDirect(cam.zoom_position(z)?));
+                    }
+                    v
+                }
+                CameraTarget::Absolute { pan: None, tilt: None, zoom: Some(z) } => vec![Visca::ZoomDirect(cam.zoom_position(z)?)],
+                // One axis only: the other comes from a position inquiry first.
+                CameraTarget::Absolute { .. } => return Ok(None),
+            }))
+        })();
+        let fut: Pin<Box<dyn Future<Output = Result<(), CameraError>> + Send>> = match commands {
+            Err(e) => Box::pin(async move { Err(e) }),
+            Ok(Some(cmds)) => {
+                let mut pending = Vec::new();
+                let mut queued = Ok(());
+                for c in cmds {
+                    match cam.submit(c).await {
+                        Ok(p) => pending.push(p),
+                        Err(e) => {
+                            queued = Err(e);
+                            break;
+                        }
+                    }
+                }
+                Box::pin(async move {
+                    queued?;
+                    for r in futures::future::join_all(pending).await {
+                        r?;
+                    }
+                    Ok(())
+                })
+            }
+            Ok(None) => {
+                let CameraTarget::Absolute { pan, tilt, zoom } = target else { unreachable!("only partial absolute targets are deferred") };
+                Box::pin(async move {
                     let now = cam.position().await?;
                     cam.move_absolute(pan.unwrap_or(now.pan_deg), tilt.unwrap_or(now.tilt_deg), zoom).await
-                }
+                })
             }
         };
         Box::pin(async move {

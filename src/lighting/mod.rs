@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use crate::config::model::Attribute;
 
 pub mod artnet;
+pub mod clock;
 pub mod fade;
 pub mod patch;
 pub mod persist;

@@ -229,7 +229,7 @@ impl Patch {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::model::{AttributeChannels, FixtureMode, FixtureProfile};
+
 
     pub(crate) fn output(name: &str, universe: u16) -> ArtNetOutput {
         ArtNetOutput {
@@ -239,44 +239,8 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn fixture(
-        name: &str,
-        output: &str,
-        address: u16,
-        attrs: &[(Attribute, u16, Option<u16>)],
-        fixed: &[(u16, u8)],
-    ) -> Fixture {
-        let footprint = attrs
-            .iter()
-            .flat_map(|(_, c, f)| std::iter::once(*c).chain(*f))
-            .chain(fixed.iter().map(|x| x.0))
-            .max()
-            .map_or(0, |m| m + 1);
-        Fixture {
-            name: name.into(),
-            profile: FixtureProfile {
-                id: "test".into(),
-                label: "test".into(),
-                cct_range: None,
-                modes: vec![FixtureMode {
-                    name: "default".into(),
-                    footprint,
-                    attributes: attrs
-                        .iter()
-                        .map(|(a, c, f)| AttributeChannels {
-                            attribute: a.clone(),
-                            coarse: *c,
-                            fine: *f,
-                            default: 0.0,
-                        })
-                        .collect(),
-                    fixed: fixed.to_vec(),
-                }],
-            },
-            mode: 0,
-            artnet: output.into(),
-            address,
-        }
+    pub(crate) fn fixture(name: &str, output: &str, address: u16, attrs: &[(Attribute, u16, Option<u16>)], fixed: &[(u16, u8)]) -> Fixture {
+        Fixture::with_channels(name, output, address, attrs, fixed)
     }
 
     #[test]

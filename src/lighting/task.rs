@@ -7,10 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::artnet::{ArtNetError, ArtNetSender, SendStats};
+use super::clock::{ClockSource, FrameClock};
 use super::fade::FadeEngine;
 use super::patch::{Patch, PatchError};
 use super::persist::{self, LastLook};
@@ -248,6 +249,7 @@ pub async fn spawn(
         shutdown_look: None,
         ticks: 0,
         port_addresses: outputs.iter().map(|o| o.universe).collect(),
+        clock: config.clock,
     };
     let join = tokio::spawn(task.run());
     Ok((LightingHandle { tx, frames }, join))
@@ -268,17 +270,12 @@ struct LightingTask {
     shutdown_look: Option<Look>,
     ticks: u64,
     port_addresses: Vec<u16>,
+    clock: ClockSource,
 }
 
 impl LightingTask {
     async fn run(mut self) {
-        // Skip, not Delay or Burst: frames are snapshots computed from the
-        // Instant, so a missed tick loses nothing and must not be replayed
-        // (Burst would flood the nodes), and Skip keeps the clock on its
-        // original 1/frame_rate grid, so one stall costs one late frame
-        // instead of shifting every later frame as Delay does.
-        let mut clock = tokio::time::interval(self.period);
-        clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut clock = FrameClock::new(self.clock, self.period);
         let mut handles_open = true;
         loop {
             tokio::select! {
@@ -297,7 +294,13 @@ impl LightingTask {
                     // Every handle is gone: keep the lights on until cancelled.
                     None => handles_open = false,
                 },
-                _ = clock.tick() => self.frame(false),
+                _ = clock.tick() => {
+                    // A tick right after a frame sent out of turn would exceed
+                    // the frame rate; that frame already carried the change.
+                    if self.rested_for(Instant::now(), self.period / 2) {
+                        self.frame(false);
+                    }
+                }
             }
         }
         self.shutdown().await;
@@ -306,9 +309,13 @@ impl LightingTask {
     /// Whether every universe's last frame is at least one period old, so an
     /// extra frame now keeps within the frame rate.
     fn rested(&self, now: Instant) -> bool {
+        self.rested_for(now, self.period)
+    }
+
+    fn rested_for(&self, now: Instant, quiet: Duration) -> bool {
         (0..self.port_addresses.len()).all(|u| match self.sender.last_sent(u) {
             None => true,
-            Some(t) => now.saturating_duration_since(t) >= self.period,
+            Some(t) => now.saturating_duration_since(t) >= quiet,
         })
     }
 

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startFake, launch, PIN, REPO } from './harness.mjs';
+import { startFake, launch, PIN, shotPath } from './harness.mjs';
 
 let fake;
 let browser;
@@ -84,5 +84,5 @@ test('screenshot of the tablet page', async () => {
   await page.waitForSelector('#app:not([hidden]) .scene[data-scene="product-closeup"]');
   await page.click('.scene[data-scene="product-closeup"]');
   await page.waitForSelector('.scene[data-scene="product-closeup"].done.current');
-  await page.screenshot({ animations: 'disabled', path: join(REPO, 'docs', 'tablet.png') });
+  await page.screenshot({ animations: 'disabled', path: shotPath('tablet.png') });
 });

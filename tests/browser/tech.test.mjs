@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startFake, launch, TOKEN, REPO } from './harness.mjs';
+import { startFake, launch, TOKEN, shotPath } from './harness.mjs';
 
 let fake;
 let browser;
@@ -108,5 +108,5 @@ test('screenshot of the technician page', async () => {
     await page.locator(`.fixture[data-fixture="${fx}"] input[data-key="intensity"]`).fill(String(v));
   }
   await page.locator('.fixture[data-fixture="backdrop"] input[data-key="color"]').fill('#ff8800');
-  await page.screenshot({ animations: 'disabled', path: join(REPO, 'docs', 'tech.png') });
+  await page.screenshot({ animations: 'disabled', path: shotPath('tech.png') });
 });

@@ -1,0 +1,157 @@
+//! `/metrics` of a whole daemon (in-process, the example booth on a virtual
+//! camera chain and a loopback Art-Net monitor): one registry with the
+//! engine's commands for every origin, apply latency, devices online,
+//! Art-Net frames, serial link counters, MQTT reconnects and HTTP requests.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use support::Booth;
+
+const TOKEN: &str = "metrics-test-token";
+
+/// `name{label="v",…}` → value; labels sorted so lookups ignore their order.
+fn parse(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let key = match series.split_once('{') {
+            None => series.to_string(),
+            Some((name, labels)) => {
+                let mut l: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+                l.sort();
+                format!("{name}{{{}}}", l.join(","))
+            }
+        };
+        out.insert(key, value);
+    }
+    out
+}
+
+/// The value of `name` with exactly these labels (any order).
+fn get(m: &BTreeMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    l.sort();
+    let key = if l.is_empty() { name.to_string() } else { format!("{name}{{{}}}", l.join(",")) };
+    *m.get(&key).unwrap_or_else(|| panic!("no series {key}; have:\n{}", m.keys().cloned().collect::<Vec<_>>().join("\n")))
+}
+
+/// The example booth with the technician's token; (booth, its tempdir for secrets).
+async fn booth_with_http() -> (Booth, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("tech.token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let http = format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntech_token_file = \"{}\"\n", token_file.display());
+    (Booth::start_with(None, &http).await, secrets)
+}
+
+async fn scrape(b: &Booth) -> (String, BTreeMap<String, f64>) {
+    let url = b.daemon().http_url.clone().expect("HTTP configured");
+    let r = reqwest::Client::new().get(format!("{url}/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let m = parse(&text);
+    (text, m)
+}
+
+#[tokio::test]
+async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
+    let (b, _secrets) = booth_with_http().await;
+    let url = b.daemon().http_url.clone().expect("HTTP configured");
+    let client = reqwest::Client::new();
+
+    // Commands from three origins: start-up (safe scene, done by now), CLI, HTTP.
+    let out = b.apply("flash-sale", Some(0)).await;
+    assert!(out.ok, "{out:?}");
+    let refused = b.apply("no-such-scene", None).await;
+    assert!(refused.error.is_some());
+    let r = client
+        .post(format!("{url}/api/commands"))
+        .bearer_auth(TOKEN)
+        .body(r#"{"id":"m-1","action":"apply_scene","scene":"intro","fade_ms":0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The last look (intro: backdrop #2040ff at ch 16–18) is on the wire.
+    b.frame_where(Duration::from_secs(10), "intro's backdrop", |d| d.len() >= 18 && d[15..18] == [0x20, 0x40, 0xff]).await;
+
+    let unauthorised = client.get(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(unauthorised.status(), 401);
+    let scrape = || async {
+        let r = client.get(format!("{url}/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        r.text().await.unwrap()
+    };
+    scrape().await;
+    let text = scrape().await;
+    let m = parse(&text);
+
+    // Engine: every origin, by action and result.
+    assert_eq!(get(&m, "studiod_commands_total", &[("action", "apply_scene"), ("result", "ok"), ("origin", "startup")]), 1.0);
+    assert_eq!(get(&m, "studiod_commands_total", &[("action", "apply_scene"), ("result", "ok"), ("origin", "cli")]), 1.0);
+    assert_eq!(get(&m, "studiod_commands_total", &[("action", "apply_scene"), ("result", "unknown_scene"), ("origin", "cli")]), 1.0);
+    assert_eq!(get(&m, "studiod_commands_total", &[("action", "apply_scene"), ("result", "ok"), ("origin", "http")]), 1.0);
+
+    // Apply latency: three applies (start-up, CLI, HTTP); the refused one never started.
+    assert!(text.contains("# TYPE studiod_scene_apply_seconds histogram"), "{text}");
+    let count = get(&m, "studiod_scene_apply_seconds_count", &[("result", "ok")]);
+    assert_eq!(count, 3.0);
+    assert_eq!(get(&m, "studiod_scene_apply_seconds_bucket", &[("result", "ok"), ("le", "+Inf")]), count);
+    let sum = get(&m, "studiod_scene_apply_seconds_sum", &[("result", "ok")]);
+    assert!(sum > 0.0 && sum < 30.0, "apply seconds sum {sum}");
+
+    // Devices of the example booth, all online.
+    for (kind, n) in [("camera", 3.0), ("fixture", 6.0), ("artnet", 1.0), ("osc", 1.0)] {
+        assert_eq!(get(&m, "studiod_devices_online", &[("kind", kind)]), n, "{kind}");
+        assert_eq!(get(&m, "studiod_devices", &[("kind", kind)]), n, "{kind}");
+    }
+
+    // Art-Net: frames went out, none failed.
+    assert!(get(&m, "studiod_artnet_frames_total", &[("output", "node1")]) >= 2.0);
+    assert_eq!(get(&m, "studiod_artnet_send_errors_total", &[("output", "node1")]), 0.0);
+
+    // Serial link of the virtual chain: healthy, so zero, but exported.
+    let port = b.dir.path().join("ttyVISCA0").display().to_string();
+    for kind in ["port_lost", "open_failed", "timeout", "refused", "other"] {
+        assert_eq!(get(&m, "studiod_serial_errors_total", &[("port", &port), ("kind", kind)]), 0.0, "{kind}");
+    }
+    assert_eq!(get(&m, "studiod_serial_retries_total", &[("port", &port)]), 0.0);
+
+    assert_eq!(get(&m, "studiod_mqtt_reconnects_total", &[]), 0.0);
+
+    // HTTP: the command, the refused scrape and the first scrape are counted.
+    assert_eq!(get(&m, "studiod_http_requests_total", &[("route", "/api/commands"), ("status", "200")]), 1.0);
+    assert_eq!(get(&m, "studiod_http_requests_total", &[("route", "/metrics"), ("status", "401")]), 1.0);
+    assert_eq!(get(&m, "studiod_http_requests_total", &[("route", "/metrics"), ("status", "200")]), 1.0);
+}
+
+#[tokio::test]
+async fn camera_faults_show_as_serial_errors_retries_failed_applies_and_devices_offline() {
+    use studiod::sim::Fault;
+    let (b, _secrets) = booth_with_http().await;
+    // side (address 2) hangs; overhead (address 3) refuses everything.
+    b.chain.set_fault(2, Fault::Silent);
+    b.chain.set_fault(3, Fault::ErrorReply(0x41));
+    let out = b.apply("flash-sale", Some(0)).await;
+    assert!(!out.ok, "{out:?}");
+    // Health reaches the engine's state on its own path; wait for it, not for time.
+    let mut state = b.daemon().engine.state();
+    support::wait_watch(&mut state, Duration::from_secs(10), "side offline", |s| s.devices.get("side").is_some_and(|d| !d.online)).await;
+    let (_, m) = scrape(&b).await;
+    let port = b.dir.path().join("ttyVISCA0").display().to_string();
+    assert_eq!(get(&m, "studiod_commands_total", &[("action", "apply_scene"), ("result", "device_failed"), ("origin", "cli")]), 1.0);
+    assert_eq!(get(&m, "studiod_scene_apply_seconds_count", &[("result", "failed")]), 1.0);
+    // The hung camera: one request timed out after its resends (2 by default).
+    assert!(get(&m, "studiod_serial_errors_total", &[("port", &port), ("kind", "timeout")]) >= 1.0);
+    assert!(get(&m, "studiod_serial_retries_total", &[("port", &port)]) >= 2.0);
+    assert!(get(&m, "studiod_serial_errors_total", &[("port", &port), ("kind", "refused")]) >= 1.0);
+    assert_eq!(get(&m, "studiod_serial_errors_total", &[("port", &port), ("kind", "port_lost")]), 0.0);
+    // The hung camera went offline; the refusing one still answers, so it is online.
+    assert_eq!(get(&m, "studiod_devices_online", &[("kind", "camera")]), 2.0);
+    assert_eq!(get(&m, "studiod_devices", &[("kind", "camera")]), 3.0);
+}
