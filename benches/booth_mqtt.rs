@@ -9,12 +9,10 @@
 #[allow(dead_code)]
 mod mosquitto;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mosquitto::{Broker, TestClient};
-use studiod::sim::monitor::{ArtNetMonitor, OscMonitor};
-use studiod::sim::{ChainOptions, VirtualChain};
+use studiod::sim::ChainOptions;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -31,14 +29,10 @@ fn main() {
     rt.block_on(async move {
         let broker = Broker::start();
         let dir = tempfile::tempdir().unwrap();
-        let serial = dir.path().join("ttyVISCA0");
-        let chain = VirtualChain::spawn(&serial, 3, ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
-        let lo = SocketAddr::from(([127, 0, 0, 1], 0));
-        let artnet = ArtNetMonitor::bind(lo).await.unwrap();
-        let osc = OscMonitor::bind(lo).await.unwrap();
-        let ports = studiod::demo::BoothPorts { serial: &serial, artnet: artnet.local_addr().unwrap(), osc: osc.local_addr().unwrap(), mqtt_url: Some(broker.url()), extra: String::new() };
+        let booth = studiod::demo::SimBooth::create(dir.path(), ChainOptions { instant_moves: true, ..Default::default() }, Some(broker.url()), None).await.unwrap();
+        let (chain, artnet, osc, path) = (booth.chain, booth.artnet, booth.osc, booth.config_path);
+        // Drain OSC so its socket buffer never fills.
         tokio::spawn(async move { while osc.next().await.is_ok() {} });
-        let path = studiod::demo::write_booth(dir.path(), &ports).unwrap();
         let running = studiod::daemon::start(studiod::config::load(&path).unwrap()).await.unwrap();
         let mut client = TestClient::connect(broker.port, &["bench/echo", "studiod/la-03/reply", "studiod/la-03/status"]).await;
         client.wait_json("studiod/la-03/status", Duration::from_secs(10), |v| v["online"] == true).await;

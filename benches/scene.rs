@@ -6,13 +6,11 @@
 //!
 //! Run: `cargo bench --bench scene`
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use studiod::command::{Command, Origin};
 use studiod::engine::Request;
-use studiod::sim::monitor::{ArtNetMonitor, OscMonitor};
-use studiod::sim::{ChainOptions, VirtualChain};
+use studiod::sim::ChainOptions;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -24,13 +22,8 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let serial = dir.path().join("ttyVISCA0");
-        let chain = VirtualChain::spawn(&serial, 3, ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
-        let lo = SocketAddr::from(([127, 0, 0, 1], 0));
-        let artnet = ArtNetMonitor::bind(lo).await.unwrap();
-        let osc = OscMonitor::bind(lo).await.unwrap();
-        let ports = studiod::demo::BoothPorts { serial: &serial, artnet: artnet.local_addr().unwrap(), osc: osc.local_addr().unwrap(), mqtt_url: None, extra: String::new() };
-        let path = studiod::demo::write_booth(dir.path(), &ports).unwrap();
+        let booth = studiod::demo::SimBooth::create(dir.path(), ChainOptions { instant_moves: true, ..Default::default() }, None, None).await.unwrap();
+        let (chain, artnet, osc, path) = (booth.chain, booth.artnet, booth.osc, booth.config_path);
         let running = studiod::daemon::start(studiod::config::load(&path).unwrap()).await.unwrap();
         // Drain OSC so its socket buffer never fills.
         tokio::spawn(async move { while osc.next().await.is_ok() {} });

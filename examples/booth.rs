@@ -98,17 +98,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
 
     let dir = tempfile::Builder::new().prefix("studiod-booth-").tempdir()?;
-    let serial = dir.path().join("ttyVISCA0");
     let opts = ChainOptions { move_time_scale: args.move_time_scale, ..Default::default() };
-    let chain = Arc::new(VirtualChain::spawn(&serial, CAMERAS, opts).context("starting the virtual camera chain")?);
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let artnet = ArtNetMonitor::bind(loopback).await?;
-    let osc = OscMonitor::bind(loopback).await?;
-    std::fs::write(dir.path().join("creator.pin"), format!("{}\n", args.pin))?;
-    std::fs::write(dir.path().join("tech.token"), format!("{}\n", args.token))?;
-    let http = format!("\n[http]\nlisten = \"{}\"\ncreator_pin_file = \"creator.pin\"\ntech_token_file = \"tech.token\"\n", args.listen);
-    let ports = studiod::demo::BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url: args.mqtt.clone(), extra: http };
-    let config_path = studiod::demo::write_booth(dir.path(), &ports)?;
+    let listen = args.listen.to_string();
+    let http = studiod::demo::HttpSetup { listen: &listen, pin: &args.pin, token: &args.token };
+    let studiod::demo::SimBooth { chain, artnet, osc, config_path } =
+        studiod::demo::SimBooth::create(dir.path(), opts, args.mqtt.clone(), Some(http)).await.context("starting the simulated booth")?;
+    let chain = Arc::new(chain);
     let config = studiod::config::load(&config_path).map_err(|d| anyhow::anyhow!("booth config is invalid:\n{d}"))?;
     // Chain position (= VISCA address after AddressSet) → camera name.
     let names: BTreeMap<usize, String> = config.cameras.iter().map(|c| (usize::from(c.address), c.name.clone())).collect();

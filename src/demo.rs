@@ -23,7 +23,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::command::{Command, Origin};
 use crate::engine::{Event, Request};
-use crate::sim::monitor::{decode_artdmx, OscMonitor};
+use crate::sim::monitor::{ArtNetMonitor, OscMonitor};
 use crate::sim::{ChainOptions, VirtualChain};
 
 /// The example booth, embedded so the demo and tests need no installed files.
@@ -57,6 +57,43 @@ pub struct BoothPorts<'a> {
     pub mqtt_url: Option<String>,
     /// Extra TOML appended verbatim (e.g. an `[http]` section).
     pub extra: String,
+}
+
+/// The tablet pages' set-up for a simulated booth: where to listen and the
+/// credentials, written to `creator.pin` / `tech.token` beside the config.
+pub struct HttpSetup<'a> {
+    pub listen: &'a str,
+    pub pin: &'a str,
+    pub token: &'a str,
+}
+
+/// The example booth's peers, simulated on this machine: a virtual camera
+/// chain on a pty, Art-Net and OSC monitors on 127.0.0.1, and the config
+/// written for them. Shared by the demo, the booth example, tests and benches.
+pub struct SimBooth {
+    pub chain: VirtualChain,
+    pub artnet: ArtNetMonitor,
+    pub osc: OscMonitor,
+    pub config_path: PathBuf,
+}
+
+impl SimBooth {
+    pub async fn create(dir: &Path, chain: ChainOptions, mqtt_url: Option<String>, http: Option<HttpSetup<'_>>) -> std::io::Result<SimBooth> {
+        let serial = dir.join("ttyVISCA0");
+        let chain = VirtualChain::spawn(&serial, 3, chain)?;
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let artnet = ArtNetMonitor::bind(loopback).await?;
+        let osc = OscMonitor::bind(loopback).await?;
+        let mut extra = String::new();
+        if let Some(h) = http {
+            std::fs::write(dir.join("creator.pin"), format!("{}\n", h.pin))?;
+            std::fs::write(dir.join("tech.token"), format!("{}\n", h.token))?;
+            extra = format!("\n[http]\nlisten = \"{}\"\ncreator_pin_file = \"creator.pin\"\ntech_token_file = \"tech.token\"\n", h.listen);
+        }
+        let ports = BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url, extra };
+        let config_path = write_booth(dir, &ports)?;
+        Ok(SimBooth { chain, artnet, osc, config_path })
+    }
 }
 
 /// Write the example booth (config, scenes, profiles) into `dir`, pointed at
@@ -224,17 +261,13 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         }
     };
     std::fs::create_dir_all(&dir)?;
-    let serial = dir.join("ttyVISCA0");
-    let chain = VirtualChain::spawn(&serial, 3, ChainOptions::default()).context("starting the virtual camera chain")?;
-    // The Art-Net monitor: a plain socket, so raw packets can also be copied on.
-    let artnet = tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let osc = OscMonitor::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     // The tablet pages: 127.0.0.1:8080 when free, else any free port.
     let listen = if std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok() { "127.0.0.1:8080" } else { "127.0.0.1:0" };
-    std::fs::write(dir.join("creator.pin"), format!("{DEMO_PIN}\n"))?;
-    std::fs::write(dir.join("tech.token"), format!("{DEMO_TOKEN}\n"))?;
-    let http = format!("\n[http]\nlisten = \"{listen}\"\ncreator_pin_file = \"creator.pin\"\ntech_token_file = \"tech.token\"\n");
-    let config_path = write_booth(&dir, &BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url: Some(mqtt_url.clone()), extra: http })?;
+    let http = HttpSetup { listen, pin: DEMO_PIN, token: DEMO_TOKEN };
+    let SimBooth { chain, artnet, osc, config_path } =
+        SimBooth::create(&dir, ChainOptions::default(), Some(mqtt_url.clone()), Some(http)).await.context("starting the simulated booth")?;
+    let serial = chain.path().to_path_buf();
+    let artnet = artnet.forward_to(opts.artnet_copy);
     let config = crate::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
     let scene_names: Vec<String> = config.scenes.keys().cloned().collect();
     let topic_base = format!("studiod/{}", config.studio.id);
@@ -280,17 +313,10 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     // Print what the lights and the OSC console receive, as a person would see it.
     let lighting = running.devices.lighting.clone();
-    let copy_to = opts.artnet_copy;
     tokio::spawn(async move {
         let mut last = Vec::new();
         let mut last_print = tokio::time::Instant::now() - Duration::from_secs(1);
-        let mut buf = [0u8; 1024];
-        while let Ok((n, from)) = artnet.recv_from(&mut buf).await {
-            if let Some(to) = copy_to {
-                // Best effort, like Art-Net itself: a missing receiver is not our problem.
-                let _ = artnet.send_to(&buf[..n], to).await;
-            }
-            let Some(frame) = decode_artdmx(&buf[..n], from) else { continue };
+        while let Ok(frame) = artnet.next().await {
             if frame.data == last || last_print.elapsed() < Duration::from_millis(400) {
                 continue;
             }

@@ -144,13 +144,9 @@ async fn command_sent_while_studiod_was_down_is_applied_on_return() {
 async fn sigkill_publishes_the_last_will() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let serial = dir.path().join("ttyVISCA0");
-    let _chain = studiod::sim::VirtualChain::spawn(&serial, 3, Default::default()).unwrap();
-    let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let artnet = studiod::sim::monitor::ArtNetMonitor::bind(lo).await.unwrap();
-    let osc = studiod::sim::monitor::OscMonitor::bind(lo).await.unwrap();
-    let ports = studiod::demo::BoothPorts { serial: &serial, artnet: artnet.local_addr().unwrap(), osc: osc.local_addr().unwrap(), mqtt_url: Some(broker.url()), extra: String::new() };
-    let config = studiod::demo::write_booth(dir.path(), &ports).unwrap();
+    // Peers kept alive for the child's lifetime.
+    let _booth = studiod::demo::SimBooth::create(dir.path(), Default::default(), Some(broker.url()), None).await.unwrap();
+    let config = _booth.config_path.clone();
     let mut c = client(&broker).await;
     let mut child = Process::new(env!("CARGO_BIN_EXE_studiod"))
         .args(["run", "--config"])

@@ -198,18 +198,9 @@ async fn shutdown_sends_one_final_frame() {
         .set_look(look(0.6), Duration::from_secs(30))
         .await
         .unwrap();
-    next(&mut frames).await;
-    cancel.cancel();
-    timeout(Duration::from_secs(5), task)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut last = None;
-    while let Ok(f) = frames.try_recv() {
-        last = Some(f);
-    }
+    let last = final_frame(&mut frames, cancel, task).await;
     assert_eq!(
-        level(&last.expect("a final frame")),
+        level(&last),
         39321,
         "0.6 × 65535 rounded"
     );
@@ -224,19 +215,22 @@ async fn shutdown_sends_one_final_frame() {
     } = start().await;
     handle.set_look(look(1.0), Duration::ZERO).await.unwrap();
     handle.set_shutdown_look(Some(look(0.1))).await.unwrap();
-    next(&mut frames).await;
+    let last = final_frame(&mut frames, cancel, task).await;
+    assert_eq!(
+        level(&last),
+        6554,
+        "0.1 × 65535 rounded"
+    );
+}
+
+/// Cancel the lighting task after its next frame and return the last frame it sent.
+async fn final_frame(frames: &mut broadcast::Receiver<FrameSent>, cancel: CancellationToken, task: tokio::task::JoinHandle<()>) -> FrameSent {
+    next(frames).await;
     cancel.cancel();
-    timeout(Duration::from_secs(5), task)
-        .await
-        .unwrap()
-        .unwrap();
+    timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     let mut last = None;
     while let Ok(f) = frames.try_recv() {
         last = Some(f);
     }
-    assert_eq!(
-        level(&last.expect("a final frame")),
-        6554,
-        "0.1 × 65535 rounded"
-    );
+    last.expect("a final frame")
 }

@@ -44,13 +44,8 @@ impl Booth {
     async fn start(edit: impl FnOnce(String) -> String, args: &[&str]) -> Booth {
         let broker = Broker::start();
         let dir = tempfile::tempdir().unwrap();
-        let serial = dir.path().join("ttyVISCA0");
-        let chain = studiod::sim::VirtualChain::spawn(&serial, 3, studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() }).unwrap();
-        let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let artnet = ArtNetMonitor::bind(lo).await.unwrap();
-        let osc = OscMonitor::bind(lo).await.unwrap();
-        let ports = studiod::demo::BoothPorts { serial: &serial, artnet: artnet.local_addr().unwrap(), osc: osc.local_addr().unwrap(), mqtt_url: Some(broker.url()), extra: String::new() };
-        let config = studiod::demo::write_booth(dir.path(), &ports).unwrap();
+        let opts = studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
+        let studiod::demo::SimBooth { chain, artnet, osc, config_path: config } = studiod::demo::SimBooth::create(dir.path(), opts, Some(broker.url()), None).await.unwrap();
         std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
         let mut child = Process::new(env!("CARGO_BIN_EXE_studiod"))
             .args(["run", "--config"])

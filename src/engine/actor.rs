@@ -169,6 +169,8 @@ impl Engine {
         loop {
             let due = self.scheduled.as_ref().map(|s| s.at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
             tokio::select! {
+                // Cancellation first: devices stopping at shutdown are not "offline".
+                biased;
                 _ = cancel.cancelled() => break,
                 job = self.inbox.rx.recv() => match job {
                     Some((req, reply)) => self.handle(req, reply).await,

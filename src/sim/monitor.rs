@@ -44,12 +44,21 @@ pub fn decode_artdmx(p: &[u8], from: SocketAddr) -> Option<ArtDmx> {
 /// A UDP receiver on loopback that yields ArtDmx packets.
 pub struct ArtNetMonitor {
     sock: UdpSocket,
+    /// Every packet received is also copied here, unchanged (the demo's
+    /// `--artnet-copy`, so an outside tool sees the wire bytes).
+    forward: Option<SocketAddr>,
 }
 
 impl ArtNetMonitor {
     /// Bind, e.g. on `127.0.0.1:0` for a free port.
     pub async fn bind(addr: SocketAddr) -> io::Result<ArtNetMonitor> {
-        Ok(ArtNetMonitor { sock: UdpSocket::bind(addr).await? })
+        Ok(ArtNetMonitor { sock: UdpSocket::bind(addr).await?, forward: None })
+    }
+
+    /// Also copy every received packet, as received, to `to`.
+    pub fn forward_to(mut self, to: Option<SocketAddr>) -> ArtNetMonitor {
+        self.forward = to;
+        self
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -61,6 +70,10 @@ impl ArtNetMonitor {
         let mut buf = [0u8; 1024];
         loop {
             let (n, from) = self.sock.recv_from(&mut buf).await?;
+            if let Some(to) = self.forward {
+                // Best effort, like Art-Net itself: a missing receiver is not our problem.
+                let _ = self.sock.send_to(&buf[..n], to).await;
+            }
             if let Some(d) = decode_artdmx(&buf[..n], from) {
                 return Ok(d);
             }

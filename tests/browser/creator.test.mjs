@@ -2,22 +2,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startFake, launch, PIN, shotPath } from './harness.mjs';
+import { fakeSession, PIN, shotPath } from './harness.mjs';
 
 let fake;
 let browser;
 let page;
-
-before(async () => {
-  fake = await startFake();
-  browser = await launch();
-  page = await browser.context.newPage();
-});
-
-after(async () => {
-  await browser?.close();
-  await fake?.stop();
-});
+fakeSession({ before, after }, (s) => ({ fake, browser, page } = s));
 
 async function typePin(pin) {
   for (const d of pin) await page.click(`#keypad button[data-k="${d}"]`);

@@ -391,3 +391,23 @@ export const isLook = (look) => (e) => e.kind === 'ARTNET' && e.json.universe ==
 export function shotPath(name) {
   return process.env.STUDIOD_UPDATE_SCREENSHOTS === '1' ? join(REPO, 'docs', name) : join(tmpdir(), `studiod-${name}`);
 }
+
+/**
+ * Register before/after hooks that start the fake server and a browser page
+ * and hand them to `ready` (shared by the creator and technician tests).
+ * One hook does both: node's root-level hooks do not wait for each other.
+ */
+export function fakeSession(hooks, ready) {
+  const session = {};
+  hooks.before(async () => {
+    session.fake = await startFake();
+    session.browser = await launch();
+    session.page = await session.browser.context.newPage();
+    ready(session);
+  });
+  hooks.after(async () => {
+    await session.browser?.close();
+    await session.fake?.stop();
+  });
+  return session;
+}

@@ -2,22 +2,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startFake, launch, TOKEN, shotPath } from './harness.mjs';
+import { fakeSession, TOKEN, shotPath } from './harness.mjs';
 
 let fake;
 let browser;
 let page;
-
-before(async () => {
-  fake = await startFake();
-  browser = await launch();
-  page = await browser.context.newPage();
-});
-
-after(async () => {
-  await browser?.close();
-  await fake?.stop();
-});
+fakeSession({ before, after }, (s) => ({ fake, browser, page } = s));
 
 test('a wrong token is refused', async () => {
   await page.goto(fake.base + '/tech');

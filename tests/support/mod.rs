@@ -57,21 +57,15 @@ pub struct Booth {
 impl Booth {
     /// Start with an optional `[mqtt]` url and extra TOML.
     pub async fn start_with(mqtt_url: Option<String>, extra: &str) -> Booth {
-        use studiod::sim::monitor::{ArtNetMonitor, OscMonitor};
         let dir = tempfile::tempdir().unwrap();
-        let serial = dir.path().join("ttyVISCA0");
-        let chain = studiod::sim::VirtualChain::spawn(&serial, 3, studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() }).unwrap();
-        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let artnet = ArtNetMonitor::bind(loopback).await.unwrap();
-        let osc = OscMonitor::bind(loopback).await.unwrap();
-        let ports = studiod::demo::BoothPorts {
-            serial: &serial,
-            artnet: artnet.local_addr().unwrap(),
-            osc: osc.local_addr().unwrap(),
-            mqtt_url,
-            extra: extra.to_string(),
-        };
-        let config_path = studiod::demo::write_booth(dir.path(), &ports).unwrap();
+        let opts = studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
+        let http = (!extra.is_empty()).then_some(extra);
+        let studiod::demo::SimBooth { chain, artnet, osc, config_path } = studiod::demo::SimBooth::create(dir.path(), opts, mqtt_url, None).await.unwrap();
+        if let Some(extra) = http {
+            let mut text = std::fs::read_to_string(&config_path).unwrap();
+            text.push_str(extra);
+            std::fs::write(&config_path, text).unwrap();
+        }
         let mut booth = Booth { dir, config_path, chain, artnet, osc, daemon: None };
         booth.start_daemon().await;
         booth
