@@ -417,8 +417,9 @@ async fn shutdown_sends_final_look_persists_it_and_restart_restores_it() {
 
 #[tokio::test]
 async fn dead_target_does_not_stall_the_clock() {
-    // A port nobody listens on. (Linux does not report ICMP port unreachable
-    // on an unconnected UDP socket, so these sends "succeed".)
+    // A port nobody listens on. (The sender connects one socket per target,
+    // so the ICMP port unreachable surfaces as ECONNREFUSED on a later send:
+    // counted, see tests/fault_artnet.rs; the clock must not stall either way.)
     let dead = UdpSocket::bind("127.0.0.1:0")
         .await
         .unwrap()

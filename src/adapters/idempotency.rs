@@ -65,7 +65,26 @@ struct Inner {
 enum Slot {
     /// Being executed; waiters watch for the first reply (`None`: abandoned).
     Running(watch::Receiver<Option<Value>>),
-    Done(Value),
+    /// The first reply as compact JSON text. Not a `Value`: a scene reply
+    /// names every device, and as a `Value` each `{"ok":true}` is a BTreeMap
+    /// with its own node, ~20 KB on the heap for a 30-device booth against
+    /// ~0.6 KB of text; with up to [`MAX_IDS`] kept that is the daemon's
+    /// whole memory budget many times over (found by benches/soak.rs).
+    Done(Box<str>),
+}
+
+fn compact(reply: &Value) -> Box<str> {
+    reply.to_string().into_boxed_str()
+}
+
+fn expand(text: &str) -> Value {
+    // Always our own `to_string` output, so it parses; never panic regardless.
+    serde_json::from_str(text).unwrap_or_else(|_| json!({}))
+}
+
+/// One line of the id file (without its newline); `reply` is JSON text.
+fn record_line(id: &str, at: SystemTime, reply: &str) -> String {
+    format!("{{\"id\":{},\"at_ms\":{},\"reply\":{reply}}}", Value::String(id.to_string()), unix_ms(at))
 }
 
 /// What to do with a command id.
@@ -120,7 +139,7 @@ impl IdStore {
     pub fn claim(&self, id: &str) -> Claim {
         let mut inner = self.lock();
         match inner.slots.get(id) {
-            Some(Slot::Done(reply)) => Claim::Done(reply.clone()),
+            Some(Slot::Done(reply)) => Claim::Done(expand(reply)),
             Some(Slot::Running(rx)) => Claim::Running(Waiter(rx.clone())),
             None => {
                 let (tx, rx) = watch::channel(None);
@@ -155,7 +174,7 @@ impl Pending {
             let mut inner = self.store.lock();
             // Memory first: a compaction snapshot then always contains every
             // id the writer has been asked to append.
-            inner.slots.insert(self.id.clone(), Slot::Done(reply.clone()));
+            inner.slots.insert(self.id.clone(), Slot::Done(compact(reply)));
             inner.order.push_back((now, self.id.clone()));
             inner.evict(now);
         }
@@ -212,7 +231,7 @@ impl Inner {
         let mut out = String::new();
         for (at, id) in &self.order {
             if let Some(Slot::Done(reply)) = self.slots.get(id) {
-                out.push_str(&json!({"id": id, "at_ms": unix_ms(*at), "reply": reply}).to_string());
+                out.push_str(&record_line(id, *at, reply));
                 out.push('\n');
             }
         }
@@ -261,7 +280,7 @@ fn load(path: &Path, inner: &mut Inner) -> usize {
         match parse_line(&buf) {
             Some((id, at, reply)) => {
                 if !inner.slots.contains_key(&id) {
-                    inner.slots.insert(id.clone(), Slot::Done(reply));
+                    inner.slots.insert(id.clone(), Slot::Done(compact(&reply)));
                     inner.order.push_back((at, id));
                 }
             }
@@ -461,7 +480,7 @@ mod tests {
         let old = SystemTime::now() - KEEP_FOR - Duration::from_secs(60);
         for i in 0..MAX_IDS + 5 {
             let id = format!("c{i}");
-            inner.slots.insert(id.clone(), Slot::Done(reply(&id)));
+            inner.slots.insert(id.clone(), Slot::Done(compact(&reply(&id))));
             inner.order.push_back((old, id));
         }
         inner.evict(old);
@@ -477,7 +496,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let inner = Arc::new(Mutex::new(Inner::default()));
-        inner.lock().unwrap().slots.insert("k".into(), Slot::Done(reply("k")));
+        inner.lock().unwrap().slots.insert("k".into(), Slot::Done(compact(&reply("k"))));
         inner.lock().unwrap().order.push_back((SystemTime::now(), "k".into()));
         let mut w = Writer { path: path.clone(), file: None, lines: 5000, inner, failing: false };
         w.maybe_compact();

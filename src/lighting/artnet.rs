@@ -120,7 +120,26 @@ impl ErrorLog {
 
 /// Per-output state: where to send and the sequence counter.
 #[derive(Debug)]
+struct TargetSocket {
+    target: SocketAddr,
+    socket: UdpSocket,
+    connected: bool,
+}
+
+impl TargetSocket {
+    fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
+        if self.connected {
+            self.socket.try_send(packet)
+        } else {
+            self.socket.try_send_to(packet, self.target)
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Universe {
+    /// Index into `ArtNetSender::sockets`.
+    socket: usize,
     target: SocketAddr,
     port_address: u16,
     /// Sequence of the *last* packet sent (0 before the first).
@@ -138,22 +157,26 @@ pub struct Sent {
 
 /// One UDP socket sending ArtDmx to every output's unicast target.
 ///
-/// Sends use `try_send_to`: if the kernel cannot take the datagram right now
+/// Sends are non-blocking (`try_send`): if the kernel cannot take the datagram right now
 /// we drop this frame and count it rather than wait, because the next frame
 /// (≤ 23 ms later) supersedes it and the frame clock must never stall.
 #[derive(Debug)]
 pub struct ArtNetSender {
-    socket: UdpSocket,
+    /// One socket per distinct target, connected to it when the kernel
+    /// allows: only a connected UDP socket hears about an ICMP port
+    /// unreachable (the next send fails with ECONNREFUSED), so a node whose
+    /// port is closed shows up in `send_errors` instead of vanishing.
+    sockets: Vec<TargetSocket>,
     universes: Vec<Universe>,
     stats: SendStats,
 }
 
 impl ArtNetSender {
-    /// Bind one ephemeral UDP port: on 127.0.0.1 when every target is
-    /// loopback (tests, demo), else on all IPv4 interfaces. Never broadcast.
+    /// Bind one ephemeral UDP port per distinct target: on 127.0.0.1 for a
+    /// loopback target (tests, demo), else on all IPv4 interfaces. Never broadcast.
     pub async fn bind(outputs: &[ArtNetOutput]) -> Result<ArtNetSender, ArtNetError> {
-        let mut all_loopback = true;
         let mut universes = Vec::with_capacity(outputs.len());
+        let mut sockets: Vec<TargetSocket> = Vec::new();
         for o in outputs {
             if !o.target.is_ipv4() {
                 return Err(ArtNetError::NotIpv4 {
@@ -164,8 +187,31 @@ impl ArtNetSender {
             if o.universe > 0x7FFF {
                 return Err(ArtNetError::PortAddress(o.universe));
             }
-            all_loopback &= o.target.ip().is_loopback();
+            let socket = match sockets.iter().position(|s| s.target == o.target) {
+                Some(i) => i,
+                None => {
+                    let ip = if o.target.ip().is_loopback() {
+                        Ipv4Addr::LOCALHOST
+                    } else {
+                        Ipv4Addr::UNSPECIFIED
+                    };
+                    let socket = UdpSocket::bind(SocketAddrV4::new(ip, 0))
+                        .await
+                        .map_err(ArtNetError::Bind)?;
+                    // A target the kernel will not connect to (e.g. port 0)
+                    // is still sent to unconnected; its sends then fail and
+                    // are counted like any other.
+                    let connected = socket.connect(o.target).await.is_ok();
+                    sockets.push(TargetSocket {
+                        target: o.target,
+                        socket,
+                        connected,
+                    });
+                    sockets.len() - 1
+                }
+            };
             universes.push(Universe {
+                socket,
                 target: o.target,
                 port_address: o.universe,
                 sequence: 0,
@@ -173,23 +219,19 @@ impl ArtNetSender {
                 errors: ErrorLog::new(Duration::from_secs(10)),
             });
         }
-        let ip = if all_loopback {
-            Ipv4Addr::LOCALHOST
-        } else {
-            Ipv4Addr::UNSPECIFIED
-        };
-        let socket = UdpSocket::bind(SocketAddrV4::new(ip, 0))
-            .await
-            .map_err(ArtNetError::Bind)?;
         Ok(ArtNetSender {
-            socket,
+            sockets,
             universes,
             stats: SendStats::default(),
         })
     }
 
+    /// The local address of the first target's socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        match self.sockets.first() {
+            Some(s) => s.socket.local_addr(),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no Art-Net outputs")),
+        }
     }
 
     pub fn stats(&self) -> SendStats {
@@ -209,7 +251,7 @@ impl ArtNetSender {
         uni.sequence = next_sequence(uni.sequence);
         uni.last_sent = Some(now);
         let ok = match encode_artdmx(uni.sequence, uni.port_address, data) {
-            Ok(packet) => match self.socket.try_send_to(&packet, uni.target) {
+            Ok(packet) => match self.sockets[uni.socket].try_send(&packet) {
                 Ok(_) => {
                     self.stats.packets_sent += 1;
                     true
@@ -237,18 +279,20 @@ impl ArtNetSender {
     /// Unicast, one per distinct node: the spec's broadcast form is not used
     /// (nodes accept ArtSync from the controller that sent their ArtDmx).
     pub fn send_sync(&mut self, universes: impl IntoIterator<Item = usize>, now: Instant) {
-        let targets: BTreeSet<SocketAddr> = universes
+        let targets: BTreeSet<usize> = universes
             .into_iter()
             .filter_map(|u| self.universes.get(u))
-            .map(|u| u.target)
+            .map(|u| u.socket)
             .collect();
         let packet = encode_artsync();
-        for target in targets {
-            match self.socket.try_send_to(&packet, target) {
+        for i in targets {
+            let link = &self.sockets[i];
+            match link.try_send(&packet) {
                 Ok(_) => self.stats.syncs_sent += 1,
                 Err(e) => {
                     self.stats.send_errors += 1;
-                    if let Some(u) = self.universes.iter_mut().find(|u| u.target == target) {
+                    let target = link.target;
+                    if let Some(u) = self.universes.iter_mut().find(|u| u.socket == i) {
                         u.errors.report(now, target, u.port_address, &e);
                     }
                 }

@@ -1,0 +1,226 @@
+//! Soak: the daemon as a child process (so RSS and CPU are its own) for
+//! `SOAK_SECS` (default 600 s with `--bench`, 5 s otherwise) at 10 commands/s
+//! over MQTT (private Mosquitto), with 7 virtual cameras on one chain and 8
+//! Art-Net universes to 8 loopback receivers, 3 fixtures on each.
+//! Every `SOAK_SAMPLE_SECS` (10 s; 1 s in quick mode) it samples VmRSS from
+//! `/proc/PID/status` and utime+stime from `/proc/PID/stat`, and prints a table.
+//!
+//! Run: `SOAK_SECS=600 cargo bench --bench soak` (targets: RSS flat and under
+//! 20 MB, CPU low).
+
+#[path = "../tests/support/mosquitto.rs"]
+#[allow(dead_code)]
+mod mosquitto;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command as Process, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mosquitto::{Broker, TestClient};
+use serde_json::json;
+use studiod::sim::{ChainOptions, VirtualChain};
+
+const CAMERAS: u8 = 7;
+const UNIVERSES: usize = 8;
+const RATE_HZ: u64 = 10;
+const CMD: &str = "studiod/soak/cmd";
+const REPLY: &str = "studiod/soak/reply";
+const STATUS: &str = "studiod/soak/status";
+const SCENES: [&str; 4] = ["open", "pitch", "closeup", "wrap"];
+
+fn env_secs(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Config, profiles and four scenes for 7 cameras and 8 universes × 3 fixtures.
+fn write_booth(dir: &Path, serial: &Path, receivers: &[SocketAddr], mqtt: &str) -> std::path::PathBuf {
+    for (rel, text) in studiod::demo::PROFILES {
+        let p = dir.join("device-profiles").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let mut c = String::new();
+    writeln!(c, "[studio]\nid = \"soak\"\nscenes_dir = \"scenes\"\nprofiles_dir = \"device-profiles\"\nstate_dir = \"state\"\nsafe_scene = \"open\"\n").unwrap();
+    writeln!(c, "[mqtt]\nurl = \"{mqtt}\"\ntopic_prefix = \"studiod\"\n").unwrap();
+    for a in 1..=CAMERAS {
+        writeln!(c, "[[camera]]\nname = \"cam{a}\"\nprofile = \"generic-visca\"\nport = \"{}\"\nbaud = 9600\naddress = {a}\n", serial.display()).unwrap();
+    }
+    for (u, rx) in receivers.iter().enumerate() {
+        writeln!(c, "[[artnet]]\nname = \"node{u}\"\ntarget = \"{rx}\"\nuniverse = {u}\n").unwrap();
+        writeln!(c, "[[fixture]]\nname = \"key{u}\"\nprofile = \"godox-p600bi-hard\"\nmode = \"cct-16bit\"\nartnet = \"node{u}\"\naddress = 1\n").unwrap();
+        writeln!(c, "[[fixture]]\nname = \"wash{u}\"\nprofile = \"generic-rgb\"\nartnet = \"node{u}\"\naddress = 10\n").unwrap();
+        writeln!(c, "[[fixture]]\nname = \"dim{u}\"\nprofile = \"generic-dimmer-16bit\"\nartnet = \"node{u}\"\naddress = 20\n").unwrap();
+    }
+    std::fs::write(dir.join("studiod.toml"), c).unwrap();
+    std::fs::create_dir_all(dir.join("scenes")).unwrap();
+    for (i, name) in SCENES.iter().enumerate() {
+        let level = 0.25 + 0.25 * i as f64;
+        let mut s = format!("label = \"{name}\"\nfade_ms = 500\n\n");
+        for a in 1..=CAMERAS {
+            writeln!(s, "[camera.cam{a}]\npreset = {}\n", i + 1).unwrap();
+        }
+        for u in 0..UNIVERSES {
+            writeln!(s, "[light.key{u}]\nintensity = {level}\ncct = {}\n", 3200 + 800 * i).unwrap();
+            writeln!(s, "[light.wash{u}]\ncolor = \"#{:02x}40{:02x}\"\n", 60 * i, 255 - 60 * i).unwrap();
+            writeln!(s, "[light.dim{u}]\nintensity = {}\n", 1.0 - level).unwrap();
+        }
+        std::fs::write(dir.join("scenes").join(format!("{name}.toml")), s).unwrap();
+    }
+    dir.join("studiod.toml")
+}
+
+/// (VmRSS kB, utime+stime ticks) of a process.
+fn sample(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name's closing parenthesis: state is field 3,
+    // so utime (14) and stime (15) are at indexes 11 and 12 of the rest.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    Some((rss, ticks))
+}
+
+fn clock_ticks() -> f64 {
+    Process::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+}
+
+#[derive(Default)]
+struct Counts {
+    sent: AtomicU64,
+    ok: AtomicU64,
+    busy: AtomicU64,
+    failed: AtomicU64,
+    artnet: AtomicU64,
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let secs = env_secs("SOAK_SECS").unwrap_or(if bench { 600 } else { 5 });
+    let every = Duration::from_secs(env_secs("SOAK_SAMPLE_SECS").unwrap_or(if secs >= 60 { 10 } else { 1 }));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async move {
+        let broker = Broker::start();
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("ttyVISCA0");
+        // Fast (not instant) moves: recalls take a few ms, as on a real chain.
+        let _chain = VirtualChain::spawn(&serial, CAMERAS as usize, ChainOptions { move_time_scale: 0.02, ..Default::default() }).unwrap();
+        let counts = Arc::new(Counts::default());
+        let mut receivers = Vec::new();
+        for _ in 0..UNIVERSES {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            receivers.push(sock.local_addr().unwrap());
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                    if studiod::sim::monitor::decode_artdmx(&buf[..n], from).is_some() {
+                        counts.artnet.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        let config = write_booth(dir.path(), &serial, &receivers, &broker.url());
+        let exe = env!("CARGO_BIN_EXE_studiod");
+        let mut replies = TestClient::connect(broker.port, &[REPLY, STATUS]).await;
+        let log = std::fs::File::create(dir.path().join("studiod.log")).unwrap();
+        let started = Instant::now();
+        let mut child = Process::new(exe).args(["run", "--config"]).arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let pid = child.id();
+        replies.wait_json(STATUS, Duration::from_secs(20), |v| v["online"] == true).await;
+        let ready = started.elapsed();
+
+        {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Some(r) = replies.try_next_json(REPLY, Duration::from_secs(3600)).await else { continue };
+                    let c = if r["ok"] == true {
+                        &counts.ok
+                    } else if r["error"]["code"] == "busy" {
+                        &counts.busy
+                    } else {
+                        &counts.failed
+                    };
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let publisher = TestClient::connect(broker.port, &[]).await;
+        {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE_HZ));
+                for n in 0u64.. {
+                    tick.tick().await;
+                    let id = format!("soak-{n}");
+                    // 7 in 10 scene applies (camera recalls + 24 fixtures fading),
+                    // 2 technician light changes, 1 direct preset recall.
+                    let cmd = match n % 10 {
+                        0..=6 => json!({"id": id, "action": "apply_scene", "scene": SCENES[(n % 4) as usize]}),
+                        7 | 8 => json!({"id": id, "action": "set_light", "fixture": format!("key{}", n % 8), "values": {"intensity": (n % 100) as f64 / 100.0}}),
+                        _ => json!({"id": id, "action": "recall_preset", "camera": format!("cam{}", 1 + n % 7), "preset": 1 + n % 4}),
+                    };
+                    publisher.publish(CMD, cmd.to_string()).await;
+                    counts.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+
+        let hz = clock_ticks();
+        println!("soak: {secs} s at {RATE_HZ} commands/s, {CAMERAS} cameras, {UNIVERSES} universes × 3 fixtures; daemon `{exe}` pid {pid}; MQTT online {:.0} ms after spawn", ready.as_secs_f64() * 1000.0);
+        println!("{:>7} {:>9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9}", "t (s)", "RSS (kB)", "CPU %", "sent", "ok", "busy", "failed", "ArtDmx");
+        let (rss0, mut last_ticks) = sample(pid).expect("daemon alive");
+        let t0 = Instant::now();
+        let mut last_t = t0;
+        let mut rows: Vec<(f64, u64, f64)> = vec![(0.0, rss0, 0.0)];
+        println!("{:>7.0} {:>9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9}", 0.0, rss0, "-", 0, 0, 0, 0, 0);
+        let deadline = t0 + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            tokio::time::sleep(every.min(deadline - Instant::now())).await; // the sampling period
+            let Some((rss, ticks)) = sample(pid) else {
+                println!("daemon exited: {:?}", child.try_wait());
+                std::process::exit(1);
+            };
+            let now = Instant::now();
+            let cpu = (ticks - last_ticks) as f64 / hz / (now - last_t).as_secs_f64() * 100.0;
+            last_ticks = ticks;
+            last_t = now;
+            let t = (now - t0).as_secs_f64();
+            rows.push((t, rss, cpu));
+            let c = &counts;
+            println!(
+                "{:>7.0} {:>9} {:>7.2} {:>7} {:>7} {:>6} {:>6} {:>9}",
+                t,
+                rss,
+                cpu,
+                c.sent.load(Ordering::Relaxed),
+                c.ok.load(Ordering::Relaxed),
+                c.busy.load(Ordering::Relaxed),
+                c.failed.load(Ordering::Relaxed),
+                c.artnet.load(Ordering::Relaxed)
+            );
+        }
+        let total_cpu = (last_ticks as f64 / hz) / started.elapsed().as_secs_f64() * 100.0;
+        let max = rows.iter().map(|r| r.1).max().unwrap_or(0);
+        let after_warmup: Vec<u64> = rows.iter().filter(|r| r.0 >= rows.last().unwrap().0 / 4.0).map(|r| r.1).collect();
+        let (lo, hi) = (after_warmup.iter().min().copied().unwrap_or(0), after_warmup.iter().max().copied().unwrap_or(0));
+        let mean_cpu = rows.iter().skip(1).map(|r| r.2).sum::<f64>() / (rows.len().max(2) - 1) as f64;
+        println!("RSS: start {rss0} kB, max {max} kB ({:.1} MB), after the first quarter {lo}–{hi} kB (spread {} kB)", max as f64 / 1024.0, hi - lo);
+        println!("CPU: mean {mean_cpu:.2} % of one core per sample; whole life {total_cpu:.2} %");
+        println!(
+            "commands: {} sent, {} ok, {} busy, {} failed; ArtDmx received {}",
+            counts.sent.load(Ordering::Relaxed),
+            counts.ok.load(Ordering::Relaxed),
+            counts.busy.load(Ordering::Relaxed),
+            counts.failed.load(Ordering::Relaxed),
+            counts.artnet.load(Ordering::Relaxed)
+        );
+        let _ = Process::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = child.wait();
+    });
+}
