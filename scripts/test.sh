@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, integration (ptys, loopback UDP,
 # private Mosquitto brokers), golden `studiod check` output, systemd unit
-# checks, a compile-and-smoke run of the benchmarks, and the browser tests
+# checks, a compile-and-smoke run of the benchmarks, the Debian package, and the browser tests
 # (Debian's Chromium driven by playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,6 @@ cargo build --locked --bins --examples
 cargo test --locked
 # Benches compile and run one short round each (no timing claims here).
 cargo test --locked --benches
+# The Debian package builds and carries binary, unit, config, profiles, scenes.
+scripts/check-package.sh
 (cd tests/browser && STUDIOD_BIN="$PWD/../../target/debug/studiod" STUDIOD_HTTP_FAKE="$PWD/../../target/debug/examples/http_fake" STUDIOD_BOOTH="$PWD/../../target/debug/examples/booth" npm test)
