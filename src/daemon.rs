@@ -185,6 +185,9 @@ pub async fn start(config: Config) -> Result<Running> {
     let config = Arc::new(config);
     info!(studio = %config.studio.id, cameras = config.cameras.len(), fixtures = config.fixtures.len(), scenes = config.scenes.len(), "studiod starting");
     std::fs::create_dir_all(&config.studio.state_dir).with_context(|| format!("creating state_dir {}", config.studio.state_dir.display()))?;
+    for dir in [&config.studio.state_dir, &config.studio.scenes_dir] {
+        crate::fsutil::remove_stale_temps(dir);
+    }
 
     let metrics = Metrics::new();
     let port_counters = PortCounterList::default();

@@ -32,6 +32,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Remove temporary files that a killed process left behind in `dir`
+/// (`.<name>.tmp-<pid>` of other processes). Loaders never read them; this
+/// only keeps repeated crashes from piling them up.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let ours = format!(".tmp-{}", std::process::id());
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") && !name.ends_with(&ours) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %e.path().display(), "removed a temporary file left by an earlier crash"),
+                Err(err) => tracing::debug!(file = %e.path().display(), error = %err, "cannot remove a stale temporary file"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +62,16 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_of_other_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".house.toml.tmp-1"), b"half").unwrap();
+        std::fs::write(dir.path().join("house.toml"), b"whole").unwrap();
+        remove_stale_temps(dir.path());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("house.toml")]);
     }
 
     #[test]

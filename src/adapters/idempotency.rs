@@ -384,7 +384,7 @@ impl Writer {
             return;
         }
         let snapshot = self.inner.lock().unwrap_or_else(|p| p.into_inner()).snapshot();
-        match write_atomically(&self.path, snapshot.as_bytes()) {
+        match crate::fsutil::write_atomic(&self.path, snapshot.as_bytes()) {
             Ok(()) => {
                 self.file = None;
                 self.lines = snapshot.lines().count();
@@ -393,26 +393,6 @@ impl Writer {
             Err(e) => tracing::warn!(file = %self.path.display(), error = %e, "cannot compact the command-id file; will retry"),
         }
     }
-}
-
-/// Replace `path` with `bytes` so that a crash leaves either the old or the
-/// new content: temp file in the same folder, fsync, rename, fsync folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
