@@ -203,7 +203,7 @@ async fn cpu() {
     let cancel = CancellationToken::new();
     let config = Lighting {
         restore_last_look: false,
-        clock: lighting::clock::ClockSource::Os,
+        clock: if std::env::var("TOKIO_CLOCK").is_ok() { lighting::clock::ClockSource::Tokio } else { lighting::clock::ClockSource::Os },
         ..Lighting::default()
     };
     let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone())

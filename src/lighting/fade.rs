@@ -25,6 +25,10 @@ struct Fade {
     target: f64,
 }
 
+/// Below this fade length (2^46 ns ≈ 19.5 h) the interpolation fits in i64:
+/// 2 × 65535 × d + d < 2^63.
+const FAST_FADE_LIMIT_NS: u128 = 1 << 46;
+
 impl Fade {
     fn value(&self, now: Instant) -> u16 {
         let elapsed = now.saturating_duration_since(self.start);
@@ -34,7 +38,17 @@ impl Fade {
         // Integer arithmetic in nanoseconds: exact, so 25 % of a 0→65535
         // fade is always 16384 (16383.75 rounded), whatever the float noise.
         // v × d = from × d + (to − from) × e, rounded half up, in either direction.
-        let (e, d) = (elapsed.as_nanos() as i128, self.duration.as_nanos() as i128);
+        let d = self.duration.as_nanos();
+        if d < FAST_FADE_LIMIT_NS {
+            // The same sums in i64 (all terms stay below 2^63 for fades under
+            // ~19 h): this runs for every slot of every frame, and 128-bit
+            // division is several times slower.
+            let (e, d) = (elapsed.as_nanos() as i64, d as i64);
+            let (from, to) = (i64::from(self.from), i64::from(self.to));
+            let num = from * d + (to - from) * e;
+            return ((2 * num + d) / (2 * d)) as u16;
+        }
+        let (e, d) = (elapsed.as_nanos() as i128, d as i128);
         let (from, to) = (i128::from(self.from), i128::from(self.to));
         let num = from * d + (to - from) * e;
         ((2 * num + d) / (2 * d)) as u16
@@ -446,6 +460,19 @@ mod tests {
             if to >= from { proptest::prop_assert!(v1 <= v2) } else { proptest::prop_assert!(v1 >= v2) }
             proptest::prop_assert_eq!(f.value(start + Duration::from_millis(ms)), to);
             proptest::prop_assert_eq!(f.value(start), from);
+        }
+
+        /// The i64 fast path gives exactly what the 128-bit formula gives,
+        /// up to the longest fade it is used for.
+        #[test]
+        fn fast_path_matches_the_128_bit_formula(from in 0u16.., to in 0u16.., d in 1u64..(1u64 << 46), frac in 0.0f64..1.0) {
+            let start = Instant::now();
+            let f = Fade { from, to, start, duration: Duration::from_nanos(d), target: 0.0 };
+            let e = (d as f64 * frac) as u64;
+            let (ei, di) = (i128::from(e), i128::from(d));
+            let num = i128::from(from) * di + (i128::from(to) - i128::from(from)) * ei;
+            let reference = ((2 * num + di) / (2 * di)) as u16;
+            proptest::prop_assert_eq!(f.value(start + Duration::from_nanos(e)), reference);
         }
 
         /// Interrupting a fade with a new look never jumps.
