@@ -29,7 +29,14 @@ fn main() {
     rt.block_on(async move {
         let broker = Broker::start();
         let dir = tempfile::tempdir().unwrap();
-        let booth = studiod::demo::SimBooth::create(dir.path(), ChainOptions { instant_moves: true, ..Default::default() }, Some(broker.url()), None).await.unwrap();
+        let booth = studiod::demo::SimBooth::create(
+            dir.path(),
+            ChainOptions { instant_moves: true, ..Default::default() },
+            Some(broker.url()),
+            None,
+        )
+        .await
+        .unwrap();
         let (chain, artnet, osc, path) = (booth.chain, booth.artnet, booth.osc, booth.config_path);
         // Drain OSC so its socket buffer never fills.
         tokio::spawn(async move { while osc.next().await.is_ok() {} });
@@ -42,7 +49,12 @@ fn main() {
         let mut looks = Vec::new();
         for (i, scene) in ["flash-sale", "house"].into_iter().enumerate() {
             let id = format!("learn-{i}");
-            client.publish("studiod/la-03/cmd", serde_json::json!({"id": &id, "action": "apply_scene", "scene": scene, "fade_ms": 0}).to_string()).await;
+            client
+                .publish(
+                    "studiod/la-03/cmd",
+                    serde_json::json!({"id": &id, "action": "apply_scene", "scene": scene, "fade_ms": 0}).to_string(),
+                )
+                .await;
             client.wait_json("studiod/la-03/reply", Duration::from_secs(10), |v| v["id"] == id.as_str()).await;
             let mut frames = lighting.subscribe_frames();
             let mut data = Vec::new();
@@ -64,7 +76,12 @@ fn main() {
             let (scene, want) = &looks[i % 2];
             let id = format!("b-{i}");
             let t0 = Instant::now();
-            client.publish("studiod/la-03/cmd", serde_json::json!({"id": &id, "action": "apply_scene", "scene": scene, "fade_ms": 0}).to_string()).await;
+            client
+                .publish(
+                    "studiod/la-03/cmd",
+                    serde_json::json!({"id": &id, "action": "apply_scene", "scene": scene, "fade_ms": 0}).to_string(),
+                )
+                .await;
             artnet.wait_for(Duration::from_secs(5), |d| d.data == *want).await.expect("frame with the new look");
             e2e.push(t0.elapsed());
             client.wait_json("studiod/la-03/reply", Duration::from_secs(10), |v| v["id"] == id.as_str()).await;
@@ -76,7 +93,11 @@ fn main() {
         println!("MQTT apply_scene → first ArtDmx with the new look, {n} commands (QoS 1, loopback Mosquitto)");
         println!("  broker publish→subscriber round trip (baseline): p50 {:.3} ms, p99 {:.3} ms", ms(b50), ms(b99));
         println!("  publish apply_scene → ArtDmx frame:              p50 {:.3} ms, p99 {:.3} ms", ms(e50), ms(e99));
-        println!("  studiod adds (difference):                       p50 {:.3} ms, p99 {:.3} ms (target < 1 ms at p99)", ms(e50.saturating_sub(b50)), ms(e99.saturating_sub(b99)));
+        println!(
+            "  studiod adds (difference):                       p50 {:.3} ms, p99 {:.3} ms (target < 1 ms at p99)",
+            ms(e50.saturating_sub(b50)),
+            ms(e99.saturating_sub(b99))
+        );
         running.shutdown().await;
         chain.shutdown().await;
     });

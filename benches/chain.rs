@@ -34,7 +34,9 @@ fn main() {
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ttyCHAIN");
-        let chain = VirtualChain::spawn(&path, CAMERAS as usize, ChainOptions { baud: Some(BAUD), instant_moves: true, ..Default::default() }).unwrap();
+        let chain =
+            VirtualChain::spawn(&path, CAMERAS as usize, ChainOptions { baud: Some(BAUD), instant_moves: true, ..Default::default() })
+                .unwrap();
         let profile = studiod::config::profiles::load_camera(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/cameras/generic-visca.toml"),
             "generic-visca",
@@ -44,7 +46,8 @@ fn main() {
             .map(|a| Camera { name: format!("cam{a}"), profile: profile.clone(), port: path.clone(), baud: BAUD, address: a })
             .collect();
         // Health probes would share the line with the measured recalls; push them out of the way.
-        let opts = PortOptions { link: LinkOptions { probe_interval: Duration::from_secs(3600), ..Default::default() }, ..Default::default() };
+        let opts =
+            PortOptions { link: LinkOptions { probe_interval: Duration::from_secs(3600), ..Default::default() }, ..Default::default() };
         let cancel = CancellationToken::new();
         let ports = spawn_serial_ports(&cams, opts, cancel.clone()).unwrap();
         let handles = ports[0].handles().to_vec();
@@ -69,7 +72,12 @@ fn main() {
         let critical = wire(7 * CAMERAS as usize + 6);
         let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
         println!("preset recall on {CAMERAS} cameras, one {BAUD}-baud chain, {rounds} rounds");
-        println!("  bytes exchanged: {} → wire-time lower bound {:.1} ms (critical path, full duplex: {:.1} ms)", BYTES_PER_CAMERA * CAMERAS as usize, ms(total), ms(critical));
+        println!(
+            "  bytes exchanged: {} → wire-time lower bound {:.1} ms (critical path, full duplex: {:.1} ms)",
+            BYTES_PER_CAMERA * CAMERAS as usize,
+            ms(total),
+            ms(critical)
+        );
         println!("  measured: p50 {:.1} ms, p99 {:.1} ms, min {:.1} ms", ms(p50), ms(p99), ms(times[0]));
         println!("  ratio measured/bound: p50 {:.2}, p99 {:.2} (target ≤ 1.5)", ratio(p50, total), ratio(p99, total));
         cancel.cancel();

@@ -15,9 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use studiod::config::model::{
-    ArtNetOutput, Attribute, Fixture, Lighting,
-};
+use studiod::config::model::{ArtNetOutput, Attribute, Fixture, Lighting};
 use studiod::lighting::artnet::encode_artdmx;
 use studiod::lighting::fade::FadeEngine;
 use studiod::lighting::patch::Patch;
@@ -39,11 +37,7 @@ fn big_rig(target: std::net::SocketAddr) -> (Vec<ArtNetOutput>, Vec<Fixture>) {
     let mut fixtures = Vec::new();
     for u in 0..64u16 {
         let name = format!("node{u}");
-        outputs.push(ArtNetOutput {
-            name: name.clone(),
-            target,
-            universe: u,
-        });
+        outputs.push(ArtNetOutput { name: name.clone(), target, universe: u });
         for i in 0..170u16 {
             fixtures.push(Fixture::with_channels(&format!("f{u}-{i}"), &name, 1 + 3 * i, &rgb, &[]));
         }
@@ -55,12 +49,7 @@ fn full_look(fixtures: &[Fixture], x: f64) -> Look {
     fixtures
         .iter()
         .map(|f| {
-            let attrs = f
-                .mode()
-                .attributes
-                .iter()
-                .map(|a| (a.attribute.clone(), x))
-                .collect();
+            let attrs = f.mode().attributes.iter().map(|a| (a.attribute.clone(), x)).collect();
             (f.name.clone(), attrs)
         })
         .collect()
@@ -90,11 +79,7 @@ fn process_cpu() -> f64 {
     // Fields after the ")" that closes the command name; utime, stime are 14, 15.
     let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        f.get(i)
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -112,14 +97,8 @@ async fn jitter() {
     let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (handle, task, cancel) = one_dimmer(&rx).await;
     let mut frames = handle.subscribe_frames();
-    let look = BTreeMap::from([(
-        "key".to_string(),
-        BTreeMap::from([(Attribute::Intensity, 1.0)]),
-    )]);
-    handle
-        .set_look(look, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let look = BTreeMap::from([("key".to_string(), BTreeMap::from([(Attribute::Intensity, 1.0)]))]);
+    handle.set_look(look, Duration::from_secs(30)).await.unwrap();
 
     // Receiver on its own task (the runtime has 2 workers): arrival instants.
     let receiver = tokio::spawn(async move {
@@ -142,10 +121,7 @@ async fn jitter() {
 
     let ideal = 1000.0 / HZ;
     let dev = |d: Duration| (d.as_secs_f64() * 1000.0 - ideal).abs();
-    summary(
-        "send point: |interval - 1/44 s|",
-        sends.windows(2).map(|w| dev(w[1] - w[0])).collect(),
-    );
+    summary("send point: |interval - 1/44 s|", sends.windows(2).map(|w| dev(w[1] - w[0])).collect());
     let t0 = sends[0];
     let grid: Vec<f64> = sends
         .iter()
@@ -156,16 +132,8 @@ async fn jitter() {
         })
         .collect();
     summary("send point: |t_k - (t_0 + k/44 s)|", grid);
-    summary(
-        "receiver:   |interval - 1/44 s|",
-        arrivals.windows(2).map(|w| dev(w[1] - w[0])).collect(),
-    );
-    println!(
-        "  frames: {} sent, {} received in 10 s (ideal {})",
-        sends.len(),
-        arrivals.len(),
-        (10.0 * HZ) as u32
-    );
+    summary("receiver:   |interval - 1/44 s|", arrivals.windows(2).map(|w| dev(w[1] - w[0])).collect());
+    println!("  frames: {} sent, {} received in 10 s (ideal {})", sends.len(), arrivals.len(), (10.0 * HZ) as u32);
 }
 
 async fn cpu() {
@@ -185,9 +153,7 @@ async fn cpu() {
     for k in 0..n {
         let r = engine.render(t0 + period * k);
         for (u, frame) in r.frames.iter().enumerate() {
-            bytes += encode_artdmx((k % 255 + 1) as u8, u as u16, frame)
-                .unwrap()
-                .len();
+            bytes += encode_artdmx((k % 255 + 1) as u8, u as u16, frame).unwrap().len();
         }
     }
     let per_frame = start.elapsed().as_secs_f64() / f64::from(n);
@@ -206,16 +172,11 @@ async fn cpu() {
         clock: if std::env::var("TOKIO_CLOCK").is_ok() { lighting::clock::ClockSource::Tokio } else { lighting::clock::ClockSource::Os },
         ..Lighting::default()
     };
-    let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone())
-        .await
-        .unwrap();
+    let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone()).await.unwrap();
     // 8-bit channels: 255 steps in 5.5 s is > 44 steps/s, so every universe
     // changes on every frame of the 5 s measurement (with a slower fade they
     // change only every few frames, and unchanged universes are not re-sent).
-    handle
-        .set_look(full_look(&fixtures, 1.0), Duration::from_millis(5500))
-        .await
-        .unwrap();
+    handle.set_look(full_look(&fixtures, 1.0), Duration::from_millis(5500)).await.unwrap();
     let before = handle.stats().await.unwrap();
     let (cpu0, wall0) = (process_cpu(), std::time::Instant::now());
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -247,10 +208,7 @@ async fn latency() {
         tokio::time::sleep(Duration::from_micros(u64::from(i * 7919 % 23_000))).await;
         let x = if i % 2 == 0 { 0.8 } else { 0.2 };
         let want = (x * 65535.0_f64).round() as u16;
-        let look = BTreeMap::from([(
-            "key".to_string(),
-            BTreeMap::from([(Attribute::Intensity, x)]),
-        )]);
+        let look = BTreeMap::from([("key".to_string(), BTreeMap::from([(Attribute::Intensity, x)]))]);
         frames = frames.resubscribe();
         let asked = Instant::now();
         handle.set_look(look, Duration::ZERO).await.unwrap();
@@ -268,16 +226,9 @@ async fn latency() {
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         if run("jitter") {
             jitter().await;

@@ -80,7 +80,15 @@ async fn run() {
     let state_dir = tempfile::tempdir().expect("temp dir");
     let engine = FakeEngine::instant();
     let cancel = CancellationToken::new();
-    let adapter = mqtt::run_with(&broker.mqtt_config("studiod-bench"), STUDIO, state_dir.path(), engine.handle.clone(), cancel.clone(), Options::default()).expect("config");
+    let adapter = mqtt::run_with(
+        &broker.mqtt_config("studiod-bench"),
+        STUDIO,
+        state_dir.path(),
+        engine.handle.clone(),
+        cancel.clone(),
+        Options::default(),
+    )
+    .expect("config");
     let adapter = tokio::spawn(adapter);
     client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
     let mut cmd_rtt = Vec::with_capacity(n);
@@ -113,7 +121,15 @@ async fn flood(broker: &Broker, studio: &str, seconds: u64, engine: FakeEngine, 
     let client = &mut client;
     let state_dir = tempfile::tempdir().expect("temp dir");
     let cancel = CancellationToken::new();
-    let adapter = mqtt::run_with(&broker.mqtt_config(&format!("studiod-{studio}")), studio, state_dir.path(), engine.handle.clone(), cancel.clone(), Options::default()).expect("config");
+    let adapter = mqtt::run_with(
+        &broker.mqtt_config(&format!("studiod-{studio}")),
+        studio,
+        state_dir.path(),
+        engine.handle.clone(),
+        cancel.clone(),
+        Options::default(),
+    )
+    .expect("config");
     let adapter = tokio::spawn(adapter);
     client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
 

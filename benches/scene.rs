@@ -22,7 +22,9 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let booth = studiod::demo::SimBooth::create(dir.path(), ChainOptions { instant_moves: true, ..Default::default() }, None, None).await.unwrap();
+        let booth = studiod::demo::SimBooth::create(dir.path(), ChainOptions { instant_moves: true, ..Default::default() }, None, None)
+            .await
+            .unwrap();
         let (chain, artnet, osc, path) = (booth.chain, booth.artnet, booth.osc, booth.config_path);
         let running = studiod::daemon::start(studiod::config::load(&path).unwrap()).await.unwrap();
         // Drain OSC so its socket buffer never fills.
@@ -31,7 +33,13 @@ fn main() {
         let apply = |scene: &'static str| {
             let engine = running.engine.clone();
             tokio::spawn(async move {
-                engine.execute(Request { id: None, origin: Origin::Cli, command: Command::ApplyScene { scene: scene.into(), fade: Some(Duration::ZERO), at: None, slot: None } }).await
+                engine
+                    .execute(Request {
+                        id: None,
+                        origin: Origin::Cli,
+                        command: Command::ApplyScene { scene: scene.into(), fade: Some(Duration::ZERO), at: None, slot: None },
+                    })
+                    .await
             })
         };
         // Learn each scene's settled universe once.
@@ -64,7 +72,12 @@ fn main() {
                 done.await.unwrap();
             }
             times.sort();
-            println!("  {label:>18}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", ms(percentile(&times, 0.5)), ms(percentile(&times, 0.99)), ms(times[times.len() - 1]));
+            println!(
+                "  {label:>18}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                ms(percentile(&times, 0.5)),
+                ms(percentile(&times, 0.99)),
+                ms(times[times.len() - 1])
+            );
         }
         println!("  baseline: frame period at 44 Hz {:.2} ms", ms(frame));
         running.shutdown().await;

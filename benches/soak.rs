@@ -47,11 +47,20 @@ fn write_booth(dir: &Path, serial: &Path, receivers: &[SocketAddr], mqtt: &str) 
     writeln!(c, "[studio]\nid = \"soak\"\nscenes_dir = \"scenes\"\nprofiles_dir = \"device-profiles\"\nstate_dir = \"state\"\nsafe_scene = \"open\"\n").unwrap();
     writeln!(c, "[mqtt]\nurl = \"{mqtt}\"\ntopic_prefix = \"studiod\"\n").unwrap();
     for a in 1..=CAMERAS {
-        writeln!(c, "[[camera]]\nname = \"cam{a}\"\nprofile = \"generic-visca\"\nport = \"{}\"\nbaud = 9600\naddress = {a}\n", serial.display()).unwrap();
+        writeln!(
+            c,
+            "[[camera]]\nname = \"cam{a}\"\nprofile = \"generic-visca\"\nport = \"{}\"\nbaud = 9600\naddress = {a}\n",
+            serial.display()
+        )
+        .unwrap();
     }
     for (u, rx) in receivers.iter().enumerate() {
         writeln!(c, "[[artnet]]\nname = \"node{u}\"\ntarget = \"{rx}\"\nuniverse = {u}\n").unwrap();
-        writeln!(c, "[[fixture]]\nname = \"key{u}\"\nprofile = \"godox-p600bi-hard\"\nmode = \"cct-16bit\"\nartnet = \"node{u}\"\naddress = 1\n").unwrap();
+        writeln!(
+            c,
+            "[[fixture]]\nname = \"key{u}\"\nprofile = \"godox-p600bi-hard\"\nmode = \"cct-16bit\"\nartnet = \"node{u}\"\naddress = 1\n"
+        )
+        .unwrap();
         writeln!(c, "[[fixture]]\nname = \"wash{u}\"\nprofile = \"generic-rgb\"\nartnet = \"node{u}\"\naddress = 10\n").unwrap();
         writeln!(c, "[[fixture]]\nname = \"dim{u}\"\nprofile = \"generic-dimmer-16bit\"\nartnet = \"node{u}\"\naddress = 20\n").unwrap();
     }
@@ -86,7 +95,13 @@ fn sample(pid: u32) -> Option<(u64, u64)> {
 }
 
 fn clock_ticks() -> f64 {
-    Process::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+    Process::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 #[derive(Default)]

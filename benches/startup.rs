@@ -20,7 +20,11 @@ fn main() {
     std::fs::create_dir_all(dir.path().join("scenes")).unwrap();
     std::fs::create_dir_all(dir.path().join("device-profiles")).unwrap();
     let config = dir.path().join("studiod.toml");
-    std::fs::write(&config, "[studio]\nid = \"bench\"\nscenes_dir = \"scenes\"\nprofiles_dir = \"device-profiles\"\nstate_dir = \"state\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[studio]\nid = \"bench\"\nscenes_dir = \"scenes\"\nprofiles_dir = \"device-profiles\"\nstate_dir = \"state\"\n",
+    )
+    .unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
     sock.set_read_timeout(Some(LIMIT)).unwrap();
@@ -71,5 +75,11 @@ fn main() {
     let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("startup to READY=1, no devices ({runs} runs{}):", if quick { ", quick mode" } else { "" });
-    println!("  min {:.1} ms   p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   (target < 100 ms)", ms(times[0]), ms(pct(0.50)), ms(pct(0.99)), ms(times[times.len() - 1]));
+    println!(
+        "  min {:.1} ms   p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   (target < 100 ms)",
+        ms(times[0]),
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(times[times.len() - 1])
+    );
 }

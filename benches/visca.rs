@@ -4,19 +4,14 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use studiod::visca::{
-    decode, encode, Address, Command, Direction, ErrorCode, Inquiry, MemoryOp, Nibbles, Packet, Raw, Reply, ZoomDrive,
-};
+use studiod::visca::{decode, encode, Address, Command, Direction, ErrorCode, Inquiry, MemoryOp, Nibbles, Packet, Raw, Reply, ZoomDrive};
 
 fn packets() -> Vec<Packet> {
     let a = Address::new(1).unwrap();
     vec![
         Packet::command(a, Command::Memory { op: MemoryOp::Recall, memory: 3 }),
         Packet::command(a, Command::PanTiltDrive { direction: Direction::UpLeft, pan_speed: 0x10, tilt_speed: 0x10 }),
-        Packet::command(
-            a,
-            Command::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0x14, pan: -432, tilt: 72, nibbles: Nibbles::Four },
-        ),
+        Packet::command(a, Command::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0x14, pan: -432, tilt: 72, nibbles: Nibbles::Four }),
         Packet::command(a, Command::ZoomDirect(0x1000)),
         Packet::command(a, Command::Zoom(ZoomDrive::TeleVariable(3))),
         Packet::inquiry(a, Inquiry::PanTiltPosition),

@@ -74,7 +74,11 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into()))
+        .init();
     if let Err(e) = run(args).await {
         eprintln!("booth: {e:#}");
         std::process::exit(1);
@@ -251,7 +255,10 @@ async fn print_cameras(chain: Arc<VirtualChain>, names: BTreeMap<usize, String>,
             };
             if due {
                 let name = names.get(&(i + 1)).map(String::as_str).unwrap_or("");
-                emit(format_args!("CAMERA {}", json!({"camera": i + 1, "name": name, "pan": seen.pan, "tilt": seen.tilt, "zoom": seen.zoom, "moving": seen.moving})));
+                emit(format_args!(
+                    "CAMERA {}",
+                    json!({"camera": i + 1, "name": name, "pan": seen.pan, "tilt": seen.tilt, "zoom": seen.zoom, "moving": seen.moving})
+                ));
                 *last = Some((seen, now));
             }
         }

@@ -57,7 +57,10 @@ async fn main() {
         eprintln!("http_fake: loopback addresses only");
         std::process::exit(2);
     }
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into()))
+        .init();
     let cfg = match &args.config {
         Some(p) => Arc::new(studiod::config::load(p).unwrap_or_else(|d| panic!("{d}"))),
         None => http_support::example_config(),
@@ -66,7 +69,9 @@ async fn main() {
     let (_cfg_tx, cfg_rx) = tokio::sync::watch::channel(cfg);
     let pin = secret(args.pin, args.pin_file, "creator PIN");
     let token = secret(args.token, args.token_file, "technician token");
-    let server = Server::bind_with_secrets(args.listen, pin, token, cfg_rx, fake.handle.clone(), Metrics::new(), Options::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::bind_with_secrets(args.listen, pin, token, cfg_rx, fake.handle.clone(), Metrics::new(), Options::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("URL {}", server.url());
     let _ = std::io::stdout().flush();
     let cancel = CancellationToken::new();

@@ -8,32 +8,62 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-
 /// Everything studiod can be asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Apply a sell scene; `fade` overrides the scene's own fade, `at` delays
     /// it to an instant (slot start), `slot` is opaque and echoed in state.
-    ApplyScene { scene: String, fade: Option<Duration>, at: Option<SystemTime>, slot: Option<serde_json::Value> },
+    ApplyScene {
+        scene: String,
+        fade: Option<Duration>,
+        at: Option<SystemTime>,
+        slot: Option<serde_json::Value>,
+    },
     /// All lights to zero (cameras untouched).
-    Blackout { fade: Option<Duration> },
-    RecallPreset { camera: String, preset: u8 },
-    StorePreset { camera: String, preset: u8 },
+    Blackout {
+        fade: Option<Duration>,
+    },
+    RecallPreset {
+        camera: String,
+        preset: u8,
+    },
+    StorePreset {
+        camera: String,
+        preset: u8,
+    },
     /// Republish state now.
     Status,
     /// Re-read config, profiles and scenes; swap in atomically if valid.
     Reload,
     /// Validate a scene's TOML, then persist it atomically.
-    PutScene { scene: String, toml: String },
-    DeleteScene { scene: String },
+    PutScene {
+        scene: String,
+        toml: String,
+    },
+    DeleteScene {
+        scene: String,
+    },
     /// Technician: drive pan/tilt at a signed speed fraction (-1.0–1.0) until `JogStop`.
-    Jog { camera: String, pan: f64, tilt: f64 },
-    JogStop { camera: String },
+    Jog {
+        camera: String,
+        pan: f64,
+        tilt: f64,
+    },
+    JogStop {
+        camera: String,
+    },
     /// Technician: zoom at a signed speed fraction (-1.0 wide … 1.0 tele), 0 stops.
-    Zoom { camera: String, speed: f64 },
+    Zoom {
+        camera: String,
+        speed: f64,
+    },
     /// Technician: set a fixture's attributes live, in scene units
     /// (`intensity` 0–1, `cct` kelvin, `color` "#rrggbb", other channels 0–1).
-    SetLight { fixture: String, values: BTreeMap<String, LightValue>, fade: Option<Duration> },
+    SetLight {
+        fixture: String,
+        values: BTreeMap<String, LightValue>,
+        fade: Option<Duration>,
+    },
 }
 
 impl Command {
@@ -184,7 +214,8 @@ impl Outcome {
     /// Build from per-device results: ok only if all succeeded.
     pub fn from_devices(cmd: &Command, devices: BTreeMap<String, DeviceResult>, duration: Duration) -> Outcome {
         let failed = devices.values().filter(|d| !d.ok).count();
-        let error = (failed > 0).then(|| CommandError::new(ErrorCode::DeviceFailed, format!("{failed} of {} devices failed", devices.len())));
+        let error =
+            (failed > 0).then(|| CommandError::new(ErrorCode::DeviceFailed, format!("{failed} of {} devices failed", devices.len())));
         Outcome { action: cmd.action(), scene: cmd.scene().map(str::to_string), ok: failed == 0, devices, error, duration, data: None }
     }
 }

@@ -56,10 +56,16 @@ impl DeviceSet {
             tasks.push(tokio::spawn(port.join()));
         }
         if !config.artnet.is_empty() {
-            let (lighting, join) = crate::lighting::spawn(&config.artnet, &config.fixtures, &config.lighting, Some(&config.studio.state_dir), cancel.clone())
-                .await
-                .context("starting Art-Net output")?;
-            tasks.push(tokio::spawn(count_frames(lighting.subscribe_frames(), config.artnet.iter().map(|o| o.name.clone()).collect(), metrics.clone(), cancel.clone())));
+            let (lighting, join) =
+                crate::lighting::spawn(&config.artnet, &config.fixtures, &config.lighting, Some(&config.studio.state_dir), cancel.clone())
+                    .await
+                    .context("starting Art-Net output")?;
+            tasks.push(tokio::spawn(count_frames(
+                lighting.subscribe_frames(),
+                config.artnet.iter().map(|o| o.name.clone()).collect(),
+                metrics.clone(),
+                cancel.clone(),
+            )));
             devices.lighting = Some(lighting);
             tasks.push(join);
         }
@@ -81,7 +87,12 @@ impl DeviceSet {
 /// Count ArtDmx frames (and failed sends) per output as they leave. The
 /// lighting task reports every frame on this channel, so counting here needs
 /// no change to its hot path; a lagging receiver still counts what it skipped.
-async fn count_frames(mut frames: tokio::sync::broadcast::Receiver<crate::lighting::FrameSent>, outputs: Vec<String>, metrics: Metrics, cancel: CancellationToken) {
+async fn count_frames(
+    mut frames: tokio::sync::broadcast::Receiver<crate::lighting::FrameSent>,
+    outputs: Vec<String>,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
     use tokio::sync::broadcast::error::RecvError;
     let name = |i: usize| outputs.get(i).map(String::as_str).unwrap_or("?");
     // Zero series from the start, so "no errors" is visible as 0, not absent.
@@ -123,7 +134,13 @@ fn install_collectors(metrics: &Metrics, engine: &EngineHandle, ports: PortCount
     metrics.add_collector(move |m| {
         use std::sync::atomic::Ordering::Relaxed;
         for (port, c) in ports.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            for (kind, v) in [("port_lost", &c.port_lost), ("open_failed", &c.open_failed), ("timeout", &c.timeouts), ("refused", &c.refused), ("other", &c.other)] {
+            for (kind, v) in [
+                ("port_lost", &c.port_lost),
+                ("open_failed", &c.open_failed),
+                ("timeout", &c.timeouts),
+                ("refused", &c.refused),
+                ("other", &c.other),
+            ] {
                 m.set(metrics::SERIAL_ERRORS, &[("port", port), ("kind", kind)], v.load(Relaxed) as f64);
             }
             m.set(metrics::SERIAL_RETRIES, &[("port", port)], c.retries.load(Relaxed) as f64);
@@ -184,7 +201,8 @@ pub async fn start(config: Config) -> Result<Running> {
     let cancel = CancellationToken::new();
     let config = Arc::new(config);
     info!(studio = %config.studio.id, cameras = config.cameras.len(), fixtures = config.fixtures.len(), scenes = config.scenes.len(), "studiod starting");
-    std::fs::create_dir_all(&config.studio.state_dir).with_context(|| format!("creating state_dir {}", config.studio.state_dir.display()))?;
+    std::fs::create_dir_all(&config.studio.state_dir)
+        .with_context(|| format!("creating state_dir {}", config.studio.state_dir.display()))?;
     for dir in [&config.studio.state_dir, &config.studio.scenes_dir] {
         crate::fsutil::remove_stale_temps(dir);
     }
@@ -200,23 +218,25 @@ pub async fn start(config: Config) -> Result<Running> {
     let respawn_set = device_set.clone();
     let parent = cancel.clone();
     let (respawn_metrics, respawn_counters) = (metrics.clone(), port_counters.clone());
-    let engine_actor = Engine::new(config.clone(), devices.clone(), inbox).with_metrics(metrics.clone()).on_respawn(move |cfg| {
-        let set = respawn_set.clone();
-        let parent = parent.clone();
-        let (metrics, counters) = (respawn_metrics.clone(), respawn_counters.clone());
-        Box::pin(async move {
-            let mut guard = set.lock().await;
-            // The old actors must release their serial ports before new ones open them.
-            if let Some(old) = guard.take() {
-                old.stop().await;
-            }
-            let new = DeviceSet::start(&cfg, parent.child_token(), &metrics, &counters).await.map_err(|e| format!("{e:#}"))?;
-            let devices = new.devices.clone();
-            *guard = Some(new);
-            Ok(devices)
+    let engine_actor = Engine::new(config.clone(), devices.clone(), inbox)
+        .with_metrics(metrics.clone())
+        .on_respawn(move |cfg| {
+            let set = respawn_set.clone();
+            let parent = parent.clone();
+            let (metrics, counters) = (respawn_metrics.clone(), respawn_counters.clone());
+            Box::pin(async move {
+                let mut guard = set.lock().await;
+                // The old actors must release their serial ports before new ones open them.
+                if let Some(old) = guard.take() {
+                    old.stop().await;
+                }
+                let new = DeviceSet::start(&cfg, parent.child_token(), &metrics, &counters).await.map_err(|e| format!("{e:#}"))?;
+                let devices = new.devices.clone();
+                *guard = Some(new);
+                Ok(devices)
+            })
         })
-    })
-    .with_config_watch(config_tx);
+        .with_config_watch(config_tx);
     let mut tasks = vec![tokio::spawn(engine_actor.run(cancel.clone()))];
     install_collectors(&metrics, &engine, port_counters);
     let adapters = crate::adapters::start(config_rx, engine.clone(), metrics.clone(), cancel.clone()).await?;

@@ -78,7 +78,12 @@ pub struct SimBooth {
 }
 
 impl SimBooth {
-    pub async fn create(dir: &Path, chain: ChainOptions, mqtt_url: Option<String>, http: Option<HttpSetup<'_>>) -> std::io::Result<SimBooth> {
+    pub async fn create(
+        dir: &Path,
+        chain: ChainOptions,
+        mqtt_url: Option<String>,
+        http: Option<HttpSetup<'_>>,
+    ) -> std::io::Result<SimBooth> {
         let serial = dir.join("ttyVISCA0");
         let chain = VirtualChain::spawn(&serial, 3, chain)?;
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -264,8 +269,9 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     // The tablet pages: 127.0.0.1:8080 when free, else any free port.
     let listen = if std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok() { "127.0.0.1:8080" } else { "127.0.0.1:0" };
     let http = HttpSetup { listen, pin: DEMO_PIN, token: DEMO_TOKEN };
-    let SimBooth { chain, artnet, osc, config_path } =
-        SimBooth::create(&dir, ChainOptions::default(), Some(mqtt_url.clone()), Some(http)).await.context("starting the simulated booth")?;
+    let SimBooth { chain, artnet, osc, config_path } = SimBooth::create(&dir, ChainOptions::default(), Some(mqtt_url.clone()), Some(http))
+        .await
+        .context("starting the simulated booth")?;
     let serial = chain.path().to_path_buf();
     let artnet = artnet.forward_to(opts.artnet_copy);
     let config = crate::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
@@ -342,7 +348,9 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             match e {
                 Event::DeviceOffline { device, reason } => println!("  device  {device} offline: {reason}"),
                 Event::DeviceOnline { device } => println!("  device  {device} online"),
-                Event::SceneApplied { scene, origin, ok, .. } => println!("  scene   {scene} applied from {} ({})", origin.as_str(), if ok { "ok" } else { "with failures" }),
+                Event::SceneApplied { scene, origin, ok, .. } => {
+                    println!("  scene   {scene} applied from {} ({})", origin.as_str(), if ok { "ok" } else { "with failures" })
+                }
             }
         }
     });
@@ -395,7 +403,8 @@ fn describe_look(look: &crate::lighting::Look) -> String {
     look.iter()
         .map(|(fixture, attrs)| {
             // Intensity first (it is what people look at), then the other attributes.
-            let mut parts: Vec<(bool, &str, String)> = attrs.iter().map(|(a, v)| (a.name() != "intensity", a.name(), format!("{:.0}%", v * 100.0))).collect();
+            let mut parts: Vec<(bool, &str, String)> =
+                attrs.iter().map(|(a, v)| (a.name() != "intensity", a.name(), format!("{:.0}%", v * 100.0))).collect();
             parts.sort();
             let inner: Vec<String> = parts.into_iter().map(|(other, k, v)| if other { format!("{k} {v}") } else { v }).collect();
             format!("{fixture} {}", inner.join(" "))

@@ -3,9 +3,9 @@
 //! virtual cameras and an Art-Net receiver on loopback, and an MQTT client
 //! speaking CONTRACT §5.
 
-mod support;
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
+mod support;
 
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
@@ -34,10 +34,18 @@ async fn command_reply_and_artnet_output() {
     let b = Booth::start_with(Some(broker.url()), "").await;
     let mut c = client(&broker).await;
     c.wait_json(STATUS, T, |v| v["online"] == true).await;
-    c.publish(CMD, json!({"id":"c-8f2a","action":"apply_scene","scene":"flash-sale","fade_ms":0,"slot":{"booking":"b-77","creator":"ana"}}).to_string()).await;
+    c.publish(
+        CMD,
+        json!({"id":"c-8f2a","action":"apply_scene","scene":"flash-sale","fade_ms":0,"slot":{"booking":"b-77","creator":"ana"}})
+            .to_string(),
+    )
+    .await;
     let r = reply_for(&mut c, "c-8f2a").await;
     assert_eq!(r["ok"], true, "{r}");
-    assert_eq!((r["action"].as_str(), r["scene"].as_str(), r["duplicate"].as_bool()), (Some("apply_scene"), Some("flash-sale"), Some(false)));
+    assert_eq!(
+        (r["action"].as_str(), r["scene"].as_str(), r["duplicate"].as_bool()),
+        (Some("apply_scene"), Some("flash-sale"), Some(false))
+    );
     for d in ["front", "side", "overhead", "key", "backdrop", "console"] {
         assert_eq!(r["devices"][d]["ok"], true, "{d}: {r}");
     }

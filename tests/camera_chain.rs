@@ -123,7 +123,8 @@ async fn error_reply_is_a_refusal_and_is_not_retried() {
     let err = r.cams[2].recall_preset(5).await.unwrap_err();
     assert!(matches!(err, CameraError::Refused { .. }), "{err:?}");
     assert!(err.to_string().contains("not executable"), "{err}");
-    let recalls: Vec<_> = r.chain.packets(3)[before..].iter().filter(|p| p.len() >= 5 && p[1..5] == [0x01, 0x04, 0x3f, 0x02]).cloned().collect();
+    let recalls: Vec<_> =
+        r.chain.packets(3)[before..].iter().filter(|p| p.len() >= 5 && p[1..5] == [0x01, 0x04, 0x3f, 0x02]).cloned().collect();
     assert_eq!(recalls.len(), 1, "the refused recall was sent exactly once: {recalls:02x?}");
 }
 

@@ -28,7 +28,10 @@ fn broken_configs_print_every_problem_with_position() {
         assert_eq!(stdout, expected, "output of check on {}", rel.display());
         for line in stdout.lines() {
             let parts: Vec<_> = line.splitn(4, ':').collect();
-            assert!(parts.len() == 4 && parts[1].parse::<usize>().is_ok() && parts[2].parse::<usize>().is_ok(), "not file:line:col: message: {line}");
+            assert!(
+                parts.len() == 4 && parts[1].parse::<usize>().is_ok() && parts[2].parse::<usize>().is_ok(),
+                "not file:line:col: message: {line}"
+            );
         }
         cases += 1;
     }

@@ -31,7 +31,11 @@ async fn closed_target_port_is_counted_and_stalls_nothing() {
     // scenes on the live node, and preset recalls on the cameras.
     for round in 0..20u32 {
         let level = f64::from(round % 2);
-        let set = Command::SetLight { fixture: "dead-dimmer".into(), values: BTreeMap::from([("intensity".to_string(), LightValue::Number(level))]), fade: None };
+        let set = Command::SetLight {
+            fixture: "dead-dimmer".into(),
+            values: BTreeMap::from([("intensity".to_string(), LightValue::Number(level))]),
+            fade: None,
+        };
         let o = b.exec(set).await;
         // The engine hands the look to the lighting task; a send failure is
         // not the command's failure (UDP gives no per-datagram verdict).

@@ -4,9 +4,9 @@
 //! studiod reconnects by itself and commands published then are applied.
 //! (tests/booth_mqtt.rs covers 10 s without load; this is the 30 s.)
 
-mod support;
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
+mod support;
 
 use std::time::{Duration, Instant};
 

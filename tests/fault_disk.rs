@@ -35,11 +35,7 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").with_ansi(false).with_writer(move || Sink(sink.clone())).try_init();
         buf
     })
     .clone()
@@ -82,7 +78,8 @@ async fn put_scene_on_a_full_disk_is_an_internal_error_and_loses_nothing() {
     assert!(err.message.contains("flash-sale.toml") && err.message.contains("No space left on device"), "a clear message: {}", err.message);
     assert_eq!(std::fs::read(&scene_path).unwrap(), old, "the old scene file is intact");
     assert!(!trap.exists() && trap.symlink_metadata().is_err(), "the failed temp file is cleaned up");
-    let names: Vec<String> = std::fs::read_dir(b.dir.path().join("scenes")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(b.dir.path().join("scenes")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.starts_with('.')), "no temp files left: {names:?}");
 
     // The daemon keeps running the old scene: key at full, not the refused 0.5.
@@ -124,5 +121,8 @@ async fn last_look_write_to_a_full_disk_is_logged_and_the_daemon_runs_on() {
     b.frame_where(T, "house on the wire", |d| d[..2] == dmx16(0.4)).await;
     // Space again: the next look change is persisted.
     assert!(b.apply("intro", Some(0)).await.ok);
-    wait_fs(T, "last look saved again", || std::fs::read(&last_look).is_ok_and(|now| now != before && studiod::lighting::persist::load(&state).is_ok())).await;
+    wait_fs(T, "last look saved again", || {
+        std::fs::read(&last_look).is_ok_and(|now| now != before && studiod::lighting::persist::load(&state).is_ok())
+    })
+    .await;
 }

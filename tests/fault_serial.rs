@@ -58,7 +58,13 @@ impl Noise {
 
 /// Wait until camera `cam` has received a packet (after the first `from`)
 /// that satisfies `pred`; re-checked on every simulator step.
-async fn wait_packet(chain: &studiod::sim::VirtualChain, cam: usize, from: usize, limit: Duration, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+async fn wait_packet(
+    chain: &studiod::sim::VirtualChain,
+    cam: usize,
+    from: usize,
+    limit: Duration,
+    pred: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
     let mut steps = chain.subscribe();
     tokio::time::timeout(limit, async {
         loop {
@@ -80,7 +86,9 @@ fn is_recall(p: &[u8], memory: u8) -> bool {
 }
 
 async fn apply_bounded(b: &Booth, scene: &str) -> Outcome {
-    tokio::time::timeout(COMMAND_LIMIT, b.apply(scene, Some(0))).await.unwrap_or_else(|_| panic!("apply {scene}: no outcome within {COMMAND_LIMIT:?} (hang)"))
+    tokio::time::timeout(COMMAND_LIMIT, b.apply(scene, Some(0)))
+        .await
+        .unwrap_or_else(|_| panic!("apply {scene}: no outcome within {COMMAND_LIMIT:?} (hang)"))
 }
 
 fn cameras_ok(o: &Outcome) -> bool {
@@ -115,7 +123,11 @@ async fn ten_thousand_random_bytes_on_the_serial_line() {
     // spoil one command; the link must absorb almost all of it. Lights never
     // depend on the serial line: they must be ok every time.
     let cam_ok = outcomes.iter().filter(|o| cameras_ok(o)).count();
-    assert!(cam_ok >= 45, "seed {seed:#x}: only {cam_ok}/50 applies had every camera ok: {:#?}", outcomes.iter().filter(|o| !cameras_ok(o)).collect::<Vec<_>>());
+    assert!(
+        cam_ok >= 45,
+        "seed {seed:#x}: only {cam_ok}/50 applies had every camera ok: {:#?}",
+        outcomes.iter().filter(|o| !cameras_ok(o)).collect::<Vec<_>>()
+    );
     for o in &outcomes {
         assert!(o.devices.get("key").is_some_and(|d| d.ok), "lights are independent of the serial line: {o:?}");
     }
@@ -161,7 +173,8 @@ async fn unplug_mid_recall_fails_fast_then_replug_recovers() {
     wait_packet(&b.chain, 1, from, Duration::from_secs(5), |p| is_recall(p, 0x03)).await;
     b.chain.unplug().await;
 
-    let (out, took) = tokio::time::timeout(COMMAND_LIMIT, apply).await.expect("the apply must not hang after an unplug").expect("apply task");
+    let (out, took) =
+        tokio::time::timeout(COMMAND_LIMIT, apply).await.expect("the apply must not hang after an unplug").expect("apply task");
     assert!(!out.ok, "{out:?}");
     let front = out.devices.get("front").expect("front in the outcome");
     let err = front.error.clone().unwrap_or_default();

@@ -106,7 +106,12 @@ fn check_id_log(path: &Path, round: usize) {
         let last = i + 1 == lines.len();
         match serde_json::from_str::<Value>(line) {
             Ok(v) => assert!(v["id"].is_string() && v["reply"].is_object(), "round {round}: line {} is not a record: {line}", i + 1),
-            Err(e) => assert!(last && torn_tail, "round {round}: line {} of {} is torn but not the unterminated last line ({e}): {line:.120}", i + 1, lines.len()),
+            Err(e) => assert!(
+                last && torn_tail,
+                "round {round}: line {} of {} is torn but not the unterminated last line ({e}): {line:.120}",
+                i + 1,
+                lines.len()
+            ),
         }
     }
 }
@@ -116,11 +121,18 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let serial = dir.path().join("ttyVISCA0");
-    let _chain = studiod::sim::VirtualChain::spawn(&serial, 3, studiod::sim::ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
+    let _chain =
+        studiod::sim::VirtualChain::spawn(&serial, 3, studiod::sim::ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
     let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let artnet = studiod::sim::monitor::ArtNetMonitor::bind(lo).await.unwrap();
     let osc = studiod::sim::monitor::OscMonitor::bind(lo).await.unwrap();
-    let ports = studiod::demo::BoothPorts { serial: &serial, artnet: artnet.local_addr().unwrap(), osc: osc.local_addr().unwrap(), mqtt_url: Some(broker.url()), extra: String::new() };
+    let ports = studiod::demo::BoothPorts {
+        serial: &serial,
+        artnet: artnet.local_addr().unwrap(),
+        osc: osc.local_addr().unwrap(),
+        mqtt_url: Some(broker.url()),
+        extra: String::new(),
+    };
     let config = studiod::demo::write_booth(dir.path(), &ports).unwrap();
     let log = dir.path().join("studiod.log");
     let stress = dir.path().join("scenes/stress.toml");
@@ -201,20 +213,34 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
 
         // Evidence of where kills landed (printed; timing decides, not the test).
         let scenes_dir = dir.path().join("scenes");
-        let temps = std::fs::read_dir(&scenes_dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".stress.toml.tmp-")).count();
+        let temps = std::fs::read_dir(&scenes_dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".stress.toml.tmp-"))
+            .count();
         let torn = std::fs::read(state.join(studiod::adapters::idempotency::FILE_NAME)).is_ok_and(|b| !b.is_empty() && !b.ends_with(b"\n"));
         mid_write_kills += usize::from(temps > seen_temps);
         seen_temps = temps;
-        let look_temps = std::fs::read_dir(&state).map_or(0, |d| d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".last-look.json.tmp-")).count());
+        let look_temps = std::fs::read_dir(&state)
+            .map_or(0, |d| d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".last-look.json.tmp-")).count());
         look_kills += usize::from(look_temps > seen_look_temps);
         seen_look_temps = look_temps;
         torn_rounds += usize::from(torn);
         // 1. Every scene file is whole and valid: `studiod check` passes.
         let check = Process::new(env!("CARGO_BIN_EXE_studiod")).args(["check", "--config"]).arg(&config).output().unwrap();
-        assert!(check.status.success(), "round {round} (seed {seed:#x}): check failed:\n{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+        assert!(
+            check.status.success(),
+            "round {round} (seed {seed:#x}): check failed:\n{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
         // 2. The overwritten scene is exactly one version sent, never a mix.
         if let Ok(text) = std::fs::read_to_string(&stress) {
-            assert!(sent.contains(&text), "round {round} (seed {seed:#x}): stress.toml is not any version sent ({} bytes, starts {:?})", text.len(), &text[..text.len().min(40)]);
+            assert!(
+                sent.contains(&text),
+                "round {round} (seed {seed:#x}): stress.toml is not any version sent ({} bytes, starts {:?})",
+                text.len(),
+                &text[..text.len().min(40)]
+            );
         }
         // 3. The last look loads (or was never written).
         studiod::lighting::persist::load(&state).unwrap_or_else(|e| panic!("round {round} (seed {seed:#x}): {e}"));

@@ -22,7 +22,8 @@ use studiod::diag::Source;
 use studiod::scene::load::{parse, Devices};
 
 /// CONTRACT §5's error codes (the parser may only ever answer with these).
-const CONTRACT_CODES: [&str; 8] = ["invalid_json", "invalid_command", "unknown_action", "unknown_scene", "unknown_device", "scene_invalid", "device_failed", "busy"];
+const CONTRACT_CODES: [&str; 8] =
+    ["invalid_json", "invalid_command", "unknown_action", "unknown_scene", "unknown_device", "scene_invalid", "device_failed", "busy"];
 
 fn valid_commands() -> Vec<Value> {
     vec![
@@ -109,7 +110,13 @@ fn booth_config() -> &'static Config {
     CONFIG.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
         let serial = dir.join("ttyVISCA0");
-        let ports = studiod::demo::BoothPorts { serial: &serial, artnet: "127.0.0.1:16454".parse().unwrap(), osc: "127.0.0.1:18000".parse().unwrap(), mqtt_url: None, extra: String::new() };
+        let ports = studiod::demo::BoothPorts {
+            serial: &serial,
+            artnet: "127.0.0.1:16454".parse().unwrap(),
+            osc: "127.0.0.1:18000".parse().unwrap(),
+            mqtt_url: None,
+            extra: String::new(),
+        };
         let path = studiod::demo::write_booth(&dir, &ports).unwrap();
         studiod::config::load(&path).unwrap_or_else(|e| panic!("{e}"))
     })
@@ -137,7 +144,8 @@ fn check_scene(text: &str) -> Result<(), TestCaseError> {
 /// Character-level mutations of a scene: delete, insert a TOML-ish token,
 /// replace, duplicate a line.
 fn mutate_text(text: &str, ops: &[(u8, usize, usize)]) -> String {
-    const TOKENS: [&str; 16] = ["=", "[", "]", "[[", "\"", "\n", "#", ".", "-1", "1e999", "nan", "0x10", "{", "}", "[light.ghost]", "preset = 99"];
+    const TOKENS: [&str; 16] =
+        ["=", "[", "]", "[[", "\"", "\n", "#", ".", "-1", "1e999", "nan", "0x10", "{", "}", "[light.ghost]", "preset = 99"];
     let mut chars: Vec<char> = text.chars().collect();
     for &(op, at, pick) in ops {
         let at = if chars.is_empty() { 0 } else { at % chars.len() };

@@ -101,7 +101,15 @@ impl H {
     }
 
     async fn cmd_cookie(&self, l: &Login, cmd: Value) -> (StatusCode, Value) {
-        let r = self.http.post(self.url("/api/commands")).header("cookie", l.cookie()).header("x-studiod-csrf", l.csrf()).json(&cmd).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url("/api/commands"))
+            .header("cookie", l.cookie())
+            .header("x-studiod-csrf", l.csrf())
+            .json(&cmd)
+            .send()
+            .await
+            .unwrap();
         (r.status(), r.json().await.unwrap_or(Value::Null))
     }
 
@@ -238,7 +246,8 @@ async fn csrf_is_enforced_for_cookie_sessions_only() {
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "csrf");
     // wrong token
-    let r = h.http.post(h.url("/api/commands")).header("cookie", l.cookie()).header("x-studiod-csrf", "guess").json(&cmd).send().await.unwrap();
+    let r =
+        h.http.post(h.url("/api/commands")).header("cookie", l.cookie()).header("x-studiod-csrf", "guess").json(&cmd).send().await.unwrap();
     assert_eq!(r.status(), 403);
     // right token, foreign Origin
     let r = h
@@ -320,7 +329,15 @@ async fn technician_may_do_everything() {
         (r#"{"action":"apply_scene"}"#, "invalid_command"),
         (r#"{"action":"put_scene","scene":"Bad Name!","toml":"label = \"x\""}"#, "invalid_command"),
     ] {
-        let r = h.http.post(h.url("/api/commands")).bearer_auth(TOKEN).header("content-type", "application/json").body(body).send().await.unwrap();
+        let r = h
+            .http
+            .post(h.url("/api/commands"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{body}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], code, "{body}: {v}");
@@ -362,7 +379,10 @@ async fn wrong_pins_lock_the_client_out() {
 
 #[tokio::test]
 async fn lockout_ends_after_its_time() {
-    let opts = Options { lockout: LockoutPolicy { max_failures: 2, lockout: Duration::from_millis(300), ..LockoutPolicy::default() }, ..Options::default() };
+    let opts = Options {
+        lockout: LockoutPolicy { max_failures: 2, lockout: Duration::from_millis(300), ..LockoutPolicy::default() },
+        ..Options::default()
+    };
     let h = start_with(opts).await;
     h.login(json!({"pin": "1"})).await;
     assert_eq!(h.login(json!({"pin": "2"})).await.status, 429);
@@ -386,11 +406,30 @@ async fn disabled_role_is_refused() {
     let cfg = example_config();
     let fake = spawn(cfg.clone());
     let (_tx, rx) = watch::channel(cfg);
-    let server = Server::bind_with_secrets("127.0.0.1:0".parse().unwrap(), None, Some(Secret::from_string(TOKEN)), rx, fake.handle.clone(), Metrics::new(), Options::default()).await.unwrap();
+    let server = Server::bind_with_secrets(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        Some(Secret::from_string(TOKEN)),
+        rx,
+        fake.handle.clone(),
+        Metrics::new(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
     let url = server.url();
     let cancel = CancellationToken::new();
     tokio::spawn(server.run(cancel.clone()));
-    let r = reqwest::Client::builder().no_proxy().build().unwrap().post(format!("{url}/api/login")).header("x-studiod-csrf", "1").json(&json!({"pin": "1234"})).send().await.unwrap();
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{url}/api/login"))
+        .header("x-studiod-csrf", "1")
+        .json(&json!({"pin": "1234"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "role_disabled");
     cancel.cancel();
@@ -406,7 +445,8 @@ async fn secrets_come_from_files() {
     let cfg = example_config();
     let fake = spawn(cfg.clone());
     let (_tx, rx) = watch::channel(cfg.clone());
-    let http = studiod::config::model::Http { listen: "127.0.0.1:0".parse().unwrap(), creator_pin_file: Some(pin), tech_token_file: Some(tok) };
+    let http =
+        studiod::config::model::Http { listen: "127.0.0.1:0".parse().unwrap(), creator_pin_file: Some(pin), tech_token_file: Some(tok) };
     let server = Server::bind(&http, rx.clone(), fake.handle.clone(), Metrics::new(), Options::default()).await.unwrap();
     let url = server.url();
     let cancel = CancellationToken::new();
@@ -418,7 +458,11 @@ async fn secrets_come_from_files() {
     assert_eq!(r.status(), 200);
     cancel.cancel();
     // a configured but missing file is an error that names the file, not its contents
-    let missing = studiod::config::model::Http { listen: "127.0.0.1:0".parse().unwrap(), creator_pin_file: Some(dir.path().join("nope")), tech_token_file: None };
+    let missing = studiod::config::model::Http {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        creator_pin_file: Some(dir.path().join("nope")),
+        tech_token_file: None,
+    };
     let err = Server::bind(&missing, rx, fake.handle.clone(), Metrics::new(), Options::default()).await.err().unwrap();
     assert!(err.to_string().contains("creator PIN file"), "{err}");
 }
@@ -474,10 +518,7 @@ async fn sse_ends_when_its_session_is_logged_out() {
     read_until(&mut resp, &mut buf, "event: state").await;
     let r = h.http.post(h.url("/api/logout")).header("cookie", l.cookie()).header("x-studiod-csrf", l.csrf()).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let ended = timeout(WAIT, async {
-        while let Ok(Some(_)) = resp.chunk().await {}
-    })
-    .await;
+    let ended = timeout(WAIT, async { while let Ok(Some(_)) = resp.chunk().await {} }).await;
     assert!(ended.is_ok(), "stream outlived its session");
 }
 
@@ -488,10 +529,7 @@ async fn sse_ends_on_shutdown() {
     let mut buf = String::new();
     read_until(&mut resp, &mut buf, "event: state").await;
     h.cancel.cancel();
-    let ended = timeout(WAIT, async {
-        while let Ok(Some(_)) = resp.chunk().await {}
-    })
-    .await;
+    let ended = timeout(WAIT, async { while let Ok(Some(_)) = resp.chunk().await {} }).await;
     assert!(ended.is_ok(), "SSE stream kept the server from shutting down");
 }
 
@@ -630,7 +668,9 @@ async fn ctl_talks_to_the_server() {
     assert!(out.ok && out.text.contains("flash-sale") && out.text.contains("Flash sale"), "{}", out.text);
     let out = exec(&args(&["apply", "flash-sale", "--fade-ms", "800"])).await.unwrap();
     assert!(out.ok && out.text.starts_with("apply_scene flash-sale: ok"), "{}", out.text);
-    let r = h.expect_request("apply", |r| matches!(&r.command, Command::ApplyScene { fade: Some(f), .. } if *f == Duration::from_millis(800))).await;
+    let r = h
+        .expect_request("apply", |r| matches!(&r.command, Command::ApplyScene { fade: Some(f), .. } if *f == Duration::from_millis(800)))
+        .await;
     assert_eq!(r.origin, studiod::command::Origin::Cli);
     let out = exec(&args(&["state"])).await.unwrap();
     assert!(out.text.contains("scene   flash-sale (Flash sale)"), "{}", out.text);

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use studiod::config::model::{
-    ArtNetOutput, Attribute, Fixture, Lighting,
-};
+use studiod::config::model::{ArtNetOutput, Attribute, Fixture, Lighting};
 use studiod::lighting::{self, Look};
 use tokio::net::UdpSocket;
 use tokio::time::{timeout, Instant};
@@ -20,11 +18,7 @@ const PORT_ADDRESS: u16 = 0x1234 & 0x7FFF;
 
 #[derive(Debug, PartialEq)]
 enum Packet {
-    Dmx {
-        sequence: u8,
-        port_address: u16,
-        data: Vec<u8>,
-    },
+    Dmx { sequence: u8, port_address: u16, data: Vec<u8> },
     Sync,
 }
 
@@ -39,22 +33,12 @@ fn decode(p: &[u8]) -> Packet {
     match opcode {
         0x5000 => {
             let sequence = p[12];
-            assert_ne!(
-                sequence, 0,
-                "sequence 0 means 'disabled'; we must never send it"
-            );
+            assert_ne!(sequence, 0, "sequence 0 means 'disabled'; we must never send it");
             let port_address = u16::from(p[15] & 0x7F) << 8 | u16::from(p[14]);
             let length = usize::from(u16::from_be_bytes([p[16], p[17]]));
-            assert!(
-                length % 2 == 0 && (2..=512).contains(&length),
-                "Length {length}"
-            );
+            assert!(length % 2 == 0 && (2..=512).contains(&length), "Length {length}");
             assert_eq!(p.len(), 18 + length, "Length field matches the payload");
-            Packet::Dmx {
-                sequence,
-                port_address,
-                data: p[18..].to_vec(),
-            }
+            Packet::Dmx { sequence, port_address, data: p[18..].to_vec() }
         }
         0x5200 => {
             assert_eq!(p.len(), 14, "ArtSync is 14 bytes");
@@ -70,36 +54,22 @@ struct Receiver {
 
 impl Receiver {
     async fn bind() -> Receiver {
-        Receiver {
-            sock: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-        }
+        Receiver { sock: UdpSocket::bind("127.0.0.1:0").await.unwrap() }
     }
 
     fn output(&self, name: &str, universe: u16) -> ArtNetOutput {
-        ArtNetOutput {
-            name: name.into(),
-            target: self.sock.local_addr().unwrap(),
-            universe,
-        }
+        ArtNetOutput { name: name.into(), target: self.sock.local_addr().unwrap(), universe }
     }
 
     async fn next(&self, within: Duration) -> Packet {
         let mut buf = [0u8; 1024];
-        let (n, _) = timeout(within, self.sock.recv_from(&mut buf))
-            .await
-            .expect("no Art-Net packet in time")
-            .unwrap();
+        let (n, _) = timeout(within, self.sock.recv_from(&mut buf)).await.expect("no Art-Net packet in time").unwrap();
         decode(&buf[..n])
     }
 
     async fn next_dmx(&self, within: Duration) -> (u8, u16, Vec<u8>) {
         loop {
-            if let Packet::Dmx {
-                sequence,
-                port_address,
-                data,
-            } = self.next(within).await
-            {
+            if let Packet::Dmx { sequence, port_address, data } = self.next(within).await {
                 return (sequence, port_address, data);
             }
         }
@@ -121,10 +91,7 @@ fn level16(data: &[u8], address: usize) -> u16 {
 }
 
 fn no_restore() -> Lighting {
-    Lighting {
-        restore_last_look: false,
-        ..Lighting::default()
-    }
+    Lighting { restore_last_look: false, ..Lighting::default() }
 }
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -133,69 +100,35 @@ const WAIT: Duration = Duration::from_secs(3);
 async fn fade_16bit_monotonic_to_full_with_valid_headers() {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
-    let (handle, task) = lighting::spawn(
-        &[rx.output("node", PORT_ADDRESS)],
-        &[dimmer16("key", "node", 100)],
-        &no_restore(),
-        None,
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let (handle, task) =
+        lighting::spawn(&[rx.output("node", PORT_ADDRESS)], &[dimmer16("key", "node", 100)], &no_restore(), None, cancel.clone())
+            .await
+            .unwrap();
 
     let (mut prev_seq, pa, data) = rx.next_dmx(WAIT).await;
     assert_eq!(pa, PORT_ADDRESS);
-    assert_eq!(
-        data,
-        vec![0; 512],
-        "defaults are 0 and nothing else is patched"
-    );
+    assert_eq!(data, vec![0; 512], "defaults are 0 and nothing else is patched");
 
-    handle
-        .set_look(look("key", 1.0), Duration::from_secs(1))
-        .await
-        .unwrap();
+    handle.set_look(look("key", 1.0), Duration::from_secs(1)).await.unwrap();
     let started = Instant::now();
     let mut levels = Vec::new();
     loop {
         let (seq, pa, data) = rx.next_dmx(WAIT).await;
         assert_eq!(pa, PORT_ADDRESS);
-        assert_eq!(
-            seq,
-            if prev_seq == 255 { 1 } else { prev_seq + 1 },
-            "sequence increments"
-        );
+        assert_eq!(seq, if prev_seq == 255 { 1 } else { prev_seq + 1 }, "sequence increments");
         prev_seq = seq;
         let v = level16(&data, 100);
-        assert!(data
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b == 0 || i == 99 || i == 100));
+        assert!(data.iter().enumerate().all(|(i, &b)| b == 0 || i == 99 || i == 100));
         levels.push(v);
         if v == 65535 {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "fade never reached full"
-        );
+        assert!(started.elapsed() < Duration::from_secs(5), "fade never reached full");
     }
-    assert!(
-        levels.windows(2).all(|w| w[0] <= w[1]),
-        "non-decreasing: {levels:?}"
-    );
-    assert!(
-        levels.len() >= 15,
-        "a 1 s fade at 44 Hz has many steps: {levels:?}"
-    );
-    assert!(
-        levels.iter().any(|&v| v > 0 && v < 65535),
-        "intermediate values: {levels:?}"
-    );
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "fade too fast"
-    );
+    assert!(levels.windows(2).all(|w| w[0] <= w[1]), "non-decreasing: {levels:?}");
+    assert!(levels.len() >= 15, "a 1 s fade at 44 Hz has many steps: {levels:?}");
+    assert!(levels.iter().any(|&v| v > 0 && v < 65535), "intermediate values: {levels:?}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "fade too fast");
 
     cancel.cancel();
     timeout(WAIT, task).await.unwrap().unwrap();
@@ -205,19 +138,9 @@ async fn fade_16bit_monotonic_to_full_with_valid_headers() {
 async fn keepalive_only_when_nothing_changes() {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
-    let (handle, task) = lighting::spawn(
-        &[rx.output("node", 1)],
-        &[dimmer16("key", "node", 1)],
-        &no_restore(),
-        None,
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
-    handle
-        .set_look(look("key", 0.5), Duration::ZERO)
-        .await
-        .unwrap();
+    let (handle, task) =
+        lighting::spawn(&[rx.output("node", 1)], &[dimmer16("key", "node", 1)], &no_restore(), None, cancel.clone()).await.unwrap();
+    handle.set_look(look("key", 0.5), Duration::ZERO).await.unwrap();
     // Wait for the frame carrying the look; from then on nothing changes.
     loop {
         let (_, _, data) = rx.next_dmx(WAIT).await;
@@ -231,10 +154,7 @@ async fn keepalive_only_when_nothing_changes() {
         let (_, _, data) = rx.next_dmx(Duration::from_millis(1500)).await;
         // …and not every frame: an unchanged universe is not re-sent at 44 Hz.
         let gap = last.elapsed();
-        assert!(
-            gap >= Duration::from_millis(500),
-            "re-sent after only {gap:?}"
-        );
+        assert!(gap >= Duration::from_millis(500), "re-sent after only {gap:?}");
         assert_eq!(level16(&data, 1), 32768);
         last = Instant::now();
     }
@@ -246,10 +166,7 @@ async fn keepalive_only_when_nothing_changes() {
 async fn artsync_follows_every_frame() {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
-    let config = Lighting {
-        artsync: true,
-        ..no_restore()
-    };
+    let config = Lighting { artsync: true, ..no_restore() };
     let (handle, task) = lighting::spawn(
         &[rx.output("a", 1), rx.output("b", 2)],
         &[dimmer16("ka", "a", 1), dimmer16("kb", "b", 1)],
@@ -266,14 +183,9 @@ async fn artsync_follows_every_frame() {
     let mut full = Vec::new();
     let deadline = Instant::now() + WAIT;
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "no ArtSync after the changed frame"
-        );
+        assert!(Instant::now() < deadline, "no ArtSync after the changed frame");
         match rx.next(WAIT).await {
-            Packet::Dmx {
-                port_address, data, ..
-            } if level16(&data, 1) == 65535 => full.push(port_address),
+            Packet::Dmx { port_address, data, .. } if level16(&data, 1) == 65535 => full.push(port_address),
             Packet::Dmx { .. } => {}
             Packet::Sync if full.len() == 2 => break,
             Packet::Sync => {}
@@ -306,19 +218,9 @@ async fn artsync_follows_every_frame() {
 async fn first_frame_level(dir: &Path, restore: bool) -> u16 {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
-    let config = Lighting {
-        restore_last_look: restore,
-        ..Lighting::default()
-    };
-    let (_handle, task) = lighting::spawn(
-        &[rx.output("node", 3)],
-        &[dimmer16("key", "node", 10)],
-        &config,
-        Some(dir),
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let config = Lighting { restore_last_look: restore, ..Lighting::default() };
+    let (_handle, task) =
+        lighting::spawn(&[rx.output("node", 3)], &[dimmer16("key", "node", 10)], &config, Some(dir), cancel.clone()).await.unwrap();
     let (_, _, data) = rx.next_dmx(WAIT).await;
     cancel.cancel();
     timeout(WAIT, task).await.unwrap().unwrap();
@@ -329,40 +231,17 @@ async fn first_frame_level(dir: &Path, restore: bool) -> u16 {
 async fn restore_from_last_look_json() {
     let dir = tempfile::tempdir().unwrap();
     // The documented file format, written by hand.
-    std::fs::write(
-        dir.path().join("last-look.json"),
-        r#"{"version":1,"look":{"key":{"intensity":0.25},"gone":{"intensity":1.0}}}"#,
-    )
-    .unwrap();
-    assert_eq!(
-        first_frame_level(dir.path(), true).await,
-        16384,
-        "first frame carries the look"
-    );
-    assert_eq!(
-        first_frame_level(dir.path(), false).await,
-        0,
-        "restore disabled"
-    );
+    std::fs::write(dir.path().join("last-look.json"), r#"{"version":1,"look":{"key":{"intensity":0.25},"gone":{"intensity":1.0}}}"#)
+        .unwrap();
+    assert_eq!(first_frame_level(dir.path(), true).await, 16384, "first frame carries the look");
+    assert_eq!(first_frame_level(dir.path(), false).await, 0, "restore disabled");
 
     // The grand master is restored too (a dimmed booth must not come back at full).
-    std::fs::write(
-        dir.path().join("last-look.json"),
-        r#"{"version":1,"grand_master":0.5,"look":{"key":{"intensity":1.0}}}"#,
-    )
-    .unwrap();
-    assert_eq!(
-        first_frame_level(dir.path(), true).await,
-        32768,
-        "full × master 0.5"
-    );
+    std::fs::write(dir.path().join("last-look.json"), r#"{"version":1,"grand_master":0.5,"look":{"key":{"intensity":1.0}}}"#).unwrap();
+    assert_eq!(first_frame_level(dir.path(), true).await, 32768, "full × master 0.5");
 
     std::fs::write(dir.path().join("last-look.json"), b"{\"version\":1,\"lo").unwrap();
-    assert_eq!(
-        first_frame_level(dir.path(), true).await,
-        0,
-        "corrupt file ignored"
-    );
+    assert_eq!(first_frame_level(dir.path(), true).await, 0, "corrupt file ignored");
 }
 
 #[tokio::test]
@@ -370,30 +249,19 @@ async fn shutdown_sends_final_look_persists_it_and_restart_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
-    let (handle, task) = lighting::spawn(
-        &[rx.output("node", 3)],
-        &[dimmer16("key", "node", 10)],
-        &Lighting::default(),
-        Some(dir.path()),
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let (handle, task) =
+        lighting::spawn(&[rx.output("node", 3)], &[dimmer16("key", "node", 10)], &Lighting::default(), Some(dir.path()), cancel.clone())
+            .await
+            .unwrap();
     rx.next_dmx(WAIT).await;
     // A long fade, interrupted by shutdown: the final frame completes it.
-    handle
-        .set_look(look("key", 0.75), Duration::from_secs(60))
-        .await
-        .unwrap();
+    handle.set_look(look("key", 0.75), Duration::from_secs(60)).await.unwrap();
     cancel.cancel();
     timeout(WAIT, task).await.unwrap().unwrap();
     let mut last = None;
     while let Ok(Ok(n)) = timeout(Duration::from_millis(200), async {
         let mut buf = [0u8; 1024];
-        rx.sock
-            .recv_from(&mut buf)
-            .await
-            .map(|(n, _)| buf[..n].to_vec())
+        rx.sock.recv_from(&mut buf).await.map(|(n, _)| buf[..n].to_vec())
     })
     .await
     {
@@ -403,16 +271,9 @@ async fn shutdown_sends_final_look_persists_it_and_restart_restores_it() {
         Packet::Dmx { data, .. } => assert_eq!(level16(&data, 10), 49151, "0.75 × 65535 rounded"),
         Packet::Sync => panic!("last packet should be ArtDmx"),
     }
-    assert!(
-        handle.set_look(Look::new(), Duration::ZERO).await.is_err(),
-        "task is gone"
-    );
+    assert!(handle.set_look(Look::new(), Duration::ZERO).await.is_err(), "task is gone");
 
-    assert_eq!(
-        first_frame_level(dir.path(), true).await,
-        49151,
-        "restart restores it"
-    );
+    assert_eq!(first_frame_level(dir.path(), true).await, 49151, "restart restores it");
 }
 
 #[tokio::test]
@@ -420,35 +281,19 @@ async fn dead_target_does_not_stall_the_clock() {
     // A port nobody listens on. (The sender connects one socket per target,
     // so the ICMP port unreachable surfaces as ECONNREFUSED on a later send:
     // counted, see tests/fault_artnet.rs; the clock must not stall either way.)
-    let dead = UdpSocket::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = UdpSocket::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     // Port 0: every send fails at once (EINVAL), standing in for any send error.
     let failing: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
     let outputs = [
-        ArtNetOutput {
-            name: "dead".into(),
-            target: dead,
-            universe: 1,
-        },
+        ArtNetOutput { name: "dead".into(), target: dead, universe: 1 },
         rx.output("live", 2),
-        ArtNetOutput {
-            name: "failing".into(),
-            target: failing,
-            universe: 3,
-        },
+        ArtNetOutput { name: "failing".into(), target: failing, universe: 3 },
     ];
     let (handle, task) = lighting::spawn(
         &outputs,
-        &[
-            dimmer16("kd", "dead", 1),
-            dimmer16("kl", "live", 1),
-            dimmer16("kf", "failing", 1),
-        ],
+        &[dimmer16("kd", "dead", 1), dimmer16("kl", "live", 1), dimmer16("kf", "failing", 1)],
         &no_restore(),
         None,
         cancel.clone(),
@@ -458,10 +303,7 @@ async fn dead_target_does_not_stall_the_clock() {
     let mut all = look("kd", 1.0);
     all.extend(look("kl", 1.0));
     all.extend(look("kf", 1.0));
-    handle
-        .set_look(all, Duration::from_millis(500))
-        .await
-        .unwrap();
+    handle.set_look(all, Duration::from_millis(500)).await.unwrap();
     let start = Instant::now();
     let mut frames = 0;
     loop {
@@ -472,20 +314,11 @@ async fn dead_target_does_not_stall_the_clock() {
             break;
         }
     }
-    assert!(
-        frames >= 8,
-        "the live node kept getting the fade: {frames} frames"
-    );
+    assert!(frames >= 8, "the live node kept getting the fade: {frames} frames");
     assert!(start.elapsed() < Duration::from_secs(2));
     let stats = handle.stats().await.unwrap();
-    assert!(
-        stats.send.send_errors >= frames as u64,
-        "failed sends are counted: {stats:?}"
-    );
-    assert!(
-        stats.send.packets_sent >= 2 * frames as u64 - 2,
-        "{stats:?}"
-    );
+    assert!(stats.send.send_errors >= frames as u64, "failed sends are counted: {stats:?}");
+    assert!(stats.send.packets_sent >= 2 * frames as u64 - 2, "{stats:?}");
     cancel.cancel();
     timeout(WAIT, task).await.unwrap().unwrap();
 }

@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use studiod::config::model::{
-    ArtNetOutput, Attribute, Fixture, Lighting,
-};
+use studiod::config::model::{ArtNetOutput, Attribute, Fixture, Lighting};
 use studiod::lighting::{self, FrameSent, LightingHandle, Look};
 use tokio::net::UdpSocket;
 use tokio::sync::broadcast;
@@ -23,10 +21,7 @@ fn dimmer16(name: &str) -> Fixture {
 }
 
 fn look(x: f64) -> Look {
-    BTreeMap::from([(
-        "key".to_string(),
-        BTreeMap::from([(Attribute::Intensity, x)]),
-    )])
+    BTreeMap::from([("key".to_string(), BTreeMap::from([(Attribute::Intensity, x)]))])
 }
 
 fn level(f: &FrameSent) -> u16 {
@@ -43,46 +38,22 @@ struct Running {
 
 async fn start() -> Running {
     let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let output = ArtNetOutput {
-        name: "node".into(),
-        target: sink.local_addr().unwrap(),
-        universe: 7,
-    };
+    let output = ArtNetOutput { name: "node".into(), target: sink.local_addr().unwrap(), universe: 7 };
     let cancel = CancellationToken::new();
-    let config = Lighting {
-        restore_last_look: false,
-        ..Lighting::default()
-    };
-    let (handle, task) =
-        lighting::spawn(&[output], &[dimmer16("key")], &config, None, cancel.clone())
-            .await
-            .unwrap();
+    let config = Lighting { restore_last_look: false, ..Lighting::default() };
+    let (handle, task) = lighting::spawn(&[output], &[dimmer16("key")], &config, None, cancel.clone()).await.unwrap();
     let frames = handle.subscribe_frames();
-    Running {
-        handle,
-        frames,
-        cancel,
-        task,
-        _sink: sink,
-    }
+    Running { handle, frames, cancel, task, _sink: sink }
 }
 
 async fn next(frames: &mut broadcast::Receiver<FrameSent>) -> FrameSent {
     // Virtual time: 10 s here costs nothing, and a missing frame fails fast.
-    timeout(Duration::from_secs(10), frames.recv())
-        .await
-        .expect("no frame")
-        .unwrap()
+    timeout(Duration::from_secs(10), frames.recv()).await.expect("no frame").unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_cadence_in_virtual_time() {
-    let Running {
-        handle,
-        mut frames,
-        cancel,
-        ..
-    } = start().await;
+    let Running { handle, mut frames, cancel, .. } = start().await;
     handle.set_look(look(0.5), Duration::ZERO).await.unwrap();
     let mut f = next(&mut frames).await;
     while level(&f) != 32768 {
@@ -95,10 +66,7 @@ async fn keepalive_cadence_in_virtual_time() {
         let gap = f.at - prev;
         // Never longer than the 1 s keep-alive, and not more than one frame sooner.
         assert!(gap <= Duration::from_secs(1), "gap {gap:?}");
-        assert!(
-            gap > Duration::from_secs(1) - PERIOD - Duration::from_millis(1),
-            "gap {gap:?}"
-        );
+        assert!(gap > Duration::from_secs(1) - PERIOD - Duration::from_millis(1), "gap {gap:?}");
         assert_eq!(level(&f), 32768);
         assert_eq!(f.port_address, 7);
         prev = f.at;
@@ -108,56 +76,33 @@ async fn keepalive_cadence_in_virtual_time() {
 
 #[tokio::test(start_paused = true)]
 async fn new_look_goes_out_within_one_frame_and_every_frame_while_fading() {
-    let Running {
-        handle,
-        mut frames,
-        cancel,
-        ..
-    } = start().await;
+    let Running { handle, mut frames, cancel, .. } = start().await;
     next(&mut frames).await;
     let asked = Instant::now();
     handle.set_look(look(1.0), Duration::ZERO).await.unwrap();
     let f = next(&mut frames).await;
     assert_eq!(level(&f), 65535);
     // tokio's timer has 1 ms resolution: a tick fires up to 1 ms after its ideal instant.
-    assert!(
-        f.at - asked <= PERIOD + Duration::from_millis(1),
-        "latency {:?}",
-        f.at - asked
-    );
+    assert!(f.at - asked <= PERIOD + Duration::from_millis(1), "latency {:?}", f.at - asked);
 
-    handle
-        .set_look(look(0.0), Duration::from_secs(1))
-        .await
-        .unwrap();
+    handle.set_look(look(0.0), Duration::from_secs(1)).await.unwrap();
     let mut count = 0;
     let mut prev = next(&mut frames).await;
     while level(&prev) != 0 {
         let f = next(&mut frames).await;
         assert!(f.changed);
-        assert!(
-            f.at - prev.at <= PERIOD + Duration::from_millis(1),
-            "a fading frame was skipped"
-        );
+        assert!(f.at - prev.at <= PERIOD + Duration::from_millis(1), "a fading frame was skipped");
         assert!(level(&f) < level(&prev));
         count += 1;
         prev = f;
     }
-    assert!(
-        (43..=45).contains(&count),
-        "{count} frames for a 1 s fade at 44 Hz"
-    );
+    assert!((43..=45).contains(&count), "{count} frames for a 1 s fade at 44 Hz");
     cancel.cancel();
 }
 
 #[tokio::test(start_paused = true)]
 async fn grand_master_blackout_and_current_values() {
-    let Running {
-        handle,
-        mut frames,
-        cancel,
-        ..
-    } = start().await;
+    let Running { handle, mut frames, cancel, .. } = start().await;
     handle.set_look(look(1.0), Duration::ZERO).await.unwrap();
     handle.set_grand_master(0.5).await.unwrap();
     let mut f = next(&mut frames).await;
@@ -171,10 +116,7 @@ async fn grand_master_blackout_and_current_values() {
     handle.blackout(Duration::from_secs(2)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let v = handle.current_values().await.unwrap()["key"][&Attribute::Intensity];
-    assert!(
-        (v - 0.5).abs() < 0.03,
-        "half-way through a 2 s blackout: {v}"
-    );
+    assert!((v - 0.5).abs() < 0.03, "half-way through a 2 s blackout: {v}");
     while level(&f) != 0 {
         f = next(&mut frames).await;
     }
@@ -187,44 +129,25 @@ async fn grand_master_blackout_and_current_values() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_sends_one_final_frame() {
     // Keep last look: a fade in progress is completed in the final frame.
-    let Running {
-        handle,
-        mut frames,
-        cancel,
-        task,
-        ..
-    } = start().await;
-    handle
-        .set_look(look(0.6), Duration::from_secs(30))
-        .await
-        .unwrap();
+    let Running { handle, mut frames, cancel, task, .. } = start().await;
+    handle.set_look(look(0.6), Duration::from_secs(30)).await.unwrap();
     let last = final_frame(&mut frames, cancel, task).await;
-    assert_eq!(
-        level(&last),
-        39321,
-        "0.6 × 65535 rounded"
-    );
+    assert_eq!(level(&last), 39321, "0.6 × 65535 rounded");
 
     // Shutdown look: the final frame carries it, whatever was on.
-    let Running {
-        handle,
-        mut frames,
-        cancel,
-        task,
-        ..
-    } = start().await;
+    let Running { handle, mut frames, cancel, task, .. } = start().await;
     handle.set_look(look(1.0), Duration::ZERO).await.unwrap();
     handle.set_shutdown_look(Some(look(0.1))).await.unwrap();
     let last = final_frame(&mut frames, cancel, task).await;
-    assert_eq!(
-        level(&last),
-        6554,
-        "0.1 × 65535 rounded"
-    );
+    assert_eq!(level(&last), 6554, "0.1 × 65535 rounded");
 }
 
 /// Cancel the lighting task after its next frame and return the last frame it sent.
-async fn final_frame(frames: &mut broadcast::Receiver<FrameSent>, cancel: CancellationToken, task: tokio::task::JoinHandle<()>) -> FrameSent {
+async fn final_frame(
+    frames: &mut broadcast::Receiver<FrameSent>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+) -> FrameSent {
     next(frames).await;
     cancel.cancel();
     timeout(Duration::from_secs(5), task).await.unwrap().unwrap();

@@ -30,7 +30,10 @@ fn all_topics(t: &Topics) -> [&str; 4] {
 }
 
 fn init_logs() {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into())).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(std::env::var("STUDIOD_LOG").unwrap_or_else(|_| "warn".into()))
+        .try_init();
 }
 
 fn test_options() -> Options {
@@ -155,7 +158,8 @@ async fn invalid_payloads_get_error_replies_and_apply_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_id_is_executed_once_also_across_restarts() {
     // `recall_preset` takes 1.5 s, so the second copy arrives mid-execution.
-    let engine = FakeEngine::start(|c| if matches!(c, Command::RecallPreset { .. }) { Duration::from_millis(1500) } else { Duration::ZERO });
+    let engine =
+        FakeEngine::start(|c| if matches!(c, Command::RecallPreset { .. }) { Duration::from_millis(1500) } else { Duration::ZERO });
     let (broker, engine, adapter, mut client, dir) = booth(engine).await;
     let t = topics();
     let cmd = r#"{"id":"d-1","action":"recall_preset","camera":"front","preset":3}"#;
@@ -323,7 +327,8 @@ fn child_process_running_the_adapter() {
     let (Ok(port), Ok(dir)) = (std::env::var("STUDIOD_MQTT_CHILD_PORT"), std::env::var("STUDIOD_MQTT_CHILD_DIR")) else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let engine = FakeEngine::start(|c| if matches!(c, Command::RecallPreset { .. }) { Duration::from_secs(60) } else { Duration::ZERO });
+        let engine =
+            FakeEngine::start(|c| if matches!(c, Command::RecallPreset { .. }) { Duration::from_secs(60) } else { Duration::ZERO });
         let cfg = child_config(port.parse().unwrap());
         let _adapter = Adapter::start(&cfg, Path::new(&dir), &engine, test_options());
         // Bounded: the parent SIGKILLs us long before this.
@@ -337,7 +342,14 @@ fn child_process_running_the_adapter() {
 }
 
 fn child_config(port: u16) -> Mqtt {
-    Mqtt { url: format!("mqtt://127.0.0.1:{port}"), topic_prefix: "studiod".into(), client_id: Some("studiod-child".into()), username: None, password_file: None, ca_file: None }
+    Mqtt {
+        url: format!("mqtt://127.0.0.1:{port}"),
+        topic_prefix: "studiod".into(),
+        client_id: Some("studiod-child".into()),
+        username: None,
+        password_file: None,
+        ca_file: None,
+    }
 }
 
 /// Killed on drop, so a failing test leaves no process behind.
@@ -351,13 +363,15 @@ impl Drop for ChildGuard {
 }
 
 fn spawn_child(broker: &Broker, dir: &Path) -> ChildGuard {
-    ChildGuard(std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_running_the_adapter", "--nocapture", "--test-threads=1"])
-        .env("STUDIOD_MQTT_CHILD_PORT", broker.port.to_string())
-        .env("STUDIOD_MQTT_CHILD_DIR", dir)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap())
+    ChildGuard(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_process_running_the_adapter", "--nocapture", "--test-threads=1"])
+            .env("STUDIOD_MQTT_CHILD_PORT", broker.port.to_string())
+            .env("STUDIOD_MQTT_CHILD_DIR", dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// A command whose process died mid-execution (no reply, no ack) is
@@ -375,7 +389,8 @@ async fn a_command_cut_short_by_a_crash_runs_again_on_restart() {
     let stdout = child.0.stdout.take().unwrap();
     let saw = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
-        std::io::BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains("RECEIVED")) // libtest may print "test … ... " before it
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains("RECEIVED"))
+        // libtest may print "test … ... " before it
     });
     assert!(tokio::time::timeout(WAIT, saw).await.expect("child received the command in time").unwrap());
     drop(child); // SIGKILL mid-command
@@ -470,11 +485,8 @@ async fn tls_round_trip_with_a_private_ca() {
     let t = topics();
     // The test client watches on the plain listener; the adapter uses TLS only.
     let mut client = TestClient::connect(broker.port, &all_topics(&t)).await;
-    let cfg = Mqtt {
-        url: format!("mqtts://127.0.0.1:{}", broker.tls_port.unwrap()),
-        ca_file: Some(ca),
-        ..broker.mqtt_config("studiod-tls")
-    };
+    let cfg =
+        Mqtt { url: format!("mqtts://127.0.0.1:{}", broker.tls_port.unwrap()), ca_file: Some(ca), ..broker.mqtt_config("studiod-tls") };
     let engine = FakeEngine::instant();
     let adapter = Adapter::start(&cfg, &dir.path().join("state"), &engine, test_options());
     client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
@@ -511,10 +523,21 @@ fn config_errors_are_reported_at_start() {
     let _guard = engine_rt.enter();
     let (handle, _inbox) = studiod::engine::EngineHandle::channel(Default::default());
     let dir = tempfile::tempdir().unwrap();
-    let base = Mqtt { url: "mqtt://127.0.0.1:1".into(), topic_prefix: "studiod".into(), client_id: None, username: None, password_file: None, ca_file: None };
+    let base = Mqtt {
+        url: "mqtt://127.0.0.1:1".into(),
+        topic_prefix: "studiod".into(),
+        client_id: None,
+        username: None,
+        password_file: None,
+        ca_file: None,
+    };
     let start = |cfg: Mqtt| mqtt::run(&cfg, STUDIO, dir.path(), handle.clone(), CancellationToken::new()).err().map(|e| e.to_string());
     assert!(start(Mqtt { url: "http://x".into(), ..base.clone() }).unwrap().contains("mqtt://"));
-    assert!(start(Mqtt { username: Some("u".into()), password_file: Some(dir.path().join("missing")), ..base.clone() }).unwrap().contains("password_file"));
-    assert!(start(Mqtt { url: "mqtts://127.0.0.1".into(), ca_file: Some(dir.path().join("missing.pem")), ..base.clone() }).unwrap().contains("ca_file"));
+    assert!(start(Mqtt { username: Some("u".into()), password_file: Some(dir.path().join("missing")), ..base.clone() })
+        .unwrap()
+        .contains("password_file"));
+    assert!(start(Mqtt { url: "mqtts://127.0.0.1".into(), ca_file: Some(dir.path().join("missing.pem")), ..base.clone() })
+        .unwrap()
+        .contains("ca_file"));
     assert!(start(base).is_none());
 }

@@ -9,32 +9,20 @@ use tokio::net::UdpSocket;
 
 async fn listener() -> (UdpSocket, OscTarget) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let target = OscTarget {
-        name: "console".into(),
-        target: sock.local_addr().unwrap(),
-    };
+    let target = OscTarget { name: "console".into(), target: sock.local_addr().unwrap() };
     (sock, target)
 }
 
 async fn recv(sock: &UdpSocket) -> Vec<u8> {
     let mut buf = [0u8; 2048];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
-        .await
-        .expect("no OSC packet within 5 s")
-        .unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf)).await.expect("no OSC packet within 5 s").unwrap();
     buf[..n].to_vec()
 }
 
 fn cue() -> OscMessage {
     OscMessage {
         address: "/scene/go".into(),
-        args: vec![
-            OscArg::Int(-2),
-            OscArg::Float(0.5),
-            OscArg::String("flash".into()),
-            OscArg::Bool(true),
-            OscArg::Bool(false),
-        ],
+        args: vec![OscArg::Int(-2), OscArg::Float(0.5), OscArg::String("flash".into()), OscArg::Bool(true), OscArg::Bool(false)],
     }
 }
 
@@ -64,14 +52,8 @@ async fn message_bytes_on_the_wire() {
 async fn bundle_bytes_on_the_wire() {
     let (sock, target) = listener().await;
     let sender = OscSender::bind(&[target]).await.unwrap();
-    let second = OscMessage {
-        address: "/x".into(),
-        args: vec![],
-    };
-    sender
-        .send_bundle("console", &[cue(), second])
-        .await
-        .unwrap();
+    let second = OscMessage { address: "/x".into(), args: vec![] };
+    sender.send_bundle("console", &[cue(), second]).await.unwrap();
     let got = recv(&sock).await;
 
     let mut want = Vec::new();
@@ -90,16 +72,7 @@ async fn bundle_bytes_on_the_wire() {
 async fn errors_are_returned() {
     let (_sock, target) = listener().await;
     let sender = OscSender::bind(&[target]).await.unwrap();
-    assert!(matches!(
-        sender.send("nope", &cue()).await,
-        Err(OscError::UnknownTarget(_))
-    ));
-    let bad = OscMessage {
-        address: "no-slash".into(),
-        args: vec![],
-    };
-    assert!(matches!(
-        sender.send("console", &bad).await,
-        Err(OscError::InvalidAddress(_))
-    ));
+    assert!(matches!(sender.send("nope", &cue()).await, Err(OscError::UnknownTarget(_))));
+    let bad = OscMessage { address: "no-slash".into(), args: vec![] };
+    assert!(matches!(sender.send("console", &bad).await, Err(OscError::InvalidAddress(_))));
 }

@@ -25,7 +25,8 @@ fn every_camera_profile_loads() {
         let p = load_camera(&path, &id).unwrap_or_else(|e| panic!("{e}"));
         assert!(p.preset_count >= 1 && p.pan.min_deg < p.pan.max_deg, "{id}");
     }
-    let g = load_camera(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/device-profiles/cameras/generic-visca.toml")), "generic-visca").unwrap();
+    let g = load_camera(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/device-profiles/cameras/generic-visca.toml")), "generic-visca")
+        .unwrap();
     assert_eq!((g.preset_count, g.preset_memory_offset), (16, 0), "presets 1–16 as memory bytes 00–0F");
 }
 

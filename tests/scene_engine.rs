@@ -41,7 +41,11 @@ async fn flash_sale_recalls_presets_and_produces_its_dmx() {
     let after = recalls(&b);
     for i in 0..3 {
         assert_eq!(after[i], before[i] + 1, "camera {} recalled preset 4 once", i + 1);
-        assert_eq!(b.chain.camera_state(i + 1).last_command.as_deref().map(|c| c[1..6].to_vec()), Some(vec![0x01, 0x04, 0x3F, 0x02, 0x03]), "memory byte 03 = preset 4");
+        assert_eq!(
+            b.chain.camera_state(i + 1).last_command.as_deref().map(|c| c[1..6].to_vec()),
+            Some(vec![0x01, 0x04, 0x3F, 0x02, 0x03]),
+            "memory byte 03 = preset 4"
+        );
     }
     let expected = flash_sale_dmx();
     b.frame_where(Duration::from_secs(2), "the flash-sale look", |d| d[..expected.len()] == expected[..]).await;
@@ -57,7 +61,10 @@ async fn flash_sale_recalls_presets_and_produces_its_dmx() {
     })
     .await
     .expect("OSC cue");
-    assert_eq!(p.args, vec![rosc::OscType::Int(1), rosc::OscType::Float(0.5), rosc::OscType::String("go".into()), rosc::OscType::Bool(true)]);
+    assert_eq!(
+        p.args,
+        vec![rosc::OscType::Int(1), rosc::OscType::Float(0.5), rosc::OscType::String("go".into()), rosc::OscType::Bool(true)]
+    );
 }
 
 #[tokio::test]
@@ -138,7 +145,15 @@ async fn newer_scene_supersedes_camera_moves_still_running() {
     let engine = b.daemon().engine.clone();
     let first = tokio::spawn({
         let engine = engine.clone();
-        async move { engine.execute(studiod::engine::Request { id: None, origin: studiod::command::Origin::Cli, command: Command::ApplyScene { scene: "intro".into(), fade: None, at: None, slot: None } }).await }
+        async move {
+            engine
+                .execute(studiod::engine::Request {
+                    id: None,
+                    origin: studiod::command::Origin::Cli,
+                    command: Command::ApplyScene { scene: "intro".into(), fade: None, at: None, slot: None },
+                })
+                .await
+        }
     });
     b.chain.wait_until(1, |s| s.moving, Duration::from_secs(2)).await.expect("intro's move started");
     let second = b.apply("flash-sale", Some(0)).await;
@@ -160,7 +175,12 @@ async fn scene_scheduled_for_slot_start_applies_at_that_instant() {
     let pending = tokio::spawn({
         let engine = engine.clone();
         async move {
-            let cmd = Command::ApplyScene { scene: "flash-sale".into(), fade: Some(Duration::ZERO), at: Some(at), slot: Some(serde_json::json!({"booking": "b-1"})) };
+            let cmd = Command::ApplyScene {
+                scene: "flash-sale".into(),
+                fade: Some(Duration::ZERO),
+                at: Some(at),
+                slot: Some(serde_json::json!({"booking": "b-1"})),
+            };
             engine.execute(studiod::engine::Request { id: None, origin: studiod::command::Origin::Cli, command: cmd }).await
         }
     });

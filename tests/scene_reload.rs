@@ -38,11 +38,16 @@ async fn bad_edit_is_refused_and_good_edit_takes_effect() {
 #[tokio::test]
 async fn put_scene_persists_atomically_and_applies() {
     let b = Booth::start().await;
-    let toml = "label = \"Hero shot\"\nfade_ms = 0\n[camera.front]\npan = 12.5\ntilt = 3.0\nzoom = 2.0\n[light.backdrop]\ncolor = \"#00ff00\"\n";
+    let toml =
+        "label = \"Hero shot\"\nfade_ms = 0\n[camera.front]\npan = 12.5\ntilt = 3.0\nzoom = 2.0\n[light.backdrop]\ncolor = \"#00ff00\"\n";
     let out = b.exec(Command::PutScene { scene: "hero-shot".into(), toml: toml.into() }).await;
     assert!(out.ok, "{out:?}");
     assert_eq!(std::fs::read_to_string(b.dir.path().join("scenes/hero-shot.toml")).unwrap(), toml);
-    let leftovers: Vec<_> = std::fs::read_dir(b.dir.path().join("scenes")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(b.dir.path().join("scenes"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     let out = b.apply("hero-shot", None).await;
     assert!(out.ok, "{out:?}");

@@ -4,9 +4,9 @@
 //! the last look or in the configured `[lighting] shutdown_scene`. Also: the
 //! JSON logs carry the command id on every line of the command's handling.
 
-mod support;
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -45,7 +45,8 @@ impl Booth {
         let broker = Broker::start();
         let dir = tempfile::tempdir().unwrap();
         let opts = studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
-        let studiod::demo::SimBooth { chain, artnet, osc, config_path: config } = studiod::demo::SimBooth::create(dir.path(), opts, Some(broker.url()), None).await.unwrap();
+        let studiod::demo::SimBooth { chain, artnet, osc, config_path: config } =
+            studiod::demo::SimBooth::create(dir.path(), opts, Some(broker.url()), None).await.unwrap();
         std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
         let mut child = Process::new(env!("CARGO_BIN_EXE_studiod"))
             .args(["run", "--config"])
@@ -171,7 +172,8 @@ async fn sigterm_exits_cleanly_within_2s_and_keeps_the_last_look() {
     let mut late = b.client().await;
     assert_eq!(late.next_json(STATUS, T).await, json!({"online": false}));
 
-    let saved: Value = serde_json::from_slice(&std::fs::read(b.state_file()).expect("state/last-look.json written")).expect("last-look.json is JSON");
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(b.state_file()).expect("state/last-look.json written")).expect("last-look.json is JSON");
     assert!(saved.to_string().contains("backdrop"), "{saved}");
     let last = b.last_frame().await;
     assert!(is_flash_sale(&last), "last frame is not the last look: {:?}", &last[..18]);
@@ -204,7 +206,8 @@ async fn json_logs_carry_the_command_id_on_every_line_of_its_handling() {
     let (_, status) = b.terminate();
     assert!(status.success());
 
-    let lines: Vec<Value> = b.logs().iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))).collect();
+    let lines: Vec<Value> =
+        b.logs().iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))).collect();
     // The lines of this command's handling: engine (start, background
     // completion) and MQTT adapter (answer). Each must exist and carry the id.
     for message in ["applying scene", "scene applied", "command answered"] {

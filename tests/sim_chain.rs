@@ -20,9 +20,7 @@ struct Line {
 
 impl Line {
     fn open(path: &Path) -> Line {
-        let port = tokio_serial::new(path.to_string_lossy(), 9600)
-            .open_native_async()
-            .expect("open the simulator's port");
+        let port = tokio_serial::new(path.to_string_lossy(), 9600).open_native_async().expect("open the simulator's port");
         Line { port, buf: Vec::new(), junk_seen: 0 }
     }
 
@@ -326,8 +324,7 @@ async fn unplug_then_replug_at_the_same_path_needs_readdressing() {
 #[tokio::test]
 async fn wire_pacing_at_9600_baud_bounds_a_13_byte_exchange() {
     let dir = tempfile::tempdir().unwrap();
-    let chain =
-        VirtualChain::spawn(&link(&dir), 1, ChainOptions { baud: Some(9600), ..ChainOptions::default() }).unwrap();
+    let chain = VirtualChain::spawn(&link(&dir), 1, ChainOptions { baud: Some(9600), ..ChainOptions::default() }).unwrap();
     let mut line = Line::open(chain.path());
     line.address_set(1).await;
     // 7 bytes out, 3 + 3 back: 13 bytes × 10 bits / 9600 baud = 13.54 ms.
@@ -372,10 +369,7 @@ async fn slow_ack_and_completion_without_ack() {
     chain.set_fault(1, Fault::CompletionWithoutAck);
     line.send(&[0x81, 0x01, 0x04, 0x3F, 0x01, 0x02, 0xFF]).await;
     line.expect(&[0x90, 0x51, 0xFF]).await;
-    let s = chain
-        .wait_until(1, |s| s.presets.len() == 2, REPLY_TIMEOUT)
-        .await
-        .expect("both presets stored");
+    let s = chain.wait_until(1, |s| s.presets.len() == 2, REPLY_TIMEOUT).await.expect("both presets stored");
     assert!(s.presets.contains_key(&1) && s.presets.contains_key(&2));
 }
 

@@ -25,13 +25,28 @@ fn unit_verifies() {
 fn unit_is_hardened() {
     let dir = tempfile::tempdir().unwrap();
     let unit = unit_with_built_binary(dir.path());
-    let out = Command::new("systemd-analyze").args(["security", "--offline=true", "--no-pager"]).arg(&unit).output().expect("systemd-analyze");
+    let out =
+        Command::new("systemd-analyze").args(["security", "--offline=true", "--no-pager"]).arg(&unit).output().expect("systemd-analyze");
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("no exposure line in: {text}"));
-    let level: f64 = line.split("studiod.service:").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("cannot read: {line}"));
+    let level: f64 = line
+        .split("studiod.service:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read: {line}"));
     assert!(level <= 2.0, "exposure {level} > 2.0:\n{text}");
     let unit_text = std::fs::read_to_string(&unit).unwrap();
-    for key in ["Type=notify", "WatchdogSec=", "Restart=on-failure", "SupplementaryGroups=dialout", "StateDirectory=studiod", "ConfigurationDirectory=studiod", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n"] {
+    for key in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "SupplementaryGroups=dialout",
+        "StateDirectory=studiod",
+        "ConfigurationDirectory=studiod",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+    ] {
         assert!(unit_text.contains(key), "unit lacks {key:?}");
     }
 }

@@ -161,13 +161,7 @@ async fn ack_then_completion() {
 #[tokio::test(start_paused = true)]
 async fn error_reply_is_a_refusal_and_is_not_retried() {
     let (port, mut pipes, _cancel) = start(&[camera("front", 1)]);
-    let mut fake = Fake::spawn(next_pipe(&mut pipes).await, |p| {
-        if p == RECALL_3 {
-            vec![0x90, 0x61, 0x41, 0xFF]
-        } else {
-            standard(1, p)
-        }
-    });
+    let mut fake = Fake::spawn(next_pipe(&mut pipes).await, |p| if p == RECALL_3 { vec![0x90, 0x61, 0x41, 0xFF] } else { standard(1, p) });
     let front = port.handle("front").unwrap();
     wait_online(front).await;
 
@@ -209,13 +203,8 @@ async fn ack_timeout_is_retried_then_reported_as_link_failure() {
 #[tokio::test(start_paused = true)]
 async fn completion_without_ack_is_accepted() {
     let (port, mut pipes, _cancel) = start(&[camera("front", 1)]);
-    let _fake = Fake::spawn(next_pipe(&mut pipes).await, |p| {
-        if p[1] == 0x01 && p[0] != 0x88 {
-            vec![0x90, 0x51, 0xFF]
-        } else {
-            standard(1, p)
-        }
-    });
+    let _fake =
+        Fake::spawn(next_pipe(&mut pipes).await, |p| if p[1] == 0x01 && p[0] != 0x88 { vec![0x90, 0x51, 0xFF] } else { standard(1, p) });
     let front = port.handle("front").unwrap();
     wait_online(front).await;
     front.recall_preset(3).await.unwrap();
@@ -317,8 +306,7 @@ async fn open_failures_back_off_exponentially() {
             Ok(ours)
         }
     };
-    let port = spawn_port("/dev/ttyUSB9", &[camera("front", 1)], opener, PortOptions::default(), CancellationToken::new())
-        .unwrap();
+    let port = spawn_port("/dev/ttyUSB9", &[camera("front", 1)], opener, PortOptions::default(), CancellationToken::new()).unwrap();
     let front = port.handle("front").unwrap();
     let h = wait_health(front, "unable to open", |h| h.reason.as_deref().unwrap_or("").contains("cannot open")).await;
     assert_eq!(h.reason.as_deref(), Some("cannot open serial port /dev/ttyUSB9: no such device"));

@@ -166,7 +166,9 @@ impl Client {
             return Err(CtlError::Usage(format!("--url must start with http:// (got `{}`)", args.url)));
         }
         let token = match &args.token_file {
-            Some(p) => Some(std::fs::read_to_string(p).map_err(|source| CtlError::TokenFile { path: p.clone(), source })?.trim().to_string()),
+            Some(p) => {
+                Some(std::fs::read_to_string(p).map_err(|source| CtlError::TokenFile { path: p.clone(), source })?.trim().to_string())
+            }
             None => None,
         };
         // Always a direct connection: the daemon is on the booth network, and a
@@ -267,8 +269,12 @@ async fn execute(c: &Client, cmd: &CtlCommand, raw: bool) -> Result<CtlOutput, C
         CtlCommand::Devices => return Ok(listing(c.get("/api/devices").await?, raw, render_devices)),
         CtlCommand::State => return Ok(listing(c.get("/api/state").await?, raw, render_state)),
         CtlCommand::Apply { scene, fade_ms } => single(with_fade(json!({"action": "apply_scene", "scene": scene}), *fade_ms)).await?,
-        CtlCommand::Preset { op: PresetOp::Recall { camera, preset } } => single(json!({"action": "recall_preset", "camera": camera, "preset": preset})).await?,
-        CtlCommand::Preset { op: PresetOp::Store { camera, preset } } => single(json!({"action": "store_preset", "camera": camera, "preset": preset})).await?,
+        CtlCommand::Preset { op: PresetOp::Recall { camera, preset } } => {
+            single(json!({"action": "recall_preset", "camera": camera, "preset": preset})).await?
+        }
+        CtlCommand::Preset { op: PresetOp::Store { camera, preset } } => {
+            single(json!({"action": "store_preset", "camera": camera, "preset": preset})).await?
+        }
         CtlCommand::Jog { camera, pan, tilt, ms } => {
             check_speed("pan", *pan)?;
             check_speed("tilt", *tilt)?;

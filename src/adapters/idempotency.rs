@@ -310,8 +310,12 @@ fn parse_line(line: &str) -> Option<(String, SystemTime, Value)> {
 fn set_aside(path: &Path, why: &str) -> usize {
     let aside = path.with_extension(format!("jsonl.corrupt-{}", unix_ms(SystemTime::now())));
     match fs::rename(path, &aside) {
-        Ok(()) => tracing::error!(file = %path.display(), kept_as = %aside.display(), reason = why, "corrupt command-id file set aside; starting empty"),
-        Err(e) => tracing::error!(file = %path.display(), reason = why, error = %e, "corrupt command-id file (could not set it aside); starting empty"),
+        Ok(()) => {
+            tracing::error!(file = %path.display(), kept_as = %aside.display(), reason = why, "corrupt command-id file set aside; starting empty")
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), reason = why, error = %e, "corrupt command-id file (could not set it aside); starting empty")
+        }
     }
     0
 }

@@ -101,7 +101,9 @@ fn command_from(action: &str, obj: &Map<String, Value>) -> Result<Command, Comma
             fade: fade(obj)?,
             at: match obj.get("at") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(parse_time(s).ok_or_else(|| invalid("`at` must be an RFC 3339 time, e.g. 2026-11-25T14:00:00Z"))?),
+                Some(Value::String(s)) => {
+                    Some(parse_time(s).ok_or_else(|| invalid("`at` must be an RFC 3339 time, e.g. 2026-11-25T14:00:00Z"))?)
+                }
                 Some(_) => return Err(invalid("`at` must be an RFC 3339 time string")),
             },
             slot: obj.get("slot").filter(|v| !v.is_null()).cloned(),

@@ -28,7 +28,12 @@ pub struct Started {
 /// Start the adapters the config asks for (MQTT, HTTP). `config` follows
 /// reloads so pages can show the current scene list. `metrics` is the
 /// daemon-wide registry; HTTP records into it and serves it at `/metrics`.
-pub async fn start(config: watch::Receiver<Arc<Config>>, engine: EngineHandle, metrics: crate::metrics::Metrics, cancel: CancellationToken) -> Result<Started> {
+pub async fn start(
+    config: watch::Receiver<Arc<Config>>,
+    engine: EngineHandle,
+    metrics: crate::metrics::Metrics,
+    cancel: CancellationToken,
+) -> Result<Started> {
     let current = config.borrow().clone();
     let mut started = Started::default();
     if let Some(m) = &current.mqtt {

@@ -211,7 +211,14 @@ async fn supervise(ctx: Arc<Ctx>, eventloop: EventLoop, cancel: CancellationToke
     let connected = Arc::new(Notify::new());
 
     let mut pump_task = JoinSet::new();
-    pump_task.spawn(pump(eventloop, Arc::clone(&ctx), Arc::clone(&slots), Arc::clone(&connected), stopping.clone(), opts.reconnect_max_delay));
+    pump_task.spawn(pump(
+        eventloop,
+        Arc::clone(&ctx),
+        Arc::clone(&slots),
+        Arc::clone(&connected),
+        stopping.clone(),
+        opts.reconnect_max_delay,
+    ));
     let mut publisher_task = JoinSet::new();
     publisher_task.spawn(publisher(Arc::clone(&ctx), connected, ctx.engine.state(), ctx.engine.events()));
 
@@ -229,7 +236,10 @@ async fn supervise(ctx: Arc<Ctx>, eventloop: EventLoop, cancel: CancellationToke
     stopping.cancel();
     let drained = tokio::time::timeout(opts.shutdown_grace, slots.acquire_many(handler_slots as u32)).await;
     if drained.is_err() {
-        tracing::warn!(grace_ms = opts.shutdown_grace.as_millis() as u64, "commands still running at shutdown; not answered (the broker redelivers them)");
+        tracing::warn!(
+            grace_ms = opts.shutdown_grace.as_millis() as u64,
+            "commands still running at shutdown; not answered (the broker redelivers them)"
+        );
     }
     publisher_task.abort_all();
     // Queued behind the replies, so the broker sees replies, offline, DISCONNECT in that order.
@@ -326,7 +336,12 @@ async fn pump(
 
 /// Publish `status` and `state` on every (re)connection, `state` on every
 /// change, and engine events.
-async fn publisher(ctx: Arc<Ctx>, connected: Arc<Notify>, mut state: watch::Receiver<BoothState>, mut events: broadcast::Receiver<crate::engine::Event>) {
+async fn publisher(
+    ctx: Arc<Ctx>,
+    connected: Arc<Notify>,
+    mut state: watch::Receiver<BoothState>,
+    mut events: broadcast::Receiver<crate::engine::Event>,
+) {
     let online = json!({"online": true, "version": env!("CARGO_PKG_VERSION")}).to_string();
     let (mut state_open, mut events_open) = (true, true);
     loop {
@@ -375,7 +390,13 @@ async fn handle(ctx: Arc<Ctx>, publish: Publish, _slot: OwnedSemaphorePermit) {
         let started = Instant::now();
         let (reply, first) = answer(&ctx, parsed).await;
         let code = reply.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
-        tracing::info!(ok = reply["ok"].as_bool(), code, duplicate = reply["duplicate"].as_bool(), ms = started.elapsed().as_millis() as u64, "command answered");
+        tracing::info!(
+            ok = reply["ok"].as_bool(),
+            code,
+            duplicate = reply["duplicate"].as_bool(),
+            ms = started.elapsed().as_millis() as u64,
+            "command answered"
+        );
         if let Err(e) = ctx.client.publish(&ctx.topics.reply, QoS::AtLeastOnce, false, reply.to_string()).await {
             tracing::error!(error = %e, "cannot queue reply");
         }
@@ -399,7 +420,8 @@ async fn answer(ctx: &Ctx, parsed: json::Parsed) -> (Value, Option<Pending>) {
         }
     };
     let (id, action) = (parsed.id.unwrap_or_default(), parsed.action);
-    let busy = |why: &str| json::reply(Some(&id), action.as_deref(), &Outcome::refused(&command, CommandError::new(ErrorCode::Busy, why)), false);
+    let busy =
+        |why: &str| json::reply(Some(&id), action.as_deref(), &Outcome::refused(&command, CommandError::new(ErrorCode::Busy, why)), false);
     // A claim abandoned by a busy first attempt is claimed again; bounded
     // because every round either answers or follows an abandoned attempt.
     for _ in 0..3 {
@@ -478,7 +500,13 @@ fn parse_url(url: &str) -> Result<Broker, MqttError> {
         return Err(bad("missing host"));
     }
     let port = match port {
-        None => if tls { 8883 } else { 1883 },
+        None => {
+            if tls {
+                8883
+            } else {
+                1883
+            }
+        }
         Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("port must be 1–65535"))?,
     };
     Ok(Broker { tls, host, port })
@@ -509,7 +537,8 @@ fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) ->
     }
     match (&cfg.username, &cfg.password_file) {
         (Some(user), Some(file)) => {
-            let secret = std::fs::read_to_string(file).map_err(|source| MqttError::ReadFile { key: "password_file", path: file.clone(), source })?;
+            let secret =
+                std::fs::read_to_string(file).map_err(|source| MqttError::ReadFile { key: "password_file", path: file.clone(), source })?;
             // Editors add a final newline; it is never part of the password.
             o.set_credentials(user.clone(), secret.trim_end_matches(['\n', '\r']).to_string());
         }

@@ -13,9 +13,7 @@ use tracing::{debug, instrument};
 
 use super::link::{Failure, Outcome, Request};
 use crate::config::model::CameraProfile;
-use crate::visca::{
-    Address, Answer, Command, Direction, ErrorCode, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ZoomDrive,
-};
+use crate::visca::{Address, Answer, Command, Direction, ErrorCode, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ZoomDrive};
 
 /// A camera's health, published on a `watch` channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,7 +158,10 @@ impl CameraHandle {
     /// Put a request in the port's queue now; the returned future resolves
     /// with its outcome. Splitting the two lets a caller keep the order of
     /// requests (queued in sequence) while awaiting their outcomes together.
-    async fn enqueue(&self, request: Request) -> Result<impl std::future::Future<Output = Result<Outcome, CameraError>> + Send + 'static, CameraError> {
+    async fn enqueue(
+        &self,
+        request: Request,
+    ) -> Result<impl std::future::Future<Output = Result<Outcome, CameraError>> + Send + 'static, CameraError> {
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Request { address: self.inner.address, request, reply };
         self.inner.tx.send(msg).await.map_err(|_| CameraError::Stopped)?;
@@ -177,7 +178,10 @@ impl CameraHandle {
     /// Queue a command now; the returned future resolves at its completion.
     /// The scene engine uses this so that a newer scene's moves are always
     /// queued after an older scene's, whatever order the completions come in.
-    pub async fn submit(&self, command: Command) -> Result<impl std::future::Future<Output = Result<(), CameraError>> + Send + 'static, CameraError> {
+    pub async fn submit(
+        &self,
+        command: Command,
+    ) -> Result<impl std::future::Future<Output = Result<(), CameraError>> + Send + 'static, CameraError> {
         let pending = self.enqueue(Request::Command(command)).await?;
         Ok(async move {
             match pending.await? {
@@ -243,13 +247,7 @@ impl CameraHandle {
         }
         let (pan, tilt) = (p.pan.to_units(pan_deg), p.tilt.to_units(tilt_deg));
         self.check_units(pan, tilt)?;
-        Ok(Command::PanTiltAbsolute {
-            pan_speed: p.max_pan_speed,
-            tilt_speed: p.max_tilt_speed,
-            pan,
-            tilt,
-            nibbles: self.nibbles(),
-        })
+        Ok(Command::PanTiltAbsolute { pan_speed: p.max_pan_speed, tilt_speed: p.max_tilt_speed, pan, tilt, nibbles: self.nibbles() })
     }
 
     /// The VISCA zoom position for a magnification, checked against the profile.

@@ -162,9 +162,17 @@ struct Pending {
 enum Slot {
     Idle,
     /// Sent; awaiting ACK / answer / error (or completion, for quirky cameras).
-    Sent { p: Pending, deadline: Instant, waited: Waited, after: Duration },
+    Sent {
+        p: Pending,
+        deadline: Instant,
+        waited: Waited,
+        after: Duration,
+    },
     /// Timed out; resend at `at`.
-    Backoff { p: Pending, at: Instant },
+    Backoff {
+        p: Pending,
+        at: Instant,
+    },
 }
 
 #[derive(Debug)]

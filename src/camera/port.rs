@@ -224,15 +224,11 @@ pub fn spawn_port<O: Opener>(
     let mut link_cams = Vec::new();
     for c in cameras {
         let address = Address::new(c.address).expect("checked");
-        let initial =
-            Health { online: false, reason: Some("serial port not opened yet".into()), last_error: None, since: now };
+        let initial = Health { online: false, reason: Some("serial port not opened yet".into()), last_error: None, since: now };
         let (htx, hrx) = watch::channel(initial);
         health.insert(address, htx);
         names.insert(address, c.name.clone());
-        link_cams.push((
-            address,
-            CameraLinkConfig { timing: c.profile.timing, completion_without_ack: c.profile.completion_without_ack },
-        ));
+        link_cams.push((address, CameraLinkConfig { timing: c.profile.timing, completion_without_ack: c.profile.completion_without_ack }));
         handles.push(CameraHandle::new(c.name.clone(), address, name.clone(), c.profile.clone(), tx.clone(), hrx));
     }
     let counters = Arc::new(PortCounters::default());

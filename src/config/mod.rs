@@ -49,7 +49,12 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             "artnet" => artnet = v.entries(key_span, item, key),
             "fixture" => fixtures = v.entries(key_span, item, key),
             "osc" => osc = v.entries(key_span, item, key),
-            other => v.d.push(src.diag(key_span, format!("unknown key `{other}` (expected studio, mqtt, http, lighting, camera, artnet, fixture or osc)"))),
+            other => {
+                v.d.push(src.diag(
+                    key_span,
+                    format!("unknown key `{other}` (expected studio, mqtt, http, lighting, camera, artnet, fixture or osc)"),
+                ))
+            }
         }
     }
     if studio.is_none() && doc.get("studio").is_none() {
@@ -60,7 +65,8 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let studio = studio.map(|s| v.studio(s));
     let mqtt = mqtt.map(|m| v.mqtt(m));
     let http = http.map(|h| v.http(h));
-    let lighting = lighting.map(|l| v.lighting(l)).unwrap_or(Lighting { clock: crate::lighting::clock::ClockSource::Os, ..Lighting::default() });
+    let lighting =
+        lighting.map(|l| v.lighting(l)).unwrap_or(Lighting { clock: crate::lighting::clock::ClockSource::Os, ..Lighting::default() });
     let profiles_dir = studio.as_ref().map(|s| s.profiles_dir.clone()).unwrap_or_else(|| base.join("device-profiles"));
     let mut profiles = ProfileCache::default();
     let cameras = v.cameras(cameras, &profiles_dir, &mut profiles);
@@ -112,7 +118,12 @@ impl Validator<'_> {
         self.d.push(self.src.diag(Some(span), msg));
     }
 
-    fn entries<T: serde::de::DeserializeOwned>(&mut self, key_span: Option<std::ops::Range<usize>>, item: &toml_edit::Item, name: &str) -> Vec<T> {
+    fn entries<T: serde::de::DeserializeOwned>(
+        &mut self,
+        key_span: Option<std::ops::Range<usize>>,
+        item: &toml_edit::Item,
+        name: &str,
+    ) -> Vec<T> {
         let tables = toml_src::tables(self.src, key_span, item, name, self.d);
         self.declared.extend(tables.iter().filter_map(|t| t.get("name")?.as_str().map(str::to_string)));
         tables
@@ -251,7 +262,11 @@ impl Validator<'_> {
             if let (Some(target), Some(other)) = (target, out.iter().find(|o| Some(o.target) == target && o.universe as i64 == universe)) {
                 self.err(a.universe.span(), format!("`{name}` sends the same universe to {target} as `{}`", other.name));
             }
-            out.push(ArtNetOutput { name, target: target.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 6454))), universe: universe.clamp(0, 0x7FFF) as u16 });
+            out.push(ArtNetOutput {
+                name,
+                target: target.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 6454))),
+                universe: universe.clamp(0, 0x7FFF) as u16,
+            });
         }
         out
     }
@@ -283,7 +298,10 @@ impl Validator<'_> {
                 None if profile.modes.len() == 1 => 0,
                 None => {
                     let known: Vec<_> = profile.modes.iter().map(|m| m.name.as_str()).collect();
-                    self.err(f.profile.span(), format!("profile `{}` has several modes; set `mode` to one of {}", profile.id, known.join(", ")));
+                    self.err(
+                        f.profile.span(),
+                        format!("profile `{}` has several modes; set `mode` to one of {}", profile.id, known.join(", ")),
+                    );
                     continue;
                 }
             };
@@ -296,7 +314,13 @@ impl Validator<'_> {
             for other in out.iter().filter(|o| o.artnet == fixture.artnet) {
                 let (o1, o2) = (other.address, other.address + other.mode().footprint.max(1) - 1);
                 if first <= o2 && o1 <= last {
-                    self.err(f.address.span(), format!("fixture `{}` (channels {first}–{last}) overlaps `{}` (channels {o1}–{o2}) on `{}`", fixture.name, other.name, fixture.artnet));
+                    self.err(
+                        f.address.span(),
+                        format!(
+                            "fixture `{}` (channels {first}–{last}) overlaps `{}` (channels {o1}–{o2}) on `{}`",
+                            fixture.name, other.name, fixture.artnet
+                        ),
+                    );
                 }
             }
             out.push(fixture);

@@ -110,13 +110,10 @@ impl Fixture {
     /// (attribute, coarse offset, fine offset), fixed channels as (offset,
     /// value), offsets 0-based; the footprint covers the highest channel.
     pub fn with_channels(name: &str, output: &str, address: u16, attrs: &[(Attribute, u16, Option<u16>)], fixed: &[(u16, u8)]) -> Fixture {
-        let footprint = attrs
-            .iter()
-            .flat_map(|(_, c, f)| std::iter::once(*c).chain(*f))
-            .chain(fixed.iter().map(|x| x.0))
-            .max()
-            .map_or(0, |m| m + 1);
-        let attributes = attrs.iter().map(|(a, c, f)| AttributeChannels { attribute: a.clone(), coarse: *c, fine: *f, default: 0.0 }).collect();
+        let footprint =
+            attrs.iter().flat_map(|(_, c, f)| std::iter::once(*c).chain(*f)).chain(fixed.iter().map(|x| x.0)).max().map_or(0, |m| m + 1);
+        let attributes =
+            attrs.iter().map(|(a, c, f)| AttributeChannels { attribute: a.clone(), coarse: *c, fine: *f, default: 0.0 }).collect();
         Fixture {
             name: name.into(),
             profile: FixtureProfile {

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use super::raw::{self, S};
 use super::toml_src;
-use crate::config::model::{
-    Attribute, AttributeChannels, Axis, CameraProfile, CameraTiming, FixtureMode, FixtureProfile, Zoom,
-};
+use crate::config::model::{Attribute, AttributeChannels, Axis, CameraProfile, CameraTiming, FixtureMode, FixtureProfile, Zoom};
 use crate::diag::{Diagnostics, Source};
 
 /// Read and validate one camera profile file.
@@ -97,10 +95,7 @@ fn zoom(src: &Source, z: &raw::Zoom, span: Option<std::ops::Range<usize>>, d: &m
     let increasing = points.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1);
     let in_range = t.iter().all(|&(m, p)| m >= 1.0 && (0..=0xFFFF).contains(&p));
     if points.len() < 2 || !increasing || !in_range {
-        d.push(src.diag(
-            span,
-            "`zoom.table` needs at least two [magnification ≥ 1.0, position 0–0xFFFF] points, both increasing",
-        ));
+        d.push(src.diag(span, "`zoom.table` needs at least two [magnification ≥ 1.0, position 0–0xFFFF] points, both increasing"));
         return Zoom { table: vec![(1.0, 0), (2.0, 1)] };
     }
     Zoom { table: points }

@@ -162,7 +162,11 @@ impl Engine {
             self.set_shutdown_look(&shutdown).await;
         }
         if let Some(safe) = self.config.studio.safe_scene.clone() {
-            let req = Request { id: None, origin: Origin::Startup, command: Command::ApplyScene { scene: safe, fade: None, at: None, slot: None } };
+            let req = Request {
+                id: None,
+                origin: Origin::Startup,
+                command: Command::ApplyScene { scene: safe, fade: None, at: None, slot: None },
+            };
             let (tx, _rx) = oneshot::channel();
             self.handle(req, tx).await;
         }
@@ -188,7 +192,10 @@ impl Engine {
             }
         }
         if let Some(s) = self.scheduled.take() {
-            let _ = s.reply.send(Outcome::refused(&s.req.command, CommandError::new(ErrorCode::Internal, "studiod shut down before the scheduled time")));
+            let _ = s.reply.send(Outcome::refused(
+                &s.req.command,
+                CommandError::new(ErrorCode::Internal, "studiod shut down before the scheduled time"),
+            ));
         }
     }
 
@@ -212,7 +219,8 @@ impl Engine {
 
     async fn handle(&mut self, req: Request, reply: oneshot::Sender<Outcome>) {
         let received = Instant::now();
-        let span = info_span!("command", id = req.id.as_deref().unwrap_or("-"), action = req.command.action(), origin = req.origin.as_str());
+        let span =
+            info_span!("command", id = req.id.as_deref().unwrap_or("-"), action = req.command.action(), origin = req.origin.as_str());
         // Every outcome passes here on its way out, whichever path produced
         // it (refused, immediate, completed in the background, scheduled), so
         // the counts cover every origin exactly once.
@@ -305,22 +313,24 @@ impl Engine {
         let (origin, id) = (req.origin, req.id.clone());
         let m = self.metrics.clone();
         let span = Span::current();
-        tokio::spawn(async move {
-            let mut results = BTreeMap::new();
-            for (name, r) in futures::future::join_all(futures.drain(..)).await {
-                results.insert(name, r);
+        tokio::spawn(
+            async move {
+                let mut results = BTreeMap::new();
+                for (name, r) in futures::future::join_all(futures.drain(..)).await {
+                    results.insert(name, r);
+                }
+                let out = Outcome::from_devices(&cmd, results, received.elapsed());
+                // From the devices starting (not from receipt, which includes a scheduled wait).
+                m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], started.elapsed().as_secs_f64());
+                info!(scene = cmd.scene().unwrap_or_default(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
+                if origin != Origin::Mqtt {
+                    let _ = events.send(Event::SceneApplied { scene: cmd.scene().unwrap_or_default().to_string(), origin, ok: out.ok, id });
+                }
+                let _ = reply.send(out);
             }
-            let out = Outcome::from_devices(&cmd, results, received.elapsed());
-            // From the devices starting (not from receipt, which includes a scheduled wait).
-            m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], started.elapsed().as_secs_f64());
-            info!(scene = cmd.scene().unwrap_or_default(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
-            if origin != Origin::Mqtt {
-                let _ = events.send(Event::SceneApplied { scene: cmd.scene().unwrap_or_default().to_string(), origin, ok: out.ok, id });
-            }
-            let _ = reply.send(out);
-        }
-        // The command's span follows the camera completions, so "scene applied" carries the id.
-        .instrument(span));
+            // The command's span follows the camera completions, so "scene applied" carries the id.
+            .instrument(span),
+        );
     }
 
     /// Start every device's part of a scene; returns the futures that finish it.
@@ -447,7 +457,12 @@ impl Engine {
                 self.state.scene_label = Some("Blackout".into());
                 self.state.applied_at = Some(SystemTime::now());
                 self.publish();
-                let devices = self.config.fixtures.iter().map(|f| (f.name.clone(), r.clone().map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))).collect();
+                let devices = self
+                    .config
+                    .fixtures
+                    .iter()
+                    .map(|f| (f.name.clone(), r.clone().map_or_else(DeviceResult::failed, |_| DeviceResult::ok())))
+                    .collect();
                 Ok(done(devices))
             }
             Command::RecallPreset { camera, preset } | Command::StorePreset { camera, preset } => {
@@ -456,7 +471,11 @@ impl Engine {
                     Err(o) => return Ok(o),
                 };
                 if *preset == 0 || *preset > cam.profile().preset_count {
-                    return Ok(refuse(cmd, ErrorCode::InvalidCommand, format!("preset must be 1–{} for camera `{camera}`", cam.profile().preset_count)));
+                    return Ok(refuse(
+                        cmd,
+                        ErrorCode::InvalidCommand,
+                        format!("preset must be 1–{} for camera `{camera}`", cam.profile().preset_count),
+                    ));
                 }
                 let (camera, preset, store) = (camera.clone(), *preset, matches!(req.command, Command::StorePreset { .. }));
                 Err(Box::pin(async move {
@@ -471,7 +490,9 @@ impl Engine {
                 };
                 let (dir, ps, ts) = jog_drive(*pan, *tilt, cam.profile().max_pan_speed, cam.profile().max_tilt_speed);
                 let camera = camera.clone();
-                Err(Box::pin(async move { done(BTreeMap::from([(camera, cam.drive(dir, ps, ts).await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))])) }))
+                Err(Box::pin(async move {
+                    done(BTreeMap::from([(camera, cam.drive(dir, ps, ts).await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))]))
+                }))
             }
             Command::JogStop { camera } => {
                 let cam = match self.camera(cmd, camera) {
@@ -479,7 +500,9 @@ impl Engine {
                     Err(o) => return Ok(o),
                 };
                 let camera = camera.clone();
-                Err(Box::pin(async move { done(BTreeMap::from([(camera, cam.stop().await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))])) }))
+                Err(Box::pin(async move {
+                    done(BTreeMap::from([(camera, cam.stop().await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))]))
+                }))
             }
             Command::Zoom { camera, speed } => {
                 let cam = match self.camera(cmd, camera) {
@@ -488,9 +511,17 @@ impl Engine {
                 };
                 use crate::visca::ZoomDrive;
                 let step = ((speed.abs() * 7.0).round() as u8).min(7);
-                let drive = if *speed > 0.0 { ZoomDrive::TeleVariable(step) } else if *speed < 0.0 { ZoomDrive::WideVariable(step) } else { ZoomDrive::Stop };
+                let drive = if *speed > 0.0 {
+                    ZoomDrive::TeleVariable(step)
+                } else if *speed < 0.0 {
+                    ZoomDrive::WideVariable(step)
+                } else {
+                    ZoomDrive::Stop
+                };
                 let camera = camera.clone();
-                Err(Box::pin(async move { done(BTreeMap::from([(camera, cam.zoom(drive).await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))])) }))
+                Err(Box::pin(async move {
+                    done(BTreeMap::from([(camera, cam.zoom(drive).await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))]))
+                }))
             }
             Command::SetLight { fixture, values, fade } => {
                 let Some(fx) = self.config.fixtures.iter().find(|f| &f.name == fixture) else {
@@ -509,7 +540,11 @@ impl Engine {
                     return Ok(refuse(cmd, ErrorCode::InvalidCommand, msg));
                 }
                 let r = match &self.devices.lighting {
-                    Some(l) => l.set_look(Look::from([(fixture.clone(), look)]), fade.unwrap_or(Duration::ZERO)).await.map(|_| ()).map_err(|e| e.to_string()),
+                    Some(l) => l
+                        .set_look(Look::from([(fixture.clone(), look)]), fade.unwrap_or(Duration::ZERO))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
                     None => Err("lighting output is not running".into()),
                 };
                 Ok(done(BTreeMap::from([(fixture.clone(), r.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))])))
@@ -589,7 +624,11 @@ impl Engine {
         }
         let c = &self.config;
         if c.studio.safe_scene.as_deref() == Some(name) || c.lighting.shutdown_scene.as_deref() == Some(name) {
-            return refuse(cmd, ErrorCode::InvalidCommand, format!("scene `{name}` is the configured safe/shutdown scene and cannot be deleted"));
+            return refuse(
+                cmd,
+                ErrorCode::InvalidCommand,
+                format!("scene `{name}` is the configured safe/shutdown scene and cannot be deleted"),
+            );
         }
         let path = c.studio.scenes_dir.join(format!("{name}.toml"));
         match tokio::task::spawn_blocking(move || std::fs::remove_file(&path)).await {

@@ -76,10 +76,20 @@ pub struct DeviceHealth {
 /// Things worth telling the backend and the pages about as they happen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    DeviceOnline { device: String },
-    DeviceOffline { device: String, reason: String },
+    DeviceOnline {
+        device: String,
+    },
+    DeviceOffline {
+        device: String,
+        reason: String,
+    },
     /// A scene applied by someone other than the MQTT backend (tablet, CLI, start-up).
-    SceneApplied { scene: String, origin: Origin, ok: bool, id: Option<String> },
+    SceneApplied {
+        scene: String,
+        origin: Origin,
+        ok: bool,
+        id: Option<String>,
+    },
 }
 
 /// Capacity of the engine's command queue: beyond this, commands get `busy`.

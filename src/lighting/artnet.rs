@@ -42,17 +42,9 @@ pub fn encode_artdmx(sequence: u8, port_address: u16, data: &[u8]) -> Result<Vec
     if data.is_empty() || data.len() > 512 {
         return Err(ArtNetError::Length(data.len()));
     }
-    let port_address =
-        PortAddress::try_from(port_address).map_err(|_| ArtNetError::PortAddress(port_address))?;
-    let output = Output {
-        sequence,
-        port_address,
-        data: data.to_vec().into(),
-        ..Output::default()
-    };
-    ArtCommand::Output(output)
-        .write_to_buffer()
-        .map_err(|e| ArtNetError::Encode(e.to_string()))
+    let port_address = PortAddress::try_from(port_address).map_err(|_| ArtNetError::PortAddress(port_address))?;
+    let output = Output { sequence, port_address, data: data.to_vec().into(), ..Output::default() };
+    ArtCommand::Output(output).write_to_buffer().map_err(|e| ArtNetError::Encode(e.to_string()))
 }
 
 /// Encode ArtSync (OpCode 0x5200): ID, OpCode LE, ProtVer BE, Aux1 = Aux2 = 0.
@@ -96,11 +88,7 @@ struct ErrorLog {
 
 impl ErrorLog {
     fn new(every: Duration) -> Self {
-        ErrorLog {
-            every,
-            last: None,
-            suppressed: 0,
-        }
+        ErrorLog { every, last: None, suppressed: 0 }
     }
 
     fn report(&mut self, now: Instant, target: SocketAddr, port_address: u16, e: &io::Error) {
@@ -179,10 +167,7 @@ impl ArtNetSender {
         let mut sockets: Vec<TargetSocket> = Vec::new();
         for o in outputs {
             if !o.target.is_ipv4() {
-                return Err(ArtNetError::NotIpv4 {
-                    name: o.name.clone(),
-                    target: o.target,
-                });
+                return Err(ArtNetError::NotIpv4 { name: o.name.clone(), target: o.target });
             }
             if o.universe > 0x7FFF {
                 return Err(ArtNetError::PortAddress(o.universe));
@@ -190,23 +175,13 @@ impl ArtNetSender {
             let socket = match sockets.iter().position(|s| s.target == o.target) {
                 Some(i) => i,
                 None => {
-                    let ip = if o.target.ip().is_loopback() {
-                        Ipv4Addr::LOCALHOST
-                    } else {
-                        Ipv4Addr::UNSPECIFIED
-                    };
-                    let socket = UdpSocket::bind(SocketAddrV4::new(ip, 0))
-                        .await
-                        .map_err(ArtNetError::Bind)?;
+                    let ip = if o.target.ip().is_loopback() { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
+                    let socket = UdpSocket::bind(SocketAddrV4::new(ip, 0)).await.map_err(ArtNetError::Bind)?;
                     // A target the kernel will not connect to (e.g. port 0)
                     // is still sent to unconnected; its sends then fail and
                     // are counted like any other.
                     let connected = socket.connect(o.target).await.is_ok();
-                    sockets.push(TargetSocket {
-                        target: o.target,
-                        socket,
-                        connected,
-                    });
+                    sockets.push(TargetSocket { target: o.target, socket, connected });
                     sockets.len() - 1
                 }
             };
@@ -219,11 +194,7 @@ impl ArtNetSender {
                 errors: ErrorLog::new(Duration::from_secs(10)),
             });
         }
-        Ok(ArtNetSender {
-            sockets,
-            universes,
-            stats: SendStats::default(),
-        })
+        Ok(ArtNetSender { sockets, universes, stats: SendStats::default() })
     }
 
     /// The local address of the first target's socket.
@@ -269,21 +240,14 @@ impl ArtNetSender {
                 false
             }
         };
-        Some(Sent {
-            sequence: uni.sequence,
-            ok,
-        })
+        Some(Sent { sequence: uni.sequence, ok })
     }
 
     /// Send ArtSync to every target that got data for `universes` this frame.
     /// Unicast, one per distinct node: the spec's broadcast form is not used
     /// (nodes accept ArtSync from the controller that sent their ArtDmx).
     pub fn send_sync(&mut self, universes: impl IntoIterator<Item = usize>, now: Instant) {
-        let targets: BTreeSet<usize> = universes
-            .into_iter()
-            .filter_map(|u| self.universes.get(u))
-            .map(|u| u.socket)
-            .collect();
+        let targets: BTreeSet<usize> = universes.into_iter().filter_map(|u| self.universes.get(u)).map(|u| u.socket).collect();
         let packet = encode_artsync();
         for i in targets {
             let link = &self.sockets[i];
@@ -325,18 +289,9 @@ mod tests {
         let p = encode_artdmx(1, 0, &[9, 9, 9]).unwrap();
         assert_eq!(&p[16..18], &[0, 4]);
         assert_eq!(&p[18..], &[9, 9, 9, 0]);
-        assert!(matches!(
-            encode_artdmx(1, 0x8000, &[0; 2]),
-            Err(ArtNetError::PortAddress(_))
-        ));
-        assert!(matches!(
-            encode_artdmx(1, 0, &[]),
-            Err(ArtNetError::Length(0))
-        ));
-        assert!(matches!(
-            encode_artdmx(1, 0, &[0; 513]),
-            Err(ArtNetError::Length(513))
-        ));
+        assert!(matches!(encode_artdmx(1, 0x8000, &[0; 2]), Err(ArtNetError::PortAddress(_))));
+        assert!(matches!(encode_artdmx(1, 0, &[]), Err(ArtNetError::Length(0))));
+        assert!(matches!(encode_artdmx(1, 0, &[0; 513]), Err(ArtNetError::Length(513))));
     }
 
     #[test]

@@ -90,13 +90,7 @@ impl FadeEngine {
             .iter()
             .map(|s| {
                 let v = to_u16(s.default);
-                Fade {
-                    from: v,
-                    to: v,
-                    start: now,
-                    duration: Duration::ZERO,
-                    target: s.default,
-                }
+                Fade { from: v, to: v, start: now, duration: Duration::ZERO, target: s.default }
             })
             .collect();
         let n = patch.universe_count();
@@ -155,19 +149,14 @@ impl FadeEngine {
     /// in the same colour.
     pub fn blackout(&mut self, fade: Duration, now: Instant) {
         let slots = self.patch.slots();
-        let has_intensity: Vec<bool> = (0..self.patch.fixture_count())
-            .map(|fi| self.patch.slot(fi, &Attribute::Intensity).is_some())
-            .collect();
+        let has_intensity: Vec<bool> =
+            (0..self.patch.fixture_count()).map(|fi| self.patch.slot(fi, &Attribute::Intensity).is_some()).collect();
         let dark: Vec<usize> = slots
             .iter()
             .enumerate()
             .filter(|(_, s)| match s.attribute {
                 Attribute::Intensity => true,
-                Attribute::Red
-                | Attribute::Green
-                | Attribute::Blue
-                | Attribute::White
-                | Attribute::Amber => !has_intensity[s.fixture],
+                Attribute::Red | Attribute::Green | Attribute::Blue | Attribute::White | Attribute::Amber => !has_intensity[s.fixture],
                 _ => false,
             })
             .map(|(i, _)| i)
@@ -210,33 +199,18 @@ impl FadeEngine {
             *v = f.value(now);
         }
         std::mem::swap(&mut self.frames, &mut self.previous);
-        self.patch
-            .render_into(&self.values, to_u16(self.grand_master), &mut self.frames);
-        for ((c, new), old) in self
-            .changed
-            .iter_mut()
-            .zip(&self.frames)
-            .zip(&self.previous)
-        {
+        self.patch.render_into(&self.values, to_u16(self.grand_master), &mut self.frames);
+        for ((c, new), old) in self.changed.iter_mut().zip(&self.frames).zip(&self.previous) {
             *c = !self.rendered_once || new != old;
         }
         self.rendered_once = true;
-        Rendered {
-            frames: &self.frames,
-            changed: &self.changed,
-        }
+        Rendered { frames: &self.frames, changed: &self.changed }
     }
 
     /// The look as it stands at `now` (before the grand master), normalised.
     /// A finished fade reports the exact value that was set.
     pub fn current_values(&self, now: Instant) -> Look {
-        self.collect(|f| {
-            if f.done(now) {
-                f.target
-            } else {
-                to_unit(f.value(now))
-            }
-        })
+        self.collect(|f| if f.done(now) { f.target } else { to_unit(f.value(now)) })
     }
 
     /// The look being faded to (what gets persisted).
@@ -247,9 +221,7 @@ impl FadeEngine {
     fn collect(&self, value: impl Fn(&Fade) -> f64) -> Look {
         let mut look = Look::new();
         for (slot, fade) in self.patch.slots().iter().zip(&self.fades) {
-            look.entry(self.patch.fixture_name(slot.fixture).to_string())
-                .or_default()
-                .insert(slot.attribute.clone(), value(fade));
+            look.entry(self.patch.fixture_name(slot.fixture).to_string()).or_default().insert(slot.attribute.clone(), value(fade));
         }
         look
     }
@@ -259,13 +231,7 @@ impl FadeEngine {
     fn retarget(&mut self, si: usize, x: f64, fade: Duration, now: Instant) {
         let current = self.fades[si].value(now);
         let target = if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
-        self.fades[si] = Fade {
-            from: current,
-            to: to_u16(target),
-            start: now,
-            duration: fade,
-            target,
-        };
+        self.fades[si] = Fade { from: current, to: to_u16(target), start: now, duration: fade, target };
     }
 }
 
@@ -286,17 +252,7 @@ mod tests {
     fn engine(now: Instant) -> FadeEngine {
         let fixtures = [
             fixture("key", "a", 1, &[(Attribute::Intensity, 0, Some(1))], &[]),
-            fixture(
-                "rgb",
-                "a",
-                3,
-                &[
-                    (Attribute::Red, 0, None),
-                    (Attribute::Green, 1, None),
-                    (Attribute::Blue, 2, None),
-                ],
-                &[],
-            ),
+            fixture("rgb", "a", 3, &[(Attribute::Red, 0, None), (Attribute::Green, 1, None), (Attribute::Blue, 2, None)], &[]),
         ];
         FadeEngine::new(Patch::new(&[output("a", 0)], &fixtures).unwrap(), now)
     }
@@ -311,11 +267,7 @@ mod tests {
         let t0 = Instant::now();
         let mut e = engine(t0);
         assert_eq!(key16(&mut e, t0), 0);
-        e.set_target(
-            &look(&[("key", Attribute::Intensity, 1.0)]),
-            Duration::from_secs(1),
-            t0,
-        );
+        e.set_target(&look(&[("key", Attribute::Intensity, 1.0)]), Duration::from_secs(1), t0);
         assert_eq!(key16(&mut e, t0), 0);
         tokio::time::advance(Duration::from_millis(250)).await;
         assert_eq!(key16(&mut e, Instant::now()), 16384, "16383.75 rounded");
@@ -325,31 +277,20 @@ mod tests {
         assert_eq!(key16(&mut e, Instant::now()), 65535);
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(key16(&mut e, Instant::now()), 65535);
-        assert_eq!(
-            e.current_values(Instant::now())["key"][&Attribute::Intensity],
-            1.0
-        );
+        assert_eq!(e.current_values(Instant::now())["key"][&Attribute::Intensity], 1.0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn retarget_mid_fade_starts_from_current_value() {
         let t0 = Instant::now();
         let mut e = engine(t0);
-        e.set_target(
-            &look(&[("key", Attribute::Intensity, 1.0)]),
-            Duration::from_secs(1),
-            t0,
-        );
+        e.set_target(&look(&[("key", Attribute::Intensity, 1.0)]), Duration::from_secs(1), t0);
         tokio::time::advance(Duration::from_millis(500)).await;
         let t1 = Instant::now();
         let before = key16(&mut e, t1);
         assert_eq!(before, 32768);
         // Fade back down to 0 over 1 s: no jump at t1, then linear from 32768.
-        e.set_target(
-            &look(&[("key", Attribute::Intensity, 0.0)]),
-            Duration::from_secs(1),
-            t1,
-        );
+        e.set_target(&look(&[("key", Attribute::Intensity, 0.0)]), Duration::from_secs(1), t1);
         assert_eq!(key16(&mut e, t1), before);
         tokio::time::advance(Duration::from_millis(500)).await;
         assert_eq!(key16(&mut e, Instant::now()), 16384);
@@ -361,18 +302,10 @@ mod tests {
     async fn omitted_attributes_keep_their_target() {
         let t0 = Instant::now();
         let mut e = engine(t0);
-        e.set_target(
-            &look(&[("rgb", Attribute::Red, 1.0), ("rgb", Attribute::Green, 1.0)]),
-            Duration::from_secs(1),
-            t0,
-        );
+        e.set_target(&look(&[("rgb", Attribute::Red, 1.0), ("rgb", Attribute::Green, 1.0)]), Duration::from_secs(1), t0);
         tokio::time::advance(Duration::from_millis(500)).await;
         // Only green changes; red's fade continues to full.
-        e.set_target(
-            &look(&[("rgb", Attribute::Green, 0.0)]),
-            Duration::ZERO,
-            Instant::now(),
-        );
+        e.set_target(&look(&[("rgb", Attribute::Green, 0.0)]), Duration::ZERO, Instant::now());
         tokio::time::advance(Duration::from_millis(500)).await;
         let f = e.render(Instant::now()).frames[0];
         assert_eq!(&f[2..5], &[255, 0, 0]);
@@ -382,11 +315,7 @@ mod tests {
     async fn blackout_and_grand_master() {
         let t0 = Instant::now();
         let mut e = engine(t0);
-        let full = look(&[
-            ("key", Attribute::Intensity, 1.0),
-            ("rgb", Attribute::Red, 1.0),
-            ("rgb", Attribute::Blue, 0.5),
-        ]);
+        let full = look(&[("key", Attribute::Intensity, 1.0), ("rgb", Attribute::Red, 1.0), ("rgb", Attribute::Blue, 0.5)]);
         e.set_target(&full, Duration::ZERO, t0);
         e.set_grand_master(0.5);
         let f = e.render(t0).frames[0];
@@ -407,17 +336,9 @@ mod tests {
     async fn changed_flags_and_target_look() {
         let t0 = Instant::now();
         let mut e = engine(t0);
-        assert_eq!(
-            e.render(t0).changed,
-            &[true],
-            "first render is always 'changed'"
-        );
+        assert_eq!(e.render(t0).changed, &[true], "first render is always 'changed'");
         assert_eq!(e.render(t0).changed, &[false]);
-        e.set_target(
-            &look(&[("key", Attribute::Intensity, 0.3)]),
-            Duration::from_secs(1),
-            t0,
-        );
+        e.set_target(&look(&[("key", Attribute::Intensity, 0.3)]), Duration::from_secs(1), t0);
         tokio::time::advance(Duration::from_millis(100)).await;
         assert_eq!(e.render(Instant::now()).changed, &[true]);
         assert_eq!(e.target_look()["key"][&Attribute::Intensity], 0.3);
@@ -431,14 +352,7 @@ mod tests {
         let t0 = Instant::now();
         let mut e = engine(t0);
         e.set_target(&look(&[("rgb", Attribute::Red, 1.0)]), Duration::ZERO, t0);
-        let unknown = e.set_target_full(
-            &look(&[
-                ("key", Attribute::Intensity, 1.0),
-                ("ghost", Attribute::Red, 1.0),
-            ]),
-            Duration::ZERO,
-            t0,
-        );
+        let unknown = e.set_target_full(&look(&[("key", Attribute::Intensity, 1.0), ("ghost", Attribute::Red, 1.0)]), Duration::ZERO, t0);
         assert_eq!(unknown, vec!["ghost".to_string()]);
         let f = e.render(t0).frames[0];
         assert_eq!(&f[0..5], &[255, 255, 0, 0, 0]);

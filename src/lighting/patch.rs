@@ -114,22 +114,13 @@ impl Patch {
             let universe = outputs
                 .iter()
                 .position(|o| o.name == f.artnet)
-                .ok_or_else(|| PatchError::UnknownOutput {
-                    fixture: f.name.clone(),
-                    output: f.artnet.clone(),
-                })?;
-            let mode = f.profile.modes.get(f.mode).ok_or(PatchError::UnknownMode {
-                fixture: f.name.clone(),
-                mode: f.mode,
-            })?;
+                .ok_or_else(|| PatchError::UnknownOutput { fixture: f.name.clone(), output: f.artnet.clone() })?;
+            let mode = f.profile.modes.get(f.mode).ok_or(PatchError::UnknownMode { fixture: f.name.clone(), mode: f.mode })?;
             // DMX addresses are 1-based; offsets are 0-based within the footprint.
             let index = |offset: u16| -> Result<usize, PatchError> {
                 let channel = u32::from(f.address) + u32::from(offset);
                 if f.address == 0 || channel > UNIVERSE_SIZE as u32 {
-                    return Err(PatchError::ChannelOutOfRange {
-                        fixture: f.name.clone(),
-                        channel,
-                    });
+                    return Err(PatchError::ChannelOutOfRange { fixture: f.name.clone(), channel });
                 }
                 Ok(channel as usize - 1)
             };
@@ -142,22 +133,12 @@ impl Patch {
                     fine: a.fine.map(index).transpose()?,
                     default: a.default,
                 };
-                patch
-                    .by_attr
-                    .insert((fi, a.attribute.clone()), patch.slots.len());
+                patch.by_attr.insert((fi, a.attribute.clone()), patch.slots.len());
                 patch.slots.push(slot);
             }
-            let fixed = mode
-                .fixed
-                .iter()
-                .map(|&(offset, value)| Ok((index(offset)?, value)))
-                .collect::<Result<Vec<_>, PatchError>>()?;
+            let fixed = mode.fixed.iter().map(|&(offset, value)| Ok((index(offset)?, value))).collect::<Result<Vec<_>, PatchError>>()?;
             patch.by_name.insert(f.name.clone(), fi);
-            patch.fixtures.push(PatchedFixture {
-                name: f.name.clone(),
-                universe,
-                fixed,
-            });
+            patch.fixtures.push(PatchedFixture { name: f.name.clone(), universe, fixed });
         }
         Ok(patch)
     }
@@ -210,11 +191,7 @@ impl Patch {
             let Some(frame) = frames.get_mut(slot.universe) else {
                 continue;
             };
-            let v = if slot.is_intensity() {
-                scale(v, grand_master)
-            } else {
-                v
-            };
+            let v = if slot.is_intensity() { scale(v, grand_master) } else { v };
             match slot.fine {
                 Some(fine) => {
                     frame[slot.coarse] = (v >> 8) as u8;
@@ -230,13 +207,8 @@ impl Patch {
 pub(crate) mod tests {
     use super::*;
 
-
     pub(crate) fn output(name: &str, universe: u16) -> ArtNetOutput {
-        ArtNetOutput {
-            name: name.into(),
-            target: "127.0.0.1:6454".parse().unwrap(),
-            universe,
-        }
+        ArtNetOutput { name: name.into(), target: "127.0.0.1:6454".parse().unwrap(), universe }
     }
 
     pub(crate) fn fixture(name: &str, output: &str, address: u16, attrs: &[(Attribute, u16, Option<u16>)], fixed: &[(u16, u8)]) -> Fixture {
@@ -284,13 +256,7 @@ pub(crate) mod tests {
         let outputs = [output("a", 0), output("b", 1)];
         let fixtures = [
             fixture("key", "a", 10, &[(Attribute::Intensity, 0, Some(1))], &[]),
-            fixture(
-                "rgb",
-                "b",
-                1,
-                &[(Attribute::Red, 0, None), (Attribute::Green, 1, None)],
-                &[(2, 0xFF)],
-            ),
+            fixture("rgb", "b", 1, &[(Attribute::Red, 0, None), (Attribute::Green, 1, None)], &[(2, 0xFF)]),
         ];
         let patch = Patch::new(&outputs, &fixtures).unwrap();
         assert_eq!(patch.slots().len(), 3);
@@ -305,17 +271,11 @@ pub(crate) mod tests {
         patch.render_into(&values, 65535, &mut frames);
         assert_eq!(&frames[0][9..11], &[0x12, 0x34]);
         assert_eq!(&frames[1][0..3], &[255, 1, 0xFF]);
-        assert!(frames[0]
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b == 0 || i == 9 || i == 10));
+        assert!(frames[0].iter().enumerate().all(|(i, &b)| b == 0 || i == 9 || i == 10));
 
         // Half master: intensity halves, colour untouched.
         patch.render_into(&values, 32768, &mut frames);
-        assert_eq!(
-            u16::from(frames[0][9]) << 8 | u16::from(frames[0][10]),
-            scale(0x1234, 32768)
-        );
+        assert_eq!(u16::from(frames[0][9]) << 8 | u16::from(frames[0][10]), scale(0x1234, 32768));
         assert_eq!(&frames[1][0..3], &[255, 1, 0xFF]);
     }
 
@@ -323,20 +283,11 @@ pub(crate) mod tests {
     fn bad_fixtures_are_errors_not_panics() {
         let outputs = [output("a", 0)];
         let f = fixture("x", "nope", 1, &[(Attribute::Intensity, 0, None)], &[]);
-        assert!(matches!(
-            Patch::new(&outputs, &[f]),
-            Err(PatchError::UnknownOutput { .. })
-        ));
+        assert!(matches!(Patch::new(&outputs, &[f]), Err(PatchError::UnknownOutput { .. })));
         let f = fixture("x", "a", 512, &[(Attribute::Intensity, 0, Some(1))], &[]);
-        assert!(matches!(
-            Patch::new(&outputs, &[f]),
-            Err(PatchError::ChannelOutOfRange { .. })
-        ));
+        assert!(matches!(Patch::new(&outputs, &[f]), Err(PatchError::ChannelOutOfRange { .. })));
         let mut f = fixture("x", "a", 1, &[(Attribute::Intensity, 0, None)], &[]);
         f.mode = 3;
-        assert!(matches!(
-            Patch::new(&outputs, &[f]),
-            Err(PatchError::UnknownMode { .. })
-        ));
+        assert!(matches!(Patch::new(&outputs, &[f]), Err(PatchError::UnknownMode { .. })));
     }
 }

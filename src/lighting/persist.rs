@@ -67,19 +67,13 @@ pub fn load(state_dir: &Path) -> Result<Option<LastLook>, PersistError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(PersistError::Io { path, source }),
     };
-    let corrupt = |reason: String| PersistError::Corrupt {
-        path: path.clone(),
-        reason,
-    };
+    let corrupt = |reason: String| PersistError::Corrupt { path: path.clone(), reason };
     let file: File1 = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
     if file.version != FORMAT_VERSION {
         return Err(corrupt(format!("unknown version {}", file.version)));
     }
     if !(0.0..=1.0).contains(&file.grand_master) {
-        return Err(corrupt(format!(
-            "grand_master = {} is outside 0.0–1.0",
-            file.grand_master
-        )));
+        return Err(corrupt(format!("grand_master = {} is outside 0.0–1.0", file.grand_master)));
     }
     let mut look = Look::new();
     for (fixture, attrs) in file.look {
@@ -88,17 +82,12 @@ pub fn load(state_dir: &Path) -> Result<Option<LastLook>, PersistError> {
             // A value outside 0–1 means the file is not ours (or damaged):
             // refuse the whole file rather than guess.
             if !(0.0..=1.0).contains(&v) {
-                return Err(corrupt(format!(
-                    "{fixture}.{attr} = {v} is outside 0.0–1.0"
-                )));
+                return Err(corrupt(format!("{fixture}.{attr} = {v} is outside 0.0–1.0")));
             }
             entry.insert(Attribute::parse(&attr), v);
         }
     }
-    Ok(Some(LastLook {
-        look,
-        grand_master: file.grand_master,
-    }))
+    Ok(Some(LastLook { look, grand_master: file.grand_master }))
 }
 
 /// Write the look atomically (blocking; call from `spawn_blocking`).
@@ -106,19 +95,7 @@ pub fn save(state_dir: &Path, last: &LastLook) -> Result<(), PersistError> {
     let file = File1 {
         version: FORMAT_VERSION,
         grand_master: last.grand_master,
-        look: last
-            .look
-            .iter()
-            .map(|(f, attrs)| {
-                (
-                    f.clone(),
-                    attrs
-                        .iter()
-                        .map(|(a, v)| (a.name().to_string(), *v))
-                        .collect(),
-                )
-            })
-            .collect(),
+        look: last.look.iter().map(|(f, attrs)| (f.clone(), attrs.iter().map(|(a, v)| (a.name().to_string(), *v)).collect())).collect(),
     };
     let final_path = path(state_dir);
     // serde_json cannot fail on string keys and finite f64.
@@ -129,12 +106,7 @@ pub fn save(state_dir: &Path, last: &LastLook) -> Result<(), PersistError> {
 /// Persist every new value of `looks`, at most one write per `debounce`.
 /// On cancel (or when the sender goes away) the latest unsaved look is
 /// written at once, so the lighting task can await this before exiting.
-pub async fn run_persister(
-    state_dir: PathBuf,
-    mut looks: watch::Receiver<LastLook>,
-    debounce: Duration,
-    cancel: CancellationToken,
-) {
+pub async fn run_persister(state_dir: PathBuf, mut looks: watch::Receiver<LastLook>, debounce: Duration, cancel: CancellationToken) {
     // The receiver starts with the initial look marked as seen, so only looks
     // sent after `spawn` are written (a look restored from disk is not
     // rewritten at every start).
@@ -173,16 +145,9 @@ mod tests {
 
     fn sample() -> LastLook {
         let mut l = Look::new();
-        l.entry("key".into())
-            .or_default()
-            .insert(Attribute::Intensity, 0.85);
-        l.entry("key".into())
-            .or_default()
-            .insert(Attribute::Other("tint".into()), 0.5);
-        LastLook {
-            look: l,
-            grand_master: 0.8,
-        }
+        l.entry("key".into()).or_default().insert(Attribute::Intensity, 0.85);
+        l.entry("key".into()).or_default().insert(Attribute::Other("tint".into()), 0.5);
+        LastLook { look: l, grand_master: 0.8 }
     }
 
     #[test]
@@ -191,10 +156,7 @@ mod tests {
         assert!(load(dir.path()).unwrap().is_none());
         save(dir.path(), &sample()).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(sample()));
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
     }
 
@@ -208,60 +170,32 @@ mod tests {
             r#"{"version":1,"grand_master":-1,"look":{}}"#,
         ] {
             fs::write(path(dir.path()), text).unwrap();
-            assert!(
-                matches!(load(dir.path()), Err(PersistError::Corrupt { .. })),
-                "{text}"
-            );
+            assert!(matches!(load(dir.path()), Err(PersistError::Corrupt { .. })), "{text}");
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn persister_debounces_and_flushes_on_cancel() {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = watch::channel(LastLook {
-            look: Look::new(),
-            grand_master: 1.0,
-        });
+        let (tx, rx) = watch::channel(LastLook { look: Look::new(), grand_master: 1.0 });
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run_persister(
-            dir.path().to_path_buf(),
-            rx,
-            Duration::from_secs(1),
-            cancel.clone(),
-        ));
+        let task = tokio::spawn(run_persister(dir.path().to_path_buf(), rx, Duration::from_secs(1), cancel.clone()));
         let mut l = sample();
         tx.send(l.clone()).unwrap();
-        l.look
-            .get_mut("key")
-            .unwrap()
-            .insert(Attribute::Intensity, 0.25);
+        l.look.get_mut("key").unwrap().insert(Attribute::Intensity, 0.25);
         tx.send(l.clone()).unwrap();
         // Let the persister wait out its debounce and write (a blocking task,
         // so real time passes too: wait for the file, bounded).
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while load(dir.path()).unwrap().as_ref() != Some(&l) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "debounced write never happened: {:?}",
-                load(dir.path())
-            );
+            assert!(std::time::Instant::now() < deadline, "debounced write never happened: {:?}", load(dir.path()));
             tokio::task::yield_now().await;
         }
-        l.look
-            .get_mut("key")
-            .unwrap()
-            .insert(Attribute::Intensity, 0.75);
+        l.look.get_mut("key").unwrap().insert(Attribute::Intensity, 0.75);
         tx.send(l.clone()).unwrap();
         cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            load(dir.path()).unwrap(),
-            Some(l),
-            "final look flushed on cancel"
-        );
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(l), "final look flushed on cancel");
     }
 }

@@ -61,30 +61,12 @@ pub struct LightingStats {
 }
 
 enum Request {
-    SetLook {
-        look: Look,
-        fade: Duration,
-        full: bool,
-        reply: oneshot::Sender<Vec<String>>,
-    },
-    Blackout {
-        fade: Duration,
-        reply: oneshot::Sender<()>,
-    },
-    GrandMaster {
-        value: f64,
-        reply: oneshot::Sender<()>,
-    },
-    ShutdownLook {
-        look: Option<Look>,
-        reply: oneshot::Sender<()>,
-    },
-    CurrentValues {
-        reply: oneshot::Sender<Look>,
-    },
-    Stats {
-        reply: oneshot::Sender<LightingStats>,
-    },
+    SetLook { look: Look, fade: Duration, full: bool, reply: oneshot::Sender<Vec<String>> },
+    Blackout { fade: Duration, reply: oneshot::Sender<()> },
+    GrandMaster { value: f64, reply: oneshot::Sender<()> },
+    ShutdownLook { look: Option<Look>, reply: oneshot::Sender<()> },
+    CurrentValues { reply: oneshot::Sender<Look> },
+    Stats { reply: oneshot::Sender<LightingStats> },
 }
 
 /// Cheap to clone; every clone talks to the same lighting task.
@@ -101,15 +83,9 @@ impl std::fmt::Debug for Request {
 }
 
 impl LightingHandle {
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Request,
-    ) -> Result<T, LightingError> {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, LightingError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .await
-            .map_err(|_| LightingError::Closed)?;
+        self.tx.send(make(reply)).await.map_err(|_| LightingError::Closed)?;
         rx.await.map_err(|_| LightingError::Closed)
     }
 
@@ -117,30 +93,14 @@ impl LightingHandle {
     /// attributes it omits keep their current target. Returns the
     /// `fixture[.attribute]` names that are not patched (and were skipped).
     pub async fn set_look(&self, look: Look, fade: Duration) -> Result<Vec<String>, LightingError> {
-        self.call(|reply| Request::SetLook {
-            look,
-            fade,
-            full: false,
-            reply,
-        })
-        .await
+        self.call(|reply| Request::SetLook { look, fade, full: false, reply }).await
     }
 
     /// Apply the safe look: like `set_look`, but every attribute it omits fades
     /// back to its profile default, so the room reaches a known state whatever
     /// was on before.
-    pub async fn apply_safe(
-        &self,
-        look: Look,
-        fade: Duration,
-    ) -> Result<Vec<String>, LightingError> {
-        self.call(|reply| Request::SetLook {
-            look,
-            fade,
-            full: true,
-            reply,
-        })
-        .await
+    pub async fn apply_safe(&self, look: Look, fade: Duration) -> Result<Vec<String>, LightingError> {
+        self.call(|reply| Request::SetLook { look, fade, full: true, reply }).await
     }
 
     /// Fade intensities (and the emitters of fixtures without one) to zero.
@@ -150,16 +110,14 @@ impl LightingHandle {
 
     /// Grand master 0.0–1.0; scales intensity attributes only, immediately.
     pub async fn set_grand_master(&self, value: f64) -> Result<(), LightingError> {
-        self.call(|reply| Request::GrandMaster { value, reply })
-            .await
+        self.call(|reply| Request::GrandMaster { value, reply }).await
     }
 
     /// What to output on shutdown: `None` keeps the last look (the default),
     /// `Some(look)` is applied (fully, as `apply_safe`, without fade) to the
     /// final frame. The daemon resolves `lighting.shutdown_scene` into this.
     pub async fn set_shutdown_look(&self, look: Option<Look>) -> Result<(), LightingError> {
-        self.call(|reply| Request::ShutdownLook { look, reply })
-            .await
+        self.call(|reply| Request::ShutdownLook { look, reply }).await
     }
 
     /// The look as rendered now (before the grand master), normalised 0–1,
@@ -217,23 +175,12 @@ pub async fn spawn(
 
     let (tx, rx) = mpsc::channel(64);
     let (frames, _) = broadcast::channel(1024);
-    let (looks, looks_rx) = watch::channel(LastLook {
-        look: engine.target_look(),
-        grand_master: engine.grand_master(),
-    });
+    let (looks, looks_rx) = watch::channel(LastLook { look: engine.target_look(), grand_master: engine.grand_master() });
     // Its own token, cancelled by our shutdown *after* the final look is
     // published, so the flush cannot race ahead of it.
     let flush = CancellationToken::new();
-    let persister = state_dir.map(|dir| {
-        tokio::spawn(persist::run_persister(
-            dir.to_path_buf(),
-            looks_rx,
-            PERSIST_DEBOUNCE,
-            flush.clone(),
-        ))
-    });
-    let period =
-        Duration::from_secs_f64(1.0 / f64::from(config.frame_rate.clamp(1, MAX_FRAME_RATE)));
+    let persister = state_dir.map(|dir| tokio::spawn(persist::run_persister(dir.to_path_buf(), looks_rx, PERSIST_DEBOUNCE, flush.clone())));
+    let period = Duration::from_secs_f64(1.0 / f64::from(config.frame_rate.clamp(1, MAX_FRAME_RATE)));
     let task = LightingTask {
         engine,
         sender,
@@ -323,17 +270,8 @@ impl LightingTask {
     fn handle(&mut self, req: Request) -> bool {
         let now = Instant::now();
         match req {
-            Request::SetLook {
-                look,
-                fade,
-                full,
-                reply,
-            } => {
-                let unknown = if full {
-                    self.engine.set_target_full(&look, fade, now)
-                } else {
-                    self.engine.set_target(&look, fade, now)
-                };
+            Request::SetLook { look, fade, full, reply } => {
+                let unknown = if full { self.engine.set_target_full(&look, fade, now) } else { self.engine.set_target(&look, fade, now) };
                 if !unknown.is_empty() {
                     tracing::warn!(?unknown, "look names unpatched fixtures or attributes");
                 }
@@ -363,10 +301,7 @@ impl LightingTask {
                 false
             }
             Request::Stats { reply } => {
-                let _ = reply.send(LightingStats {
-                    send: self.sender.stats(),
-                    frames: self.ticks,
-                });
+                let _ = reply.send(LightingStats { send: self.sender.stats(), frames: self.ticks });
                 false
             }
         }
@@ -374,10 +309,7 @@ impl LightingTask {
 
     /// Hand the new target to the persister (which debounces the writes).
     fn publish_target(&self) {
-        self.looks.send_replace(LastLook {
-            look: self.engine.target_look(),
-            grand_master: self.engine.grand_master(),
-        });
+        self.looks.send_replace(LastLook { look: self.engine.target_look(), grand_master: self.engine.grand_master() });
     }
 
     /// Render and send one frame. Changed universes always go out; unchanged
@@ -435,10 +367,7 @@ impl LightingTask {
         }
         self.publish_target();
         self.frame(true);
-        tracing::info!(
-            outputs = self.port_addresses.len(),
-            "lighting stopped; nodes hold the final look"
-        );
+        tracing::info!(outputs = self.port_addresses.len(), "lighting stopped; nodes hold the final look");
         // Now let the persister flush the final look and wait for the write.
         self.flush.cancel();
         // Bounded: a hung disk must not hang the daemon's shutdown.

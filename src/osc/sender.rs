@@ -11,10 +11,7 @@ use super::{OscArg, OscMessage};
 use crate::config::model::OscTarget;
 
 /// OSC 1.0 timetag "immediately": seconds 0, fraction 1.
-const IMMEDIATELY: OscTime = OscTime {
-    seconds: 0,
-    fractional: 1,
-};
+const IMMEDIATELY: OscTime = OscTime { seconds: 0, fractional: 1 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum OscError {
@@ -31,10 +28,7 @@ pub enum OscError {
     #[error("binding the OSC socket: {0}")]
     Bind(#[source] io::Error),
     #[error("sending OSC to {target}: {source}")]
-    Send {
-        target: SocketAddr,
-        source: io::Error,
-    },
+    Send { target: SocketAddr, source: io::Error },
 }
 
 fn to_rosc(msg: &OscMessage) -> Result<rosc::OscMessage, OscError> {
@@ -56,16 +50,12 @@ fn to_rosc(msg: &OscMessage) -> Result<rosc::OscMessage, OscError> {
             OscArg::Bool(b) => Ok(OscType::Bool(*b)),
         })
         .collect::<Result<_, _>>()?;
-    Ok(rosc::OscMessage {
-        addr: a.clone(),
-        args,
-    })
+    Ok(rosc::OscMessage { addr: a.clone(), args })
 }
 
 /// Encode one message.
 pub fn encode_message(msg: &OscMessage) -> Result<Vec<u8>, OscError> {
-    rosc::encoder::encode(&OscPacket::Message(to_rosc(msg)?))
-        .map_err(|e| OscError::Encode(e.to_string()))
+    rosc::encoder::encode(&OscPacket::Message(to_rosc(msg)?)).map_err(|e| OscError::Encode(e.to_string()))
 }
 
 /// Encode several messages as one bundle with the "immediately" timetag, so
@@ -74,15 +64,8 @@ pub fn encode_bundle(msgs: &[OscMessage]) -> Result<Vec<u8>, OscError> {
     if msgs.is_empty() {
         return Err(OscError::EmptyBundle);
     }
-    let content = msgs
-        .iter()
-        .map(|m| to_rosc(m).map(OscPacket::Message))
-        .collect::<Result<_, _>>()?;
-    rosc::encoder::encode(&OscPacket::Bundle(OscBundle {
-        timetag: IMMEDIATELY,
-        content,
-    }))
-    .map_err(|e| OscError::Encode(e.to_string()))
+    let content = msgs.iter().map(|m| to_rosc(m).map(OscPacket::Message)).collect::<Result<_, _>>()?;
+    rosc::encoder::encode(&OscPacket::Bundle(OscBundle { timetag: IMMEDIATELY, content })).map_err(|e| OscError::Encode(e.to_string()))
 }
 
 /// One UDP socket sending OSC to the configured targets by name.
@@ -111,9 +94,7 @@ impl OscSender {
             .iter()
             .map(|t| {
                 let addr = match (any_v6, t.target) {
-                    (true, SocketAddr::V4(v4)) => {
-                        SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-                    }
+                    (true, SocketAddr::V4(v4)) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
                     (_, a) => a,
                 };
                 (t.name.clone(), addr)
@@ -139,15 +120,8 @@ impl OscSender {
     }
 
     async fn send_packet(&self, to: &str, packet: &[u8]) -> Result<(), OscError> {
-        let target = *self
-            .targets
-            .get(to)
-            .ok_or_else(|| OscError::UnknownTarget(to.to_string()))?;
-        self.socket
-            .send_to(packet, target)
-            .await
-            .map(|_| ())
-            .map_err(|source| OscError::Send { target, source })
+        let target = *self.targets.get(to).ok_or_else(|| OscError::UnknownTarget(to.to_string()))?;
+        self.socket.send_to(packet, target).await.map(|_| ()).map_err(|source| OscError::Send { target, source })
     }
 }
 
@@ -156,22 +130,13 @@ mod tests {
     use super::*;
 
     fn msg(address: &str, args: Vec<OscArg>) -> OscMessage {
-        OscMessage {
-            address: address.into(),
-            args,
-        }
+        OscMessage { address: address.into(), args }
     }
 
     #[test]
     fn invalid_input_is_an_error() {
-        assert!(matches!(
-            encode_message(&msg("scene", vec![])),
-            Err(OscError::InvalidAddress(_))
-        ));
-        assert!(matches!(
-            encode_message(&msg("/a", vec![OscArg::String("x\0y".into())])),
-            Err(OscError::NulInString)
-        ));
+        assert!(matches!(encode_message(&msg("scene", vec![])), Err(OscError::InvalidAddress(_))));
+        assert!(matches!(encode_message(&msg("/a", vec![OscArg::String("x\0y".into())])), Err(OscError::NulInString)));
         assert!(matches!(encode_bundle(&[]), Err(OscError::EmptyBundle)));
     }
 

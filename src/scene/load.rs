@@ -48,7 +48,8 @@ pub fn load_dir(dir: &Path, devices: &Devices) -> Result<BTreeMap<String, Scene>
             return Err(d);
         }
     };
-    let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    let mut paths: Vec<_> =
+        entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
     paths.sort();
     for path in paths {
         let src = match Source::read(&path) {
@@ -194,9 +195,14 @@ fn camera_target(src: &Source, cam: &Camera, body: &toml_edit::Table, d: &mut Di
             }
             "zoom" => match number(v) {
                 Some(x) if p.zoom.contains(x) => zoom = Some(x),
-                _ => d.push(src.diag(span, format!("camera `{n}`: `zoom` must be 1.0–{}× for profile `{}`", p.zoom.max_magnification(), p.id))),
+                _ => d.push(
+                    src.diag(span, format!("camera `{n}`: `zoom` must be 1.0–{}× for profile `{}`", p.zoom.max_magnification(), p.id)),
+                ),
             },
-            other => d.push(src.diag(body.key(other).and_then(|k| k.span()), format!("camera `{n}`: unknown key `{other}` (expected preset, or pan/tilt/zoom)"))),
+            other => d.push(src.diag(
+                body.key(other).and_then(|k| k.span()),
+                format!("camera `{n}`: unknown key `{other}` (expected preset, or pan/tilt/zoom)"),
+            )),
         }
     }
     if d.len() > before {
@@ -244,7 +250,10 @@ pub enum LightInput<'a> {
 /// other profile channels 0–1) into the fixture's normalised look, checking
 /// each against the fixture's profile. Every problem is returned with the
 /// caller's position tag `P` and whether it concerns the key (else the value).
-pub fn convert_light<'a, P>(fx: &Fixture, entries: impl Iterator<Item = (&'a str, LightInput<'a>, P)>) -> (FixtureLook, Vec<(P, bool, String)>) {
+pub fn convert_light<'a, P>(
+    fx: &Fixture,
+    entries: impl Iterator<Item = (&'a str, LightInput<'a>, P)>,
+) -> (FixtureLook, Vec<(P, bool, String)>) {
     let mode = fx.mode();
     let n = fx.name.as_str();
     let has = |a: &Attribute| mode.attribute(a).is_some();
@@ -309,7 +318,13 @@ pub fn parse_color(s: &str) -> Option<(f64, f64, f64)> {
     Some((c(0)?, c(2)?, c(4)?))
 }
 
-fn osc_cue(src: &Source, t: &toml_edit::Table, targets: &[OscTarget], declared: &std::collections::BTreeSet<String>, d: &mut Diagnostics) -> Option<(String, OscMessage)> {
+fn osc_cue(
+    src: &Source,
+    t: &toml_edit::Table,
+    targets: &[OscTarget],
+    declared: &std::collections::BTreeSet<String>,
+    d: &mut Diagnostics,
+) -> Option<(String, OscMessage)> {
     let before = d.len();
     let mut to = None;
     let mut address = None;
@@ -341,7 +356,9 @@ fn osc_cue(src: &Source, t: &toml_edit::Table, targets: &[OscTarget], declared: 
                 }
                 None => d.push(src.diag(span, "`args` must be an array")),
             },
-            other => d.push(src.diag(t.key(other).and_then(|k| k.span()), format!("unknown key `{other}` in [[osc]] (expected to, address, args)"))),
+            other => d.push(
+                src.diag(t.key(other).and_then(|k| k.span()), format!("unknown key `{other}` in [[osc]] (expected to, address, args)")),
+            ),
         }
     }
     if to.is_none() && d.len() == before {

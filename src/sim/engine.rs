@@ -64,9 +64,7 @@ struct Port {
 impl Port {
     fn open(link: &Path, baud: Option<u32>) -> io::Result<(Port, PathBuf)> {
         let (master, slave) = SerialStream::pair().map_err(io::Error::from)?;
-        let name = slave
-            .name()
-            .ok_or_else(|| io::Error::other("pty slave has no name"))?;
+        let name = slave.name().ok_or_else(|| io::Error::other("pty slave has no name"))?;
         let device = PathBuf::from(name);
         replace_symlink(&device, link)?;
         let (reader, writer) = tokio::io::split(master);
@@ -88,10 +86,7 @@ impl Port {
 pub fn replace_symlink(target: &Path, link: &Path) -> io::Result<()> {
     if let Ok(md) = std::fs::symlink_metadata(link) {
         if !md.file_type().is_symlink() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a symlink", link.display()),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not a symlink", link.display())));
         }
     }
     let mut tmp = link.as_os_str().to_owned();
@@ -145,15 +140,7 @@ impl Engine {
         let baud = shared.lock().opts.baud;
         let (port, device) = Port::open(&link, baud)?;
         shared.lock().device = Some(device);
-        Ok(Engine {
-            shared,
-            link,
-            ctl,
-            port: Some(port),
-            rx: VecDeque::new(),
-            rx_line_free: Instant::now(),
-            framer: Framer::default(),
-        })
+        Ok(Engine { shared, link, ctl, port: Some(port), rx: VecDeque::new(), rx_line_free: Instant::now(), framer: Framer::default() })
     }
 
     pub async fn run(mut self) {

@@ -77,10 +77,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use camera::{
-    FOCUS_MAX, FOCUS_MIN, MAX_PAN_SPEED, MAX_TILT_SPEED, PAN_TILT_UNITS_PER_STEP, ZOOM_MAX,
-    ZOOM_UNITS_PER_STEP,
-};
+pub use camera::{FOCUS_MAX, FOCUS_MIN, MAX_PAN_SPEED, MAX_TILT_SPEED, PAN_TILT_UNITS_PER_STEP, ZOOM_MAX, ZOOM_UNITS_PER_STEP};
 pub use engine::wire_time;
 use engine::{Control, Engine, Inner, Shared};
 
@@ -275,12 +272,7 @@ impl VirtualChain {
     /// Waits until `pred` holds for camera `cam`. Re-checks on every
     /// simulator step and at least every 10 ms (positions change between
     /// steps while moving).
-    pub async fn wait_until(
-        &self,
-        cam: usize,
-        pred: impl Fn(&CameraState) -> bool,
-        timeout: Duration,
-    ) -> Result<CameraState, SimError> {
+    pub async fn wait_until(&self, cam: usize, pred: impl Fn(&CameraState) -> bool, timeout: Duration) -> Result<CameraState, SimError> {
         let deadline = Instant::now() + timeout;
         let mut rx = self.subscribe();
         loop {

@@ -29,20 +29,43 @@ pub enum Dir {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     IfClear,
-    Cancel { socket: u8 },
+    Cancel {
+        socket: u8,
+    },
     Power(bool),
     /// `speed` is 0–7; `None` = stop.
-    ZoomDrive { dir: Dir, speed: u8 },
+    ZoomDrive {
+        dir: Dir,
+        speed: u8,
+    },
     ZoomDirect(u16),
-    FocusDrive { dir: Dir, speed: u8 },
+    FocusDrive {
+        dir: Dir,
+        speed: u8,
+    },
     FocusAuto(Option<bool>), // None = toggle
     FocusDirect(u16),
     MemoryReset(u8),
     MemorySet(u8),
     MemoryRecall(u8),
-    PanTiltDrive { pan_speed: u8, tilt_speed: u8, pan: Dir, tilt: Dir },
-    PanTiltAbsolute { pan_speed: u8, tilt_speed: u8, pan: i32, tilt: i32 },
-    PanTiltRelative { pan_speed: u8, tilt_speed: u8, pan: i32, tilt: i32 },
+    PanTiltDrive {
+        pan_speed: u8,
+        tilt_speed: u8,
+        pan: Dir,
+        tilt: Dir,
+    },
+    PanTiltAbsolute {
+        pan_speed: u8,
+        tilt_speed: u8,
+        pan: i32,
+        tilt: i32,
+    },
+    PanTiltRelative {
+        pan_speed: u8,
+        tilt_speed: u8,
+        pan: i32,
+        tilt: i32,
+    },
     PanTiltHome,
     PanTiltReset,
     InqPower,
@@ -55,20 +78,14 @@ pub enum Cmd {
 
 impl Cmd {
     pub fn is_inquiry(&self) -> bool {
-        matches!(
-            self,
-            Cmd::InqPower | Cmd::InqZoom | Cmd::InqFocusMode | Cmd::InqFocus | Cmd::InqPanTilt | Cmd::InqVersion
-        )
+        matches!(self, Cmd::InqPower | Cmd::InqZoom | Cmd::InqFocusMode | Cmd::InqFocus | Cmd::InqPanTilt | Cmd::InqVersion)
     }
 }
 
 /// Encodes `value` as `nibbles` bytes `0p 0q …`, most significant first,
 /// two's complement truncated to `4 * nibbles` bits (so negatives work).
 pub fn encode_nibbles(value: i32, nibbles: usize) -> Vec<u8> {
-    (0..nibbles)
-        .rev()
-        .map(|i| ((value >> (4 * i)) & 0x0F) as u8)
-        .collect()
+    (0..nibbles).rev().map(|i| ((value >> (4 * i)) & 0x0F) as u8).collect()
 }
 
 /// Decodes `0p 0q …`; `None` if any byte has a high nibble set.
@@ -132,9 +149,7 @@ pub fn parse(body: &[u8], pt_nibbles: usize) -> Option<Cmd> {
             let (dir, speed) = drive_byte(*b)?;
             Cmd::ZoomDrive { dir, speed: speed.unwrap_or(STANDARD_SPEED) }
         }
-        [0x01, 0x04, 0x47, rest @ ..] if rest.len() == 4 => {
-            Cmd::ZoomDirect(decode_unsigned(rest)? as u16)
-        }
+        [0x01, 0x04, 0x47, rest @ ..] if rest.len() == 4 => Cmd::ZoomDirect(decode_unsigned(rest)? as u16),
         [0x01, 0x04, 0x08, b] => {
             // Focus: 02 far (Pos), 03 near (Neg).
             let (dir, speed) = drive_byte(*b)?;
@@ -143,9 +158,7 @@ pub fn parse(body: &[u8], pt_nibbles: usize) -> Option<Cmd> {
         [0x01, 0x04, 0x38, 0x02] => Cmd::FocusAuto(Some(true)),
         [0x01, 0x04, 0x38, 0x03] => Cmd::FocusAuto(Some(false)),
         [0x01, 0x04, 0x38, 0x10] => Cmd::FocusAuto(None),
-        [0x01, 0x04, 0x48, rest @ ..] if rest.len() == 4 => {
-            Cmd::FocusDirect(decode_unsigned(rest)? as u16)
-        }
+        [0x01, 0x04, 0x48, rest @ ..] if rest.len() == 4 => Cmd::FocusDirect(decode_unsigned(rest)? as u16),
         [0x01, 0x04, 0x3F, op, mem] if *mem <= 0x7F => match op {
             0x00 => Cmd::MemoryReset(*mem),
             0x01 => Cmd::MemorySet(*mem),

@@ -183,8 +183,11 @@ mod tests {
             (addr.clone(), sock.clone()).prop_map(|(address, socket)| Reply::Completion { address, socket }),
             (addr.clone(), prop::collection::vec(0u8..=0xFE, 1..=13))
                 .prop_map(|(address, p)| Reply::Answer { address, payload: Raw::new(&p).unwrap() }),
-            (addr.clone(), sock, 0u8..=0xFE)
-                .prop_map(|(address, socket, c)| Reply::Error { address, socket, code: ErrorCode::from_byte(c) }),
+            (addr.clone(), sock, 0u8..=0xFE).prop_map(|(address, socket, c)| Reply::Error {
+                address,
+                socket,
+                code: ErrorCode::from_byte(c)
+            }),
             (0u8..=0x0F).prop_map(|next| Reply::AddressSet { next }),
             Just(Reply::IfClearBroadcast),
             addr.prop_map(|address| Reply::NetworkChange { address }),
@@ -228,14 +231,17 @@ mod tests {
             Just(Command::FocusAuto),
             Just(Command::FocusManual),
             Just(Command::FocusOnePush),
-            (dir, any::<u8>(), any::<u8>())
-                .prop_map(|(direction, pan_speed, tilt_speed)| Command::PanTiltDrive { direction, pan_speed, tilt_speed }),
-            (any::<u8>(), any::<u8>(), any::<i32>(), any::<i32>(), nib.clone()).prop_map(
-                |(pan_speed, tilt_speed, pan, tilt, nibbles)| Command::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles }
-            ),
-            (any::<u8>(), any::<u8>(), any::<i32>(), any::<i32>(), nib).prop_map(
-                |(pan_speed, tilt_speed, pan, tilt, nibbles)| Command::PanTiltRelative { pan_speed, tilt_speed, pan, tilt, nibbles }
-            ),
+            (dir, any::<u8>(), any::<u8>()).prop_map(|(direction, pan_speed, tilt_speed)| Command::PanTiltDrive {
+                direction,
+                pan_speed,
+                tilt_speed
+            }),
+            (any::<u8>(), any::<u8>(), any::<i32>(), any::<i32>(), nib.clone()).prop_map(|(pan_speed, tilt_speed, pan, tilt, nibbles)| {
+                Command::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles }
+            }),
+            (any::<u8>(), any::<u8>(), any::<i32>(), any::<i32>(), nib).prop_map(|(pan_speed, tilt_speed, pan, tilt, nibbles)| {
+                Command::PanTiltRelative { pan_speed, tilt_speed, pan, tilt, nibbles }
+            }),
             Just(Command::Home),
             Just(Command::PanTiltReset),
             (op, any::<u8>()).prop_map(|(op, memory)| Command::Memory { op, memory }),

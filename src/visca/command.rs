@@ -180,15 +180,34 @@ pub enum Command {
     FocusAuto,
     FocusManual,
     FocusOnePush,
-    PanTiltDrive { direction: Direction, pan_speed: u8, tilt_speed: u8 },
+    PanTiltDrive {
+        direction: Direction,
+        pan_speed: u8,
+        tilt_speed: u8,
+    },
     /// Absolute position in signed VISCA units.
-    PanTiltAbsolute { pan_speed: u8, tilt_speed: u8, pan: i32, tilt: i32, nibbles: Nibbles },
+    PanTiltAbsolute {
+        pan_speed: u8,
+        tilt_speed: u8,
+        pan: i32,
+        tilt: i32,
+        nibbles: Nibbles,
+    },
     /// Relative move in signed VISCA units.
-    PanTiltRelative { pan_speed: u8, tilt_speed: u8, pan: i32, tilt: i32, nibbles: Nibbles },
+    PanTiltRelative {
+        pan_speed: u8,
+        tilt_speed: u8,
+        pan: i32,
+        tilt: i32,
+        nibbles: Nibbles,
+    },
     Home,
     PanTiltReset,
     /// Preset memory operation with the raw memory byte (0x00–0x7F).
-    Memory { op: MemoryOp, memory: u8 },
+    Memory {
+        op: MemoryOp,
+        memory: u8,
+    },
     /// `8x 01 00 01 FF`: clears the camera's command buffers.
     IfClear,
 }
@@ -236,10 +255,19 @@ impl Inquiry {
 /// Anything the controller can put on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Packet {
-    Command { to: Destination, command: Command },
-    Inquiry { to: Address, inquiry: Inquiry },
+    Command {
+        to: Destination,
+        command: Command,
+    },
+    Inquiry {
+        to: Address,
+        inquiry: Inquiry,
+    },
     /// `8x 2y FF`: cancel the command executing in socket `y` (1 or 2).
-    Cancel { to: Address, socket: u8 },
+    Cancel {
+        to: Address,
+        socket: u8,
+    },
     /// `88 30 01 FF`: number the chain from 1.
     AddressSet,
 }
@@ -358,7 +386,6 @@ fn put_nibbles(dst: &mut BytesMut, value: u32, count: usize) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +425,10 @@ mod tests {
             )),
             [0x83, 0x01, 0x06, 0x03, 0x01, 0x01, 0x0F, 0x0F, 0x0F, 0x0F, 0x0E, 0x00, 0x00, 0x00, 0x05, 0xFF]
         );
-        assert_eq!(bytes(Packet::command(cam(1), Command::Memory { op: MemoryOp::Recall, memory: 2 })), [0x81, 0x01, 0x04, 0x3F, 0x02, 0x02, 0xFF]);
+        assert_eq!(
+            bytes(Packet::command(cam(1), Command::Memory { op: MemoryOp::Recall, memory: 2 })),
+            [0x81, 0x01, 0x04, 0x3F, 0x02, 0x02, 0xFF]
+        );
         assert_eq!(bytes(Packet::IF_CLEAR_BROADCAST), [0x88, 0x01, 0x00, 0x01, 0xFF]);
         assert_eq!(bytes(Packet::command(cam(4), Command::IfClear)), [0x84, 0x01, 0x00, 0x01, 0xFF]);
         assert_eq!(bytes(Packet::AddressSet), [0x88, 0x30, 0x01, 0xFF]);

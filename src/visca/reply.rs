@@ -202,7 +202,10 @@ pub enum Answer {
     FocusPosition(u16),
     FocusMode(FocusMode),
     /// Signed VISCA units.
-    PanTiltPosition { pan: i32, tilt: i32 },
+    PanTiltPosition {
+        pan: i32,
+        tilt: i32,
+    },
     Version(Version),
 }
 
@@ -220,9 +223,7 @@ impl Inquiry {
     /// outstanding for that camera.
     pub fn interpret(&self, payload: &[u8]) -> Result<Answer, AnswerError> {
         let bad = || AnswerError { inquiry: *self, payload: Raw::new(payload).unwrap_or_default() };
-        let nibbles = |p: &[u8]| -> Option<u32> {
-            p.iter().try_fold(0u32, |acc, &b| (b <= 0x0F).then_some((acc << 4) | b as u32))
-        };
+        let nibbles = |p: &[u8]| -> Option<u32> { p.iter().try_fold(0u32, |acc, &b| (b <= 0x0F).then_some((acc << 4) | b as u32)) };
         match (self, payload) {
             (Inquiry::Power, [0x02]) => Ok(Answer::Power(PowerState::On)),
             (Inquiry::Power, [0x03]) => Ok(Answer::Power(PowerState::Standby)),

@@ -63,7 +63,13 @@ pub fn spawn(cfg: Arc<Config>) -> Fake {
     Fake { handle, requests, state, events, failing }
 }
 
-fn answer(cfg: &Config, req: &Request, state: &watch::Sender<BoothState>, events: &broadcast::Sender<Event>, failing: &BTreeMap<String, String>) -> Outcome {
+fn answer(
+    cfg: &Config,
+    req: &Request,
+    state: &watch::Sender<BoothState>,
+    events: &broadcast::Sender<Event>,
+    failing: &BTreeMap<String, String>,
+) -> Outcome {
     let cmd = &req.command;
     let result = |name: &str| match failing.get(name) {
         Some(e) => DeviceResult::failed(e),
@@ -94,9 +100,11 @@ fn answer(cfg: &Config, req: &Request, state: &watch::Sender<BoothState>, events
             }
             out
         }
-        Command::Jog { camera: c, .. } | Command::JogStop { camera: c } | Command::Zoom { camera: c, .. } | Command::RecallPreset { camera: c, .. } | Command::StorePreset { camera: c, .. } => {
-            one(c, camera(c))
-        }
+        Command::Jog { camera: c, .. }
+        | Command::JogStop { camera: c }
+        | Command::Zoom { camera: c, .. }
+        | Command::RecallPreset { camera: c, .. }
+        | Command::StorePreset { camera: c, .. } => one(c, camera(c)),
         Command::SetLight { fixture, .. } => one(fixture, cfg.fixtures.iter().any(|f| &f.name == fixture)),
         _ => Outcome::from_devices(cmd, BTreeMap::new(), Duration::from_millis(1)),
     }

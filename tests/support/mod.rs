@@ -19,7 +19,13 @@ pub fn camera_profile(id: &str) -> CameraProfile {
 /// `n` cameras named cam1…camN with addresses 1…n on one port.
 pub fn chain_cameras(port: &Path, n: u8) -> Vec<Camera> {
     (1..=n)
-        .map(|a| Camera { name: format!("cam{a}"), profile: camera_profile("generic-visca"), port: port.to_path_buf(), baud: 9600, address: a })
+        .map(|a| Camera {
+            name: format!("cam{a}"),
+            profile: camera_profile("generic-visca"),
+            port: port.to_path_buf(),
+            baud: 9600,
+            address: a,
+        })
         .collect()
 }
 
@@ -60,7 +66,8 @@ impl Booth {
         let dir = tempfile::tempdir().unwrap();
         let opts = studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
         let http = (!extra.is_empty()).then_some(extra);
-        let studiod::demo::SimBooth { chain, artnet, osc, config_path } = studiod::demo::SimBooth::create(dir.path(), opts, mqtt_url, None).await.unwrap();
+        let studiod::demo::SimBooth { chain, artnet, osc, config_path } =
+            studiod::demo::SimBooth::create(dir.path(), opts, mqtt_url, None).await.unwrap();
         if let Some(extra) = http {
             let mut text = std::fs::read_to_string(&config_path).unwrap();
             text.push_str(extra);
@@ -86,7 +93,10 @@ impl Booth {
         // The safe scene (`house`, preset 1) is applied at start-up; let its
         // camera part finish so tests start from a settled booth.
         for (i, before) in recalled.into_iter().enumerate() {
-            self.chain.wait_until(i + 1, |s| s.presets_recalled > before, Duration::from_secs(10)).await.expect("start-up scene recalled presets");
+            self.chain
+                .wait_until(i + 1, |s| s.presets_recalled > before, Duration::from_secs(10))
+                .await
+                .expect("start-up scene recalled presets");
         }
         self.daemon = Some(running);
     }
@@ -107,12 +117,22 @@ impl Booth {
     }
 
     pub async fn apply(&self, scene: &str, fade_ms: Option<u64>) -> studiod::command::Outcome {
-        self.exec(studiod::command::Command::ApplyScene { scene: scene.into(), fade: fade_ms.map(Duration::from_millis), at: None, slot: None }).await
+        self.exec(studiod::command::Command::ApplyScene {
+            scene: scene.into(),
+            fade: fade_ms.map(Duration::from_millis),
+            at: None,
+            slot: None,
+        })
+        .await
     }
 
     /// The first Art-Net frame (on the booth's universe 0) whose data satisfies `f`.
     pub async fn frame_where(&self, limit: Duration, what: &str, f: impl Fn(&[u8]) -> bool) -> Vec<u8> {
-        self.artnet.wait_for(limit, |d| d.port_address == 0 && f(&d.data)).await.unwrap_or_else(|| panic!("no Art-Net frame with {what} within {limit:?}")).data
+        self.artnet
+            .wait_for(limit, |d| d.port_address == 0 && f(&d.data))
+            .await
+            .unwrap_or_else(|| panic!("no Art-Net frame with {what} within {limit:?}"))
+            .data
     }
 }
 

@@ -80,7 +80,14 @@ impl Broker {
 
     /// The adapter's `[mqtt]` section for this broker.
     pub fn mqtt_config(&self, client_id: &str) -> Mqtt {
-        Mqtt { url: self.url(), topic_prefix: "studiod".into(), client_id: Some(client_id.into()), username: None, password_file: None, ca_file: None }
+        Mqtt {
+            url: self.url(),
+            topic_prefix: "studiod".into(),
+            client_id: Some(client_id.into()),
+            username: None,
+            password_file: None,
+            ca_file: None,
+        }
     }
 
     /// SIGTERM and wait for the exit (Mosquitto saves its persistence file then).

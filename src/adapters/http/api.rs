@@ -155,19 +155,29 @@ struct Login {
     token: Option<String>,
 }
 
-pub async fn login(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn login(
+    State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     // Login CSRF: a cross-site form cannot set a custom header.
     if headers.get(CSRF_HEADER).is_none() || !same_origin(&headers) {
         return Err(ApiError::csrf());
     }
-    let login: Login = serde_json::from_slice(&body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Send {\"pin\": \"…\"} or {\"token\": \"…\"}."))?;
+    let login: Login = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Send {\"pin\": \"…\"} or {\"token\": \"…\"}."))?;
     let (role, presented, secret, what) = match (&login.pin, &login.token) {
         (Some(p), None) => (Role::Creator, p, &st.pin, "PIN"),
         (None, Some(t)) => (Role::Technician, t, &st.token, "token"),
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Send either a PIN or a token.")),
     };
     let Some(secret) = secret else {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "role_disabled", format!("This booth has no {} {what} set up. Ask the technician.", role.as_str())));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_disabled",
+            format!("This booth has no {} {what} set up. Ask the technician.", role.as_str()),
+        ));
     };
     let ip = client_ip(&peer);
     if let Err(wait) = st.limiter.check(ip) {
@@ -181,7 +191,11 @@ pub async fn login(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, he
             Strike::Locked(wait) => ApiError::locked(wait),
             Strike::Left(n) => {
                 let code = if role == Role::Creator { "wrong_pin" } else { "wrong_token" };
-                let mut e = ApiError::new(StatusCode::UNAUTHORIZED, code, format!("That {what} is not right. {n} {} left.", if n == 1 { "try" } else { "tries" }));
+                let mut e = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    code,
+                    format!("That {what} is not right. {n} {} left.", if n == 1 { "try" } else { "tries" }),
+                );
                 e.extra = Some(json!({"tries_left": n}));
                 e
             }
@@ -193,7 +207,8 @@ pub async fn login(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, he
     }
     let (token, session) = st.sessions.create(role);
     tracing::info!(client = %ip, role = role.as_str(), "logged in");
-    let mut resp = Json(json!({"ok": true, "role": role.as_str(), "csrf": session.csrf, "expires_in_s": st.sessions.ttl().as_secs()})).into_response();
+    let mut resp =
+        Json(json!({"ok": true, "role": role.as_str(), "csrf": session.csrf, "expires_in_s": st.sessions.ttl().as_secs()})).into_response();
     if let Ok(v) = HeaderValue::from_str(&auth::session_cookie(&token, st.sessions.ttl())) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -251,7 +266,12 @@ fn creator_may(cmd: &Command) -> bool {
 /// `POST /api/commands`: the MQTT command JSON (CONTRACT §5), `id` optional.
 /// Answers the reply JSON: 200 once the engine ran it (look at `ok`), 400
 /// when it never became a command.
-pub async fn command(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn command(
+    State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let caller = authenticate(&st, &headers, peer)?;
     check_csrf(&caller, &headers)?;
     let body = with_id(body);
@@ -269,7 +289,10 @@ pub async fn command(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
     }
     if let Command::PutScene { scene, .. } | Command::DeleteScene { scene } = &cmd {
         if !crate::config::valid_name(scene) {
-            let e = crate::command::CommandError::new(crate::command::ErrorCode::InvalidCommand, "scene names use a–z, 0–9 and '-' only (at most 64)");
+            let e = crate::command::CommandError::new(
+                crate::command::ErrorCode::InvalidCommand,
+                "scene names use a–z, 0–9 and '-' only (at most 64)",
+            );
             st.metrics.inc(metrics::COMMANDS, &[("action", cmd.action()), ("result", e.code.as_str())]);
             return Ok((StatusCode::BAD_REQUEST, Json(json::reply_invalid(&parsed, &e))).into_response());
         }

@@ -57,7 +57,11 @@ impl Secret {
         let text = std::fs::read_to_string(path).map_err(|source| HttpError::Secret { what, path: path.to_path_buf(), source })?;
         let s = text.trim();
         if s.is_empty() || s.len() > MAX_SECRET_LEN {
-            return Err(HttpError::BadSecret { what, path: path.to_path_buf(), reason: format!("must hold 1–{MAX_SECRET_LEN} characters") });
+            return Err(HttpError::BadSecret {
+                what,
+                path: path.to_path_buf(),
+                reason: format!("must hold 1–{MAX_SECRET_LEN} characters"),
+            });
         }
         Ok(Secret(s.to_string()))
     }

@@ -58,7 +58,12 @@ struct Inner {
 impl Deadman {
     /// Start the watchdog task; it ends (after stopping every running move) on `cancel`.
     /// The task handle resolves once the shutdown stops have been answered.
-    pub fn spawn(engine: EngineHandle, metrics: Metrics, timeout: Duration, cancel: CancellationToken) -> (Deadman, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        engine: EngineHandle,
+        metrics: Metrics,
+        timeout: Duration,
+        cancel: CancellationToken,
+    ) -> (Deadman, tokio::task::JoinHandle<()>) {
         let d = Deadman { inner: Arc::new(Inner { deadlines: Mutex::new(HashMap::new()), wake: Notify::new(), timeout }) };
         let task = tokio::spawn(d.clone().run(engine, metrics, cancel));
         (d, task)

@@ -121,7 +121,13 @@ pub struct Server {
 impl Server {
     /// Read the secrets and bind `cfg.listen`. The dead-man watchdog starts
     /// here and lives until [`Server::run`]'s cancel token fires.
-    pub async fn bind(cfg: &Http, config: watch::Receiver<Arc<Config>>, engine: EngineHandle, metrics: Metrics, opts: Options) -> Result<Server, HttpError> {
+    pub async fn bind(
+        cfg: &Http,
+        config: watch::Receiver<Arc<Config>>,
+        engine: EngineHandle,
+        metrics: Metrics,
+        opts: Options,
+    ) -> Result<Server, HttpError> {
         let pin = cfg.creator_pin_file.as_deref().map(|p| Secret::read("creator PIN", p)).transpose()?;
         let token = cfg.tech_token_file.as_deref().map(|p| Secret::read("technician token", p)).transpose()?;
         Server::bind_with_secrets(cfg.listen, pin, token, config, engine, metrics, opts).await
@@ -180,7 +186,8 @@ impl Server {
             cancel.cancelled().await;
             inner.cancel();
         };
-        let res = axum::serve(self.listener, self.app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
+        let res =
+            axum::serve(self.listener, self.app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
         self.cancel.cancel();
         // Let the watchdog stop any camera still moving before the engine goes
         // away; bounded, so a wedged engine cannot hold up shutdown.
@@ -192,7 +199,13 @@ impl Server {
 }
 
 /// Bind with default options and serve until `cancel` fires.
-pub async fn serve(cfg: &Http, config: watch::Receiver<Arc<Config>>, engine: EngineHandle, metrics: Metrics, cancel: CancellationToken) -> Result<(), HttpError> {
+pub async fn serve(
+    cfg: &Http,
+    config: watch::Receiver<Arc<Config>>,
+    engine: EngineHandle,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) -> Result<(), HttpError> {
     Server::bind(cfg, config, engine, metrics, Options::default()).await?.run(cancel).await
 }
 

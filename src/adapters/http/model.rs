@@ -6,8 +6,8 @@
 use serde_json::{json, Value};
 
 use crate::config::model::{Attribute, Config};
-use crate::scene::CameraTarget;
 use crate::engine::BoothState;
+use crate::scene::CameraTarget;
 
 /// The UI model as JSON (`GET /api/model`, SSE `model` event).
 pub fn model(cfg: &Config) -> Value {
@@ -114,7 +114,8 @@ fn controls(f: &crate::config::model::Fixture) -> Vec<Value> {
         out.push(json!({"key": "color", "kind": "color"}));
     }
     for a in &mode.attributes {
-        let covered = matches!(a.attribute, Attribute::Intensity | Attribute::Cct) || (rgb && matches!(a.attribute, Attribute::Red | Attribute::Green | Attribute::Blue));
+        let covered = matches!(a.attribute, Attribute::Intensity | Attribute::Cct)
+            || (rgb && matches!(a.attribute, Attribute::Red | Attribute::Green | Attribute::Blue));
         if !covered {
             out.push(json!({"key": a.attribute.name(), "kind": "level"}));
         }
@@ -127,7 +128,9 @@ fn controls(f: &crate::config::model::Fixture) -> Vec<Value> {
 /// outputs, OSC targets) are listed too.
 pub fn devices(cfg: &Config, state: &BoothState) -> Vec<Value> {
     let health = |name: &str, kind: &str| match state.devices.get(name) {
-        Some(h) => json!({"name": name, "kind": h.kind.as_str(), "online": h.online, "error": h.error, "since": crate::adapters::json::format_time(h.since)}),
+        Some(h) => {
+            json!({"name": name, "kind": h.kind.as_str(), "online": h.online, "error": h.error, "since": crate::adapters::json::format_time(h.since)})
+        }
         None => json!({"name": name, "kind": kind, "online": Value::Null, "error": Value::Null, "since": Value::Null}),
     };
     let mut out = Vec::new();

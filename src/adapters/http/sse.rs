@@ -98,7 +98,11 @@ impl Stream_ {
     }
 }
 
-pub async fn events(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+pub async fn events(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let caller = super::api::authenticate_for_stream(&st, &headers, peer)?;
     st.metrics.add(metrics::SSE_CLIENTS, &[], 1.0);
     let period = st.opts.sse_keepalive;
