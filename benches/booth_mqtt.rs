@@ -6,7 +6,6 @@
 //! Run: `cargo bench --bench booth_mqtt`
 
 #[path = "../tests/support/mosquitto.rs"]
-#[allow(dead_code)]
 mod mosquitto;
 
 use std::time::{Duration, Instant};

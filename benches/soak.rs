@@ -9,7 +9,6 @@
 //! 20 MB, CPU low).
 
 #[path = "../tests/support/mosquitto.rs"]
-#[allow(dead_code)]
 mod mosquitto;
 
 use std::fmt::Write as _;

@@ -357,12 +357,14 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     let engine = running.engine.clone();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let interactive = std::io::stdin().is_terminal();
+    // Read scene names only from a terminal, and stop at end of input
+    // (Ctrl-D) instead of polling a closed stdin.
+    let mut reading = std::io::stdin().is_terminal();
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            line = lines.next_line(), if interactive => match line {
+            line = lines.next_line(), if reading => match line {
                 Ok(Some(l)) => {
                     let name = l.trim().to_string();
                     if name.is_empty() { continue; }
@@ -380,7 +382,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                         }
                     });
                 }
-                _ => {}
+                Ok(None) | Err(_) => reading = false,
             },
         }
     }

@@ -9,7 +9,7 @@
 //! - `last-look.json` loads;
 //! - `command-ids.jsonl` is whole but for, at most, a torn *last* line
 //!   without its newline (which its loader drops by design);
-//! and the next round's daemon comes up (retained `status` online).
+//!   and the next round's daemon comes up (retained `status` online).
 //!
 //! Even rounds kill after a random number of replies (seeded, printed on
 //! failure); odd rounds aim: a watcher kills the instant a `write_atomic`

@@ -80,6 +80,8 @@ pub fn load_camera(path: &Path, id: &str) -> Result<CameraProfile, Diagnostics> 
 
 fn axis(src: &Source, r: &raw::Axis, name: &str, d: &mut Diagnostics) -> Axis {
     let (lo, hi, u) = (*r.min_deg.get_ref(), *r.max_deg.get_ref(), *r.units_per_degree.get_ref());
+    // Written so that NaN bounds are refused too.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(lo < hi) {
         d.push(src.diag(Some(r.min_deg.span()), format!("`{name}.min_deg` must be below `{name}.max_deg`")));
     }

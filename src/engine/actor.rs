@@ -31,6 +31,9 @@ pub struct Devices {
     pub osc: Option<Arc<OscSender>>,
 }
 
+/// Rebuilds the device actors for a new configuration (see [`Engine::on_respawn`]).
+pub type Respawn = Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync>;
+
 /// A device's part of a command, still running.
 type DeviceFuture = Pin<Box<dyn Future<Output = (String, DeviceResult)> + Send>>;
 
@@ -49,11 +52,11 @@ pub struct Engine {
     scheduled: Option<Scheduled>,
     health_rx: mpsc::Receiver<(String, DeviceHealth)>,
     health_tx: mpsc::Sender<(String, DeviceHealth)>,
-    /// Called on `reload` when the device set changed: stops the old device
-    /// actors and starts new ones.
     /// Followers of the configuration in force (adapters render scene lists).
     config_tx: Option<watch::Sender<Arc<Config>>>,
-    respawn: Option<Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync>>,
+    /// Called on `reload` when the device set changed: stops the old device
+    /// actors and starts new ones.
+    respawn: Option<Respawn>,
     /// Commands by action/result/origin and apply latency, for every origin.
     metrics: Metrics,
 }
@@ -435,6 +438,8 @@ impl Engine {
         })
     }
 
+    // The refusal is the command's whole answer; boxing it would buy nothing.
+    #[allow(clippy::result_large_err)]
     fn camera(&self, cmd: &Command, name: &str) -> Result<CameraHandle, Outcome> {
         self.devices.cameras.get(name).cloned().ok_or_else(|| refuse(cmd, ErrorCode::UnknownDevice, format!("unknown camera `{name}`")))
     }
