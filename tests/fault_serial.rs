@@ -41,21 +41,6 @@ fn panic_counter() -> Arc<AtomicUsize> {
         .clone()
 }
 
-/// A small deterministic PRNG (xorshift64*): reproducible noise without a
-/// dependency; the seed is printed on failure through the assertion text.
-struct Noise(u64);
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 56) as u8).collect()
-    }
-}
-
 /// Wait until camera `cam` has received a packet (after the first `from`)
 /// that satisfies `pred`; re-checked on every simulator step.
 async fn wait_packet(
@@ -101,7 +86,7 @@ async fn ten_thousand_random_bytes_on_the_serial_line() {
     let panics_before = panics.load(Ordering::SeqCst);
     let b = Booth::start().await;
     let seed = 0x00C0_FFEE_D00D_u64;
-    let mut noise = Noise(seed);
+    let mut noise = support::Noise(seed);
     let recalled_before: Vec<u64> = (1..=3).map(|c| b.chain.camera_state(c).presets_recalled).collect();
 
     // 100 chunks of 100 bytes, a scene apply after each pair of chunks, so

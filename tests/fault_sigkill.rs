@@ -19,6 +19,7 @@
 
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
+mod support;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -35,19 +36,6 @@ const T: Duration = Duration::from_secs(15);
 const ROUNDS: usize = 20;
 /// Commands published per round before the kill point is chosen.
 const FLOOD: usize = 24;
-
-struct Noise(u64);
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Kills the child on drop, so a failing assertion leaves no daemon behind.
 struct Daemon(Child);
@@ -138,7 +126,7 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     let stress = dir.path().join("scenes/stress.toml");
     let state = dir.path().join("state");
     let seed = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x51C_4111_u64);
-    let mut rng = Noise(seed);
+    let mut rng = support::Noise(seed);
     let mut client = TestClient::connect(broker.port, &[REPLY, STATUS]).await;
 
     let mut sent: HashSet<String> = HashSet::new();

@@ -152,3 +152,24 @@ pub fn dmx16(x: f64) -> [u8; 2] {
 pub fn kelvin(k: f64, lo: f64, hi: f64) -> f64 {
     (k - lo) / (hi - lo)
 }
+
+/// A small deterministic PRNG (xorshift64*): reproducible noise for fault
+/// tests without a dependency; tests print their seed so a failure replays.
+pub struct Noise(pub u64);
+
+impl Noise {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 56) as u8).collect()
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
