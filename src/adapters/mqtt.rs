@@ -512,6 +512,10 @@ fn parse_url(url: &str) -> Result<Broker, MqttError> {
     Ok(Broker { tls, host, port })
 }
 
+/// Unacknowledged QoS 1 publishes (replies, state) we keep in flight before
+/// further publishes wait for the broker's acknowledgements.
+const OUTGOING_INFLIGHT: u16 = 512;
+
 fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) -> Result<MqttOptions, MqttError> {
     let broker = parse_url(&cfg.url)?;
     // Stable across restarts: the broker finds our session by it.
@@ -523,6 +527,10 @@ fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) ->
         .set_receive_maximum(Some(opts.receive_maximum))
         .set_max_packet_size(Some(opts.max_packet_size))
         .set_manual_acks(true)
+        // rumqttc preallocates one slot per possible in-flight publish; its
+        // default (65 535) costs ~13 MB of RSS. Replies, state and events
+        // never need more than a few hundred unacknowledged at once.
+        .set_outgoing_inflight_upper_limit(OUTGOING_INFLIGHT)
         .set_last_will(LastWill::new(&topics.status, OFFLINE, QoS::AtLeastOnce, true, None));
     // Small request/reply messages: without TCP_NODELAY, Nagle and delayed
     // ACKs add tens of milliseconds to a reply. A short connect timeout keeps
