@@ -77,20 +77,8 @@ async fn run() {
     println!("(a) broker publish→subscriber round trip, {n} msgs: p50 {} p99 {}", ms(b50), ms(b99));
 
     // (b) command → reply through the adapter.
-    let state_dir = tempfile::tempdir().expect("temp dir");
     let engine = FakeEngine::instant();
-    let cancel = CancellationToken::new();
-    let adapter = mqtt::run_with(
-        &broker.mqtt_config("studiod-bench"),
-        STUDIO,
-        state_dir.path(),
-        engine.handle.clone(),
-        cancel.clone(),
-        Options::default(),
-    )
-    .expect("config");
-    let adapter = tokio::spawn(adapter);
-    client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
+    let (state_dir, cancel, adapter) = start_adapter(&broker, STUDIO, &engine, &mut client, &t).await;
     let mut cmd_rtt = Vec::with_capacity(n);
     for i in 0..n {
         let start = Instant::now();
@@ -115,23 +103,29 @@ async fn run() {
     println!("    peak RSS of this process (adapter + test client + broker client buffers): {} KiB", peak_rss_kib());
 }
 
+/// Start the adapter for `studio` on a fresh state dir and wait until it is online.
+async fn start_adapter(
+    broker: &Broker,
+    studio: &str,
+    engine: &FakeEngine,
+    client: &mut TestClient,
+    t: &Topics,
+) -> (tempfile::TempDir, CancellationToken, tokio::task::JoinHandle<()>) {
+    let state_dir = tempfile::tempdir().expect("temp dir");
+    let cancel = CancellationToken::new();
+    let config = broker.mqtt_config(&format!("studiod-{studio}"));
+    let adapter =
+        mqtt::run_with(&config, studio, state_dir.path(), engine.handle.clone(), cancel.clone(), Options::default()).expect("config");
+    let adapter = tokio::spawn(adapter);
+    client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
+    (state_dir, cancel, adapter)
+}
+
 async fn flood(broker: &Broker, studio: &str, seconds: u64, engine: FakeEngine, label: &str) {
     let t = &Topics::new("studiod", studio);
     let mut client = TestClient::connect(broker.port, &[&t.reply, &t.status]).await;
     let client = &mut client;
-    let state_dir = tempfile::tempdir().expect("temp dir");
-    let cancel = CancellationToken::new();
-    let adapter = mqtt::run_with(
-        &broker.mqtt_config(&format!("studiod-{studio}")),
-        studio,
-        state_dir.path(),
-        engine.handle.clone(),
-        cancel.clone(),
-        Options::default(),
-    )
-    .expect("config");
-    let adapter = tokio::spawn(adapter);
-    client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
+    let (_state_dir, cancel, adapter) = start_adapter(broker, studio, &engine, client, t).await;
 
     let total = (seconds * 1000) as usize;
     let publisher = client.client.clone();
