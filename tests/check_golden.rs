@@ -54,3 +54,14 @@ fn shipped_example_passes() {
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("6 scenes"), "{stdout}");
 }
+
+#[test]
+fn one_camera_table_with_three_mistakes_reports_all_three() {
+    // An unknown key used to hide every other problem of its table.
+    let (code, stdout) = check(Path::new("tests/check/one-camera-three-mistakes/studiod.toml"));
+    assert_eq!(code, 1);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.contains("unknown field `zoom_speed`"), "{stdout}");
+    assert!(stdout.contains("unknown camera profile `no-such-camera`"), "{stdout}");
+    assert!(stdout.contains("`address` must be 1–7"), "{stdout}");
+}
