@@ -13,13 +13,13 @@
 //! demo prints ready-to-paste lines. The broker's threads have no stop API;
 //! they end with the process.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::io::AsyncBufReadExt;
 
 use crate::command::{Command, Origin};
 use crate::engine::{Event, Request};
@@ -257,12 +257,13 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         None => (format!("mqtt://127.0.0.1:{}", start_embedded_broker(1883).await?), true),
     };
 
-    let tmp;
-    let dir = match opts.dir {
-        Some(d) => d,
+    // Without --dir the demo's folder is its own and goes when it stops
+    // (also on an error): a demo leaves nothing behind.
+    let (dir, _cleanup) = match opts.dir {
+        Some(d) => (d, None),
         None => {
-            tmp = tempfile_dir()?;
-            tmp.clone()
+            let t = TempFolder::create()?;
+            (t.0.clone(), Some(t))
         }
     };
     std::fs::create_dir_all(&dir)?;
@@ -276,13 +277,14 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     let artnet = artnet.forward_to(opts.artnet_copy);
     let config = crate::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
     let scene_names: Vec<String> = config.scenes.keys().cloned().collect();
+    let cct_ranges: BTreeMap<String, Option<(u32, u32)>> = config.fixtures.iter().map(|f| (f.name.clone(), f.profile.cct_range)).collect();
     let topic_base = format!("studiod/{}", config.studio.id);
     let running = crate::daemon::start(config).await?;
     let (mqtt_host, mqtt_port) = broker_host_port(&mqtt_url);
 
     println!();
     println!("studiod demo — a booth on this machine (loopback only)");
-    println!("  folder:        {}", dir.display());
+    println!("  folder:        {}{}", dir.display(), if _cleanup.is_some() { "   (removed when the demo stops)" } else { "" });
     println!("  config:        {}", config_path.display());
     println!("  cameras:       3 virtual VISCA cameras on {}", serial.display());
     println!("  Art-Net:       monitor on {}", artnet.local_addr()?);
@@ -299,9 +301,12 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     println!("Type a scene name (or `blackout`) and Enter to apply it. Ctrl-C to stop.");
     println!();
 
+    // Every task the demo starts is owned here and ended before it returns.
+    let mut tasks = tokio::task::JoinSet::new();
+
     // Give the virtual cameras distinct presets, as a technician would.
     let cams = running.devices.cameras.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let per_camera = cams.into_values().enumerate().map(|(i, cam)| async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), cam.health().wait_for(|h| h.online)).await;
             for (p, pan, tilt) in DEMO_PRESETS {
@@ -319,23 +324,34 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     // Print what the lights and the OSC console receive, as a person would see it.
     let lighting = running.devices.lighting.clone();
-    tokio::spawn(async move {
-        let mut last = Vec::new();
-        let mut last_print = tokio::time::Instant::now() - Duration::from_secs(1);
-        while let Ok(frame) = artnet.next().await {
-            if frame.data == last || last_print.elapsed() < Duration::from_millis(400) {
-                continue;
-            }
-            last = frame.data.clone();
-            last_print = tokio::time::Instant::now();
-            if let Some(l) = &lighting {
-                if let Ok(look) = l.current_values().await {
-                    println!("  lights  {}", describe_look(&look));
+    tasks.spawn(async move {
+        // At most one line per 400 ms while a fade runs, and always the look
+        // it settles on (the last frame of a fade may come right after a print).
+        let mut latest = Vec::new();
+        let mut printed = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(400));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                frame = artnet.next() => match frame {
+                    Ok(f) => latest = f.data,
+                    Err(_) => break,
+                },
+                _ = tick.tick() => {
+                    if latest == printed {
+                        continue;
+                    }
+                    printed = latest.clone();
+                    if let Some(l) = &lighting {
+                        if let Ok(look) = l.current_values().await {
+                            println!("  lights  {}", describe_look(&look, &cct_ranges));
+                        }
+                    }
                 }
             }
         }
     });
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Ok(p) = osc.next().await {
             if let rosc::OscPacket::Message(m) = p {
                 println!("  osc     {} {:?}", m.addr, m.args);
@@ -343,7 +359,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         }
     });
     let mut events = running.engine.events();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Ok(e) = events.recv().await {
             match e {
                 Event::DeviceOffline { device, reason } => println!("  device  {device} offline: {reason}"),
@@ -355,41 +371,76 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         }
     });
 
+    let mut lines = stdin_lines();
     let engine = running.engine.clone();
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    // Read scene names only from a terminal, and stop at end of input
-    // (Ctrl-D) instead of polling a closed stdin.
-    let mut reading = std::io::stdin().is_terminal();
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            line = lines.next_line(), if reading => match line {
-                Ok(Some(l)) => {
-                    let name = l.trim().to_string();
-                    if name.is_empty() { continue; }
-                    let command = if name == "blackout" {
-                        Command::Blackout { fade: Some(Duration::from_millis(500)) }
-                    } else {
-                        Command::ApplyScene { scene: name, fade: None, at: None, slot: None }
-                    };
-                    let engine = engine.clone();
-                    tokio::spawn(async move {
-                        let out = engine.execute(Request { id: None, origin: Origin::Cli, command }).await;
-                        match out.error {
-                            None => println!("  done    {} in {} ms", out.scene.unwrap_or_else(|| out.action.to_string()), out.duration.as_millis()),
-                            Some(e) => println!("  failed  {}: {}", e.code.as_str(), e.message),
-                        }
-                    });
-                }
-                Ok(None) | Err(_) => reading = false,
-            },
+            Some(line) = lines.recv() => {
+                let name = line.trim().to_string();
+                if name.is_empty() { continue; }
+                let command = if name == "blackout" {
+                    Command::Blackout { fade: Some(Duration::from_millis(500)) }
+                } else {
+                    Command::ApplyScene { scene: name, fade: None, at: None, slot: None }
+                };
+                let engine = engine.clone();
+                tasks.spawn(async move {
+                    let out = engine.execute(Request { id: None, origin: Origin::Cli, command }).await;
+                    match out.error {
+                        None => println!("  done    {} in {} ms", out.scene.unwrap_or_else(|| out.action.to_string()), out.duration.as_millis()),
+                        Some(e) => println!("  failed  {}: {}", e.code.as_str(), e.message),
+                    }
+                });
+            }
         }
     }
     println!("stopping…");
+    // A second Ctrl-C (or SIGTERM) while stopping ends the demo at once, as
+    // people expect of a terminal program; its folder still goes.
+    let forced_cleanup = _cleanup.as_ref().map(|t| t.0.clone());
+    let mut force = tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        if let Some(d) = forced_cleanup {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        eprintln!("studiod demo: stopped at once");
+        std::process::exit(130);
+    });
     running.shutdown().await;
     chain.shutdown().await;
+    tasks.shutdown().await;
+    force.abort();
+    let _ = (&mut force).await;
     Ok(())
+}
+
+/// Lines typed on the terminal. A blocking read of stdin cannot be
+/// cancelled, so it runs on a plain thread of its own, not on tokio's
+/// blocking pool (whose shutdown would wait for the next Enter): the thread
+/// ends at end of input or with the process. Not a terminal (a pipe, /dev/null):
+/// no lines, the demo runs until a signal.
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    if std::io::stdin().is_terminal() {
+        let spawned = std::thread::Builder::new().name("demo-stdin".into()).spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            eprintln!("studiod demo: cannot read the terminal ({e}); scenes can still be applied over MQTT or the pages");
+        }
+    }
+    rx
 }
 
 /// `(host, port)` of an `mqtt://host:port` URL, for the printed example lines.
@@ -401,24 +452,61 @@ fn broker_host_port(url: &str) -> (String, u16) {
     }
 }
 
-fn describe_look(look: &crate::lighting::Look) -> String {
+/// One line per look, in the units the scene files and pages use:
+/// `key 85%, colour temp 5600 K | rgb 40%, colour #ff8800`.
+fn describe_look(look: &crate::lighting::Look, cct_ranges: &BTreeMap<String, Option<(u32, u32)>>) -> String {
+    use crate::scene::SceneValue;
     look.iter()
         .map(|(fixture, attrs)| {
-            // Intensity first (it is what people look at), then the other attributes.
-            let mut parts: Vec<(bool, &str, String)> =
-                attrs.iter().map(|(a, v)| (a.name() != "intensity", a.name(), format!("{:.0}%", v * 100.0))).collect();
+            let units = crate::scene::to_scene_units(attrs, cct_ranges.get(fixture).copied().flatten());
+            // Intensity first (it is what people look at), then the others.
+            let mut parts: Vec<(bool, String)> = units
+                .into_iter()
+                .map(|(k, v)| match v {
+                    SceneValue::Level(x) if k == "intensity" => (false, format!("{:.0}%", x * 100.0)),
+                    SceneValue::Level(x) => (true, format!("{k} {:.0}%", x * 100.0)),
+                    SceneValue::Kelvin(kelvin) => (true, format!("colour temp {kelvin} K")),
+                    SceneValue::Color(hex) => (true, format!("colour {hex}")),
+                })
+                .collect();
             parts.sort();
-            let inner: Vec<String> = parts.into_iter().map(|(other, k, v)| if other { format!("{k} {v}") } else { v }).collect();
-            format!("{fixture} {}", inner.join(" "))
+            format!("{fixture} {}", parts.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join(", "))
         })
         .collect::<Vec<_>>()
         .join(" | ")
 }
 
-/// A per-run folder under the system temp dir (kept after exit so the
-/// generated config can be inspected).
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("studiod-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
+/// The demo's own folder under the system temp dir, removed on drop (at
+/// the end of the demo, on an error, or on a panic that unwinds).
+struct TempFolder(PathBuf);
+
+impl TempFolder {
+    fn create() -> std::io::Result<TempFolder> {
+        let d = std::env::temp_dir().join(format!("studiod-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&d)?;
+        Ok(TempFolder(d))
+    }
+}
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("studiod demo: could not remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::Attribute;
+
+    #[test]
+    fn looks_are_described_in_kelvin_and_hex_colour() {
+        let mut look = crate::lighting::Look::new();
+        look.insert("key".into(), [(Attribute::Intensity, 0.85), (Attribute::Cct, 0.5)].into_iter().collect());
+        look.insert("rgb".into(), [(Attribute::Red, 1.0), (Attribute::Green, 0.0), (Attribute::Blue, 0.0)].into_iter().collect());
+        let ranges = BTreeMap::from([("key".to_string(), Some((2700, 6500))), ("rgb".to_string(), None)]);
+        assert_eq!(describe_look(&look, &ranges), "key 85%, colour temp 4600 K | rgb colour #ff0000");
+    }
 }

@@ -123,7 +123,11 @@ fn run_runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Ex
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(fut) {
+    let result = rt.block_on(fut);
+    // Everything was stopped in order inside `fut`; whatever is still parked
+    // on the blocking pool must not hold the exit up.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("studiod: {e:#}");

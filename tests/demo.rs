@@ -191,3 +191,106 @@ async fn demo_uses_an_external_broker_given_with_mqtt() {
     // A clean exit says goodbye on the external broker too.
     c.wait_json(STATUS, T, |v| v["online"] == false).await;
 }
+
+/// What a terminal shows: everything the demo printed, and how far a test
+/// has read.
+struct Screen {
+    chunks: mpsc::UnboundedReceiver<String>,
+    text: String,
+    read: usize,
+}
+
+impl Screen {
+    /// Wait (bounded) until `needle` appears after what was read; returns
+    /// the rest of its line.
+    async fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(at) = self.text[self.read..].find(needle) {
+                let start = self.read + at + needle.len();
+                if let Some(end) = self.text[start..].find('\n') {
+                    self.read = start;
+                    return self.text[start..start + end].trim().to_string();
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.chunks.recv()).await {
+                Ok(Some(chunk)) => self.text.push_str(&chunk),
+                _ => panic!("demo did not print {needle:?} within {limit:?}; terminal shows:\n{}", self.text),
+            }
+        }
+    }
+}
+
+/// The README's first command, `scripts/demo.sh`, run exactly as a person
+/// would: in a terminal (a pty that is the script's controlling terminal,
+/// with its own session), typing a scene name, then Ctrl-C, which the
+/// terminal turns into SIGINT for the whole foreground process group.
+/// The demo must stop within 2 s, leave no process (the embedded broker's
+/// port closes) and no folder in the temp directory.
+#[tokio::test]
+async fn readme_demo_command_in_a_terminal_applies_a_typed_scene_and_stops_on_ctrl_c() {
+    use std::io::{Read, Write};
+    let _turn = ONE_DEMO_AT_A_TIME.lock().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = Process::new("setsid")
+        // New session; the pty (stdin) becomes its controlling terminal and
+        // the script's process group the terminal's foreground group.
+        .args(["--ctty", "scripts/demo.sh"])
+        .current_dir(root)
+        .env("TMPDIR", tmp.path())
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .expect("start scripts/demo.sh");
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().unwrap();
+    let (tx, chunks) = mpsc::unbounded_channel::<String>();
+    // Ends when the last holder of the pty's slave side is gone (EIO).
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Screen { chunks, text: String::new(), read: 0 };
+    // A first run builds the release binary (scripts/test.sh builds it beforehand).
+    let broker = screen.wait_for("MQTT broker:", Duration::from_secs(900)).await;
+    let url = broker.split_whitespace().next().unwrap_or_default().to_string();
+    assert!(url.starts_with("mqtt://127.0.0.1:"), "loopback only: {broker}");
+    let port = port_of(&url);
+    screen.wait_for("Ctrl-C to stop", T).await;
+    screen.wait_for("cameras ready", T).await;
+
+    master.write_all(b"flash-sale\r").unwrap();
+    // What the monitors print: the scene applied, then its look in kelvin and colour.
+    screen.wait_for("scene   flash-sale applied from cli (ok)", T).await;
+    // Fixtures print in name order: backdrop's colour, then the key light.
+    let rest = screen.wait_for("backdrop colour #ff8800", T).await;
+    assert!(rest.contains("key 100%, colour temp 5600 K"), "look line: …{rest}");
+
+    let pressed = Instant::now();
+    master.write_all(&[0x03]).unwrap(); // Ctrl-C
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(pressed.elapsed() < Duration::from_secs(2), "demo still running 2 s after Ctrl-C; terminal shows:\n{}", screen.text);
+        if let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_millis(20), screen.chunks.recv()).await {
+            screen.text.push_str(&chunk);
+        }
+    };
+    assert!(status.success(), "demo exit status {status} after Ctrl-C; terminal shows:\n{}", screen.text);
+    // Nothing of the demo is left: no process in its group, the embedded
+    // broker's port closed, no folder in the temp directory.
+    assert!(nix::sys::signal::killpg(pgid, None).is_err(), "a process of the demo's group is still running");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the embedded broker still listens on {port}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the demo left {left:?} in the temp directory");
+}

@@ -71,28 +71,20 @@ pub fn looks(cfg: &Config) -> Value {
     Value::Object(out)
 }
 
-/// Normalised attribute values → the units a scene file uses (the inverse of
-/// the scene loader's conversion): kelvin for `cct`, `#rrggbb` for red/green/blue.
+/// A fixture's look in scene-file units, as JSON (see [`crate::scene::to_scene_units`]).
 fn scene_units(look: &crate::lighting::FixtureLook, cct_range: Option<(u32, u32)>) -> Value {
-    let mut o = serde_json::Map::new();
-    let rgb = [Attribute::Red, Attribute::Green, Attribute::Blue].map(|a| look.get(&a).copied());
-    if let [Some(r), Some(g), Some(b)] = rgb {
-        let byte = |x: f64| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
-        o.insert("color".into(), json!(format!("#{:02x}{:02x}{:02x}", byte(r), byte(g), byte(b))));
-    }
-    for (a, x) in look {
-        match a {
-            Attribute::Red | Attribute::Green | Attribute::Blue if rgb.iter().all(Option::is_some) => {}
-            Attribute::Cct => {
-                if let Some((lo, hi)) = cct_range {
-                    o.insert("cct".into(), json!((lo as f64 + x * (hi as f64 - lo as f64)).round() as u32));
-                }
-            }
-            other => {
-                o.insert(other.name().into(), json!((x * 1000.0).round() / 1000.0));
-            }
-        }
-    }
+    use crate::scene::SceneValue;
+    let o: serde_json::Map<_, _> = crate::scene::to_scene_units(look, cct_range)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                SceneValue::Level(x) => json!((x * 1000.0).round() / 1000.0),
+                SceneValue::Kelvin(k) => json!(k),
+                SceneValue::Color(rgb) => json!(rgb),
+            };
+            (k, v)
+        })
+        .collect();
     Value::Object(o)
 }
 
