@@ -15,11 +15,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use studiod::config::model::{ArtNetOutput, Attribute, Fixture, Lighting};
+use studiod::config::model::{ArtNetOutput, Attribute, Fixture};
 use studiod::lighting::artnet::encode_artdmx;
 use studiod::lighting::fade::FadeEngine;
 use studiod::lighting::patch::Patch;
-use studiod::lighting::{self, Look};
+use studiod::lighting::{self, LightingOptions, Look};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -87,8 +87,8 @@ fn process_cpu() -> f64 {
 async fn one_dimmer(receiver: &UdpSocket) -> (lighting::LightingHandle, tokio::task::JoinHandle<()>, CancellationToken) {
     let outputs = [ArtNetOutput { name: "node".into(), target: receiver.local_addr().unwrap(), universe: 0 }];
     let cancel = CancellationToken::new();
-    let config = Lighting { restore_last_look: false, clock: lighting::clock::ClockSource::Os, ..Lighting::default() };
-    let (handle, task) = lighting::spawn(&outputs, &[dimmer16("key", "node")], &config, None, cancel.clone()).await.unwrap();
+    let config = LightingOptions { restore_last_look: false, ..LightingOptions::default() };
+    let (handle, task) = lighting::spawn(&outputs, &[dimmer16("key", "node")], config, None, cancel.clone()).await.unwrap();
     (handle, task, cancel)
 }
 
@@ -167,12 +167,12 @@ async fn cpu() {
     // The real clock task, sending 64 ArtDmx per frame to a loopback socket
     // nobody reads (the kernel drops them once its buffer is full).
     let cancel = CancellationToken::new();
-    let config = Lighting {
+    let config = LightingOptions {
         restore_last_look: false,
         clock: if std::env::var("TOKIO_CLOCK").is_ok() { lighting::clock::ClockSource::Tokio } else { lighting::clock::ClockSource::Os },
-        ..Lighting::default()
+        ..LightingOptions::default()
     };
-    let (handle, task) = lighting::spawn(&outputs, &fixtures, &config, None, cancel.clone()).await.unwrap();
+    let (handle, task) = lighting::spawn(&outputs, &fixtures, config, None, cancel.clone()).await.unwrap();
     // 8-bit channels: 255 steps in 5.5 s is > 44 steps/s, so every universe
     // changes on every frame of the 5 s measurement (with a slower fade they
     // change only every few frames, and unchanged universes are not re-sent).

@@ -3,7 +3,7 @@
 //!   bytes, on byte-mutated valid commands and on valid commands with a field
 //!   replaced by an arbitrary JSON value: never panics; an error always
 //!   carries a code from CONTRACT §5's list; a readable id is echoed intact;
-//! - the scene parser (`scene::load::parse`) on arbitrary text and on mutated
+//! - the scene parser (`config::scenes::parse`) on arbitrary text and on mutated
 //!   example scenes: never panics; every error has `file:line:col` inside
 //!   the text it was given;
 //! - the VISCA decoder's byte accounting, which its own property tests
@@ -18,8 +18,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use studiod::adapters::json::{parse_command, reply_invalid};
 use studiod::config::model::Config;
+use studiod::config::scenes::{parse, KnownDevices as Devices};
 use studiod::diag::Source;
-use studiod::scene::load::{parse, Devices};
 
 /// CONTRACT §5's error codes (the parser may only ever answer with these).
 const CONTRACT_CODES: [&str; 8] =

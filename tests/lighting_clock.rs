@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use studiod::config::model::{ArtNetOutput, Attribute, Fixture, Lighting};
-use studiod::lighting::{self, FrameSent, LightingHandle, Look};
+use studiod::config::model::{ArtNetOutput, Attribute, Fixture};
+use studiod::lighting::clock::ClockSource;
+use studiod::lighting::{self, FrameSent, LightingHandle, LightingOptions, Look};
 use tokio::net::UdpSocket;
 use tokio::sync::broadcast;
 use tokio::time::{timeout, Instant};
@@ -40,8 +41,9 @@ async fn start() -> Running {
     let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let output = ArtNetOutput { name: "node".into(), target: sink.local_addr().unwrap(), universe: 7 };
     let cancel = CancellationToken::new();
-    let config = Lighting { restore_last_look: false, ..Lighting::default() };
-    let (handle, task) = lighting::spawn(&[output], &[dimmer16("key")], &config, None, cancel.clone()).await.unwrap();
+    // The frame clock on tokio's timer, which follows the paused test clock.
+    let config = LightingOptions { restore_last_look: false, clock: ClockSource::Tokio, ..LightingOptions::default() };
+    let (handle, task) = lighting::spawn(&[output], &[dimmer16("key")], config, None, cancel.clone()).await.unwrap();
     let frames = handle.subscribe_frames();
     Running { handle, frames, cancel, task, _sink: sink }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 
 use crate::command::{Command, CommandError, ErrorCode, LightValue, Outcome};
+use crate::config::scenes::MAX_FADE_MS;
 use crate::engine::{BoothState, Event};
-use crate::scene::load::MAX_FADE_MS;
 
 /// Largest command payload accepted (bytes).
 pub const MAX_PAYLOAD: usize = 64 * 1024;

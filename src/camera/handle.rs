@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::{debug, instrument};
 
 use super::link::{Failure, Outcome, Request};
-use crate::config::model::CameraProfile;
+use super::profile::CameraProfile;
 use crate::visca::{Address, Answer, Command, Direction, ErrorCode, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ZoomDrive};
 
 /// A camera's health, published on a `watch` channel.
@@ -284,7 +284,7 @@ impl CameraHandle {
     #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn move_relative(&self, pan_deg: f64, tilt_deg: f64) -> Result<(), CameraError> {
         let p = &self.inner.profile;
-        let span = |a: &crate::config::model::Axis| a.max_deg - a.min_deg;
+        let span = |a: &super::profile::Axis| a.max_deg - a.min_deg;
         if !pan_deg.is_finite() || !tilt_deg.is_finite() || pan_deg.abs() > span(&p.pan) || tilt_deg.abs() > span(&p.tilt) {
             return Err(CameraError::Invalid(format!("relative move {pan_deg}°, {tilt_deg}° larger than the camera's range")));
         }

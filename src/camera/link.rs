@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::config::model::CameraTiming;
+use super::profile::CameraTiming;
 use crate::visca::{encode, Address, Answer, AnswerError, Command, CommandKind, ErrorCode, Inquiry, Packet, Reply};
 
 /// Identifies a submitted request in [`Output::Done`].

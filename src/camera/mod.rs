@@ -13,6 +13,7 @@
 mod handle;
 pub mod link;
 pub mod port;
+pub mod profile;
 
 pub use handle::{CameraError, CameraHandle, Health, Position};
 pub use link::{Failure, LinkOptions};

@@ -23,7 +23,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::handle::{CameraHandle, Health, Msg};
 use super::link::{CameraLinkConfig, Failure, Link, LinkOptions, Outcome, Output, RequestId};
-use crate::config::model::Camera;
+use super::profile::Camera;
 use crate::visca::{decode, Address};
 
 /// Opens the byte transport of a port. Called again after every failure.

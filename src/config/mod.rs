@@ -9,6 +9,7 @@
 pub mod model;
 pub mod profiles;
 pub mod raw;
+pub mod scenes;
 pub mod toml_src;
 
 use std::collections::BTreeMap;
@@ -65,8 +66,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let studio = studio.map(|s| v.studio(s));
     let mqtt = mqtt.map(|m| v.mqtt(m));
     let http = http.map(|h| v.http(h));
-    let lighting =
-        lighting.map(|l| v.lighting(l)).unwrap_or(Lighting { clock: crate::lighting::clock::ClockSource::Os, ..Lighting::default() });
+    let lighting = lighting.map(|l| v.lighting(l)).unwrap_or(Lighting::default());
     let profiles_dir = studio.as_ref().map(|s| s.profiles_dir.clone()).unwrap_or_else(|| base.join("device-profiles"));
     let mut profiles = ProfileCache::default();
     let cameras = v.cameras(cameras, &profiles_dir, &mut profiles);
@@ -76,8 +76,8 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     v.unique_names(&cameras, &fixtures);
 
     let Some(studio) = studio else { return Err(d) };
-    let devices = crate::scene::load::Devices { cameras: &cameras, fixtures: &fixtures, osc: &osc, declared: &declared };
-    let scenes = match crate::scene::load::load_dir(&studio.scenes_dir, &devices) {
+    let devices = scenes::KnownDevices { cameras: &cameras, fixtures: &fixtures, osc: &osc, declared: &declared };
+    let scenes = match scenes::load_dir(&studio.scenes_dir, &devices) {
         Ok(s) => s,
         Err(e) => {
             d.extend(e);
@@ -195,7 +195,7 @@ impl Validator<'_> {
     }
 
     fn lighting(&mut self, l: raw::Lighting) -> Lighting {
-        let mut out = Lighting { clock: crate::lighting::clock::ClockSource::Os, ..Lighting::default() };
+        let mut out = Lighting::default();
         if let Some(f) = l.frame_rate {
             if (1..=44).contains(f.get_ref()) {
                 out.frame_rate = *f.get_ref() as u32;

@@ -17,10 +17,10 @@ use super::{BoothState, DeviceHealth, DeviceKind, EngineInbox, Event, PendingSce
 use crate::camera::{CameraError, CameraHandle};
 use crate::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
 use crate::config::model::Config;
+use crate::config::scenes::{convert_light, KnownDevices as SceneDevices, LightInput};
 use crate::lighting::{LightingHandle, Look};
 use crate::metrics::{self, Metrics};
 use crate::osc::OscSender;
-use crate::scene::load::{convert_light, Devices as SceneDevices, LightInput};
 use crate::scene::{CameraTarget, Scene};
 
 /// The running device actors the engine drives.
@@ -602,7 +602,7 @@ impl Engine {
         let declared = Default::default();
         let devices = SceneDevices { cameras: &c.cameras, fixtures: &c.fixtures, osc: &c.osc, declared: &declared };
         let src = crate::diag::Source::new(path.clone(), toml);
-        let scene = match crate::scene::load::parse(name, &src, &devices) {
+        let scene = match crate::config::scenes::parse(name, &src, &devices) {
             Ok(s) => s,
             Err(diags) => {
                 let msg = diags.sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");

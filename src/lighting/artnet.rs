@@ -18,7 +18,14 @@ use artnet_protocol::{ArtCommand, Output, PortAddress};
 use tokio::net::UdpSocket;
 use tokio::time::{Duration, Instant};
 
-use crate::config::model::ArtNetOutput;
+/// One Art-Net output: a unicast target and a 15-bit port-address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtNetOutput {
+    pub name: String,
+    pub target: SocketAddr,
+    /// 15-bit Art-Net port-address (net:7, sub-net:4, universe:4).
+    pub universe: u16,
+}
 
 /// Art-Net protocol revision we speak (ProtVer).
 pub const PROTOCOL_VERSION: u16 = 14;

@@ -18,9 +18,9 @@ use tokio::time::{Interval, MissedTickBehavior};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClockSource {
     /// tokio's timer (follows paused time; 1 ms resolution).
-    #[default]
     Tokio,
     /// A thread on the OS's high-resolution timer.
+    #[default]
     Os,
 }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::fixture::Attribute;
 use super::patch::{to_u16, to_unit, Frame, Patch, UNIVERSE_SIZE};
 use super::Look;
-use crate::config::model::Attribute;
 
 /// A linear fade of one slot: `from + (to − from) × clamp((t − start) / duration)`.
 #[derive(Debug, Clone, Copy)]

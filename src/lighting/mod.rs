@@ -8,16 +8,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::model::Attribute;
+pub use fixture::Attribute;
 
 pub mod artnet;
 pub mod clock;
 pub mod fade;
+pub mod fixture;
 pub mod patch;
 pub mod persist;
 pub mod task;
 
-pub use task::{spawn, FrameSent, LightingError, LightingHandle, LightingStats};
+pub use task::{spawn, FrameSent, LightingError, LightingHandle, LightingOptions, LightingStats};
 
 /// One fixture's look: normalised (0.0–1.0) values per attribute.
 /// Attributes a look leaves out keep their current value.

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use crate::config::model::{ArtNetOutput, Attribute, Fixture};
+use super::artnet::ArtNetOutput;
+use super::fixture::{Attribute, Fixture};
 
 /// DMX slots in one universe.
 pub const UNIVERSE_SIZE: usize = 512;

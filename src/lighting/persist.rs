@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::fixture::Attribute;
 use super::Look;
-use crate::config::model::Attribute;
 
 pub const FILE_NAME: &str = "last-look.json";
 const FORMAT_VERSION: u32 = 1;

@@ -10,13 +10,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::artnet::ArtNetOutput;
 use super::artnet::{ArtNetError, ArtNetSender, SendStats};
 use super::clock::{ClockSource, FrameClock};
 use super::fade::FadeEngine;
+use super::fixture::Fixture;
 use super::patch::{Patch, PatchError};
 use super::persist::{self, LastLook};
 use super::Look;
-use crate::config::model::{ArtNetOutput, Fixture, Lighting};
 
 /// Highest frame rate we run: a full 512-slot DMX universe refreshes at ~44 Hz,
 /// so faster Art-Net only makes nodes drop packets.
@@ -137,6 +138,34 @@ impl LightingHandle {
     }
 }
 
+/// How the lighting output runs (the config's `[lighting]` gives all but the clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LightingOptions {
+    /// Frames per second per output; clamped to 1–44.
+    pub frame_rate: u32,
+    /// Re-send an unchanged universe at least this often.
+    pub keepalive: Duration,
+    /// Send ArtSync after a frame that changed several universes together.
+    pub artsync: bool,
+    /// Restore the last look from `state_dir` at start-up.
+    pub restore_last_look: bool,
+    /// The frame clock's timer: the OS's high-resolution timer in a booth;
+    /// tests on tokio's paused clock choose `ClockSource::Tokio`.
+    pub clock: ClockSource,
+}
+
+impl Default for LightingOptions {
+    fn default() -> Self {
+        LightingOptions {
+            frame_rate: 44,
+            keepalive: Duration::from_secs(1),
+            artsync: false,
+            restore_last_look: true,
+            clock: ClockSource::Os,
+        }
+    }
+}
+
 /// Start the lighting output.
 ///
 /// Binds the Art-Net socket, restores `state_dir/last-look.json` (look and
@@ -147,10 +176,11 @@ impl LightingHandle {
 pub async fn spawn(
     outputs: &[ArtNetOutput],
     fixtures: &[Fixture],
-    config: &Lighting,
+    options: impl Into<LightingOptions>,
     state_dir: Option<&Path>,
     cancel: CancellationToken,
 ) -> Result<(LightingHandle, JoinHandle<()>), LightingError> {
+    let config: LightingOptions = options.into();
     let patch = Patch::new(outputs, fixtures)?;
     let sender = ArtNetSender::bind(outputs).await?;
     let now = Instant::now();

@@ -1,5 +1,7 @@
 //! OSC cues to consoles and media servers, over UDP (rosc).
 
+use std::net::SocketAddr;
+
 mod sender;
 
 pub use sender::{encode_bundle, encode_message, OscError, OscSender};
@@ -18,4 +20,11 @@ pub enum OscArg {
 pub struct OscMessage {
     pub address: String,
     pub args: Vec<OscArg>,
+}
+
+/// A configured OSC peer: a name scenes use and its UDP address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OscTarget {
+    pub name: String,
+    pub target: SocketAddr,
 }

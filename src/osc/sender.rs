@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use rosc::{OscBundle, OscPacket, OscTime, OscType};
 use tokio::net::UdpSocket;
 
+use super::OscTarget;
 use super::{OscArg, OscMessage};
-use crate::config::model::OscTarget;
 
 /// OSC 1.0 timetag "immediately": seconds 0, fraction 1.
 const IMMEDIATELY: OscTime = OscTime { seconds: 0, fractional: 1 };

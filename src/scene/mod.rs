@@ -1,13 +1,11 @@
-//! Sell scenes: the typed scene model (this file), loading/validation
-//! (`load`), and the engine that applies them (`engine`).
-
-pub mod load;
+//! Sell scenes: the typed scene model. Scene files are read and validated
+//! against the configured devices by `config::scenes`; the engine applies them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::model::Attribute;
+use crate::lighting::Attribute;
 use crate::lighting::FixtureLook;
 use crate::osc::OscMessage;
 
@@ -48,7 +46,7 @@ pub enum SceneValue {
 }
 
 /// Normalised attribute values → the units a scene file uses (the inverse of
-/// the loader's [`load::convert_light`]): kelvin for `cct` within the
+/// the loader's `config::scenes::convert_light`): kelvin for `cct` within the
 /// profile's range, one `#rrggbb` `color` for red/green/blue. What the pages,
 /// the API and the demo show, so that all three speak as the scene files do.
 pub fn to_scene_units(look: &FixtureLook, cct_range: Option<(u32, u32)>) -> Vec<(String, SceneValue)> {

@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use toml_edit::{Item, Value};
 
-use super::{CameraTarget, Scene};
-use crate::config::model::{Attribute, Camera, Fixture, OscTarget};
-use crate::config::{toml_src, valid_name};
+use super::model::{Attribute, Camera, Fixture, OscTarget};
+use super::{toml_src, valid_name};
 use crate::diag::{Diagnostics, Source};
 use crate::lighting::FixtureLook;
 use crate::osc::{OscArg, OscMessage};
+use crate::scene::{CameraTarget, Scene};
 
 /// The devices scenes are checked against.
 #[derive(Clone, Copy)]
-pub struct Devices<'a> {
+pub struct KnownDevices<'a> {
     pub cameras: &'a [Camera],
     pub fixtures: &'a [Fixture],
     pub osc: &'a [OscTarget],
@@ -28,7 +28,7 @@ pub struct Devices<'a> {
     pub declared: &'a std::collections::BTreeSet<String>,
 }
 
-impl Devices<'_> {
+impl KnownDevices<'_> {
     fn broken(&self, name: &str) -> bool {
         self.declared.contains(name)
     }
@@ -38,7 +38,7 @@ impl Devices<'_> {
 pub const MAX_FADE_MS: i64 = 600_000;
 
 /// Load every `*.toml` in `dir`. Returns all scenes, or every problem in every file.
-pub fn load_dir(dir: &Path, devices: &Devices) -> Result<BTreeMap<String, Scene>, Diagnostics> {
+pub fn load_dir(dir: &Path, devices: &KnownDevices) -> Result<BTreeMap<String, Scene>, Diagnostics> {
     let mut d = Diagnostics::default();
     let mut scenes = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
@@ -76,7 +76,7 @@ pub fn load_dir(dir: &Path, devices: &Devices) -> Result<BTreeMap<String, Scene>
 
 /// Parse and validate one scene file's text. Used for files on disk and for
 /// `put_scene` (text that is not yet on disk: `src.path` is where it will go).
-pub fn parse(name: &str, src: &Source, devices: &Devices) -> Result<Scene, Diagnostics> {
+pub fn parse(name: &str, src: &Source, devices: &KnownDevices) -> Result<Scene, Diagnostics> {
     let mut d = Diagnostics::default();
     if !valid_name(name) {
         d.push(src.diag(None, format!("scene name `{name}` must match [a-z0-9-]{{1,64}}")));

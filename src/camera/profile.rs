@@ -1,0 +1,125 @@
+//! What a camera is: its place on a chain and its model's profile (ranges,
+//! unit conversions, timing, quirks). Read from `device-profiles/cameras/`
+//! by the config loader; the camera layer never sees TOML.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One PTZ camera on a VISCA chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Camera {
+    pub name: String,
+    pub profile: CameraProfile,
+    /// Serial device path; several cameras may share one port (daisy chain).
+    pub port: PathBuf,
+    pub baud: u32,
+    /// VISCA address 1–7.
+    pub address: u8,
+}
+
+/// A camera model: VISCA ranges, unit conversions and quirks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraProfile {
+    /// File stem, e.g. `generic-visca`.
+    pub id: String,
+    pub label: String,
+    /// Number of presets as the user numbers them (1..=preset_count).
+    pub preset_count: u8,
+    /// Memory byte sent for user preset 1 (Sony: 0x00, so preset 1 → `00`).
+    pub preset_memory_offset: u8,
+    pub pan: Axis,
+    pub tilt: Axis,
+    pub zoom: Zoom,
+    /// Nibbles per pan/tilt position field (4 on most Sony, 5 on some).
+    pub pan_tilt_nibbles: u8,
+    /// Maximum VISCA pan speed byte (e.g. 0x18) and tilt speed byte (e.g. 0x14/0x17).
+    pub max_pan_speed: u8,
+    pub max_tilt_speed: u8,
+    pub timing: CameraTiming,
+    /// Quirk: camera may send completion without a preceding ACK.
+    pub completion_without_ack: bool,
+}
+
+/// A linear axis: degrees ↔ signed VISCA position units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Axis {
+    pub min_deg: f64,
+    pub max_deg: f64,
+    /// VISCA units per degree (e.g. 14.4 for pan on the SRG-300H family).
+    pub units_per_degree: f64,
+}
+
+impl Axis {
+    pub fn to_units(&self, deg: f64) -> i32 {
+        (deg.clamp(self.min_deg, self.max_deg) * self.units_per_degree).round() as i32
+    }
+    pub fn to_degrees(&self, units: i32) -> f64 {
+        units as f64 / self.units_per_degree
+    }
+    pub fn contains(&self, deg: f64) -> bool {
+        deg >= self.min_deg && deg <= self.max_deg
+    }
+}
+
+/// Zoom: optical magnification ↔ VISCA zoom position (0x0000 = wide).
+/// `table` holds (magnification, position) points, increasing, interpolated linearly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Zoom {
+    pub table: Vec<(f64, u16)>,
+}
+
+impl Zoom {
+    pub fn max_magnification(&self) -> f64 {
+        self.table.last().map(|p| p.0).unwrap_or(1.0)
+    }
+    pub fn contains(&self, mag: f64) -> bool {
+        mag >= self.table[0].0 && mag <= self.max_magnification()
+    }
+    pub fn to_position(&self, mag: f64) -> u16 {
+        let t = &self.table;
+        let mag = mag.clamp(t[0].0, self.max_magnification());
+        for w in t.windows(2) {
+            let ((m0, p0), (m1, p1)) = (w[0], w[1]);
+            if mag <= m1 {
+                let f = if m1 > m0 { (mag - m0) / (m1 - m0) } else { 0.0 };
+                return (p0 as f64 + f * (p1 as f64 - p0 as f64)).round() as u16;
+            }
+        }
+        t.last().map(|p| p.1).unwrap_or(0)
+    }
+    pub fn to_magnification(&self, pos: u16) -> f64 {
+        let t = &self.table;
+        for w in t.windows(2) {
+            let ((m0, p0), (m1, p1)) = (w[0], w[1]);
+            if pos <= p1 {
+                let f = if p1 > p0 { (pos as f64 - p0 as f64) / (p1 as f64 - p0 as f64) } else { 0.0 };
+                return m0 + f.clamp(0.0, 1.0) * (m1 - m0);
+            }
+        }
+        self.max_magnification()
+    }
+}
+
+/// Link timing for one camera model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CameraTiming {
+    /// Time allowed for the ACK (default 200 ms).
+    pub ack: Duration,
+    /// Time allowed for the completion of a short command (power inquiry, stop, …).
+    pub completion_short: Duration,
+    /// Time allowed for the completion of a move or preset recall.
+    pub completion_move: Duration,
+    /// Time allowed for power on/off completion.
+    pub completion_power: Duration,
+}
+
+impl Default for CameraTiming {
+    fn default() -> Self {
+        CameraTiming {
+            ack: Duration::from_millis(200),
+            completion_short: Duration::from_millis(1000),
+            completion_move: Duration::from_secs(10),
+            completion_power: Duration::from_secs(30),
+        }
+    }
+}
