@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/browser-setup.sh
 cargo build --locked --bins --examples
+# The README's demo command runs the release binary (tests/demo.rs drives it
+# in a terminal); built here so that test does not wait for a compiler.
+cargo build --locked --release --bins
 cargo test --locked
 # Benches compile and run one short round each (no timing claims here).
 cargo test --locked --benches
