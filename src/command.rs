@@ -121,7 +121,8 @@ impl Origin {
     }
 }
 
-/// Error codes of CONTRACT §5 (plus `internal` for our own faults, e.g. a full disk).
+/// Error codes of CONTRACT §5, plus our own: `superseded`, `config_invalid`
+/// and `internal` (our own faults, e.g. a full disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidJson,
@@ -130,6 +131,9 @@ pub enum ErrorCode {
     UnknownScene,
     UnknownDevice,
     SceneInvalid,
+    /// A `reload` found studiod.toml or a device profile invalid (the running
+    /// configuration stays in force). Problems only in scene files are `scene_invalid`.
+    ConfigInvalid,
     DeviceFailed,
     Busy,
     /// A scheduled scene replaced by a newer one before its time came.
@@ -146,6 +150,7 @@ impl ErrorCode {
             ErrorCode::UnknownScene => "unknown_scene",
             ErrorCode::UnknownDevice => "unknown_device",
             ErrorCode::SceneInvalid => "scene_invalid",
+            ErrorCode::ConfigInvalid => "config_invalid",
             ErrorCode::DeviceFailed => "device_failed",
             ErrorCode::Busy => "busy",
             ErrorCode::Superseded => "superseded",

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::camera::{spawn_serial_ports, PortOptions};
 use crate::command::{Command, Origin};
 use crate::config::model::Config;
-use crate::engine::{BoothState, Devices, Engine, EngineHandle, Request};
+use crate::engine::{BoothState, Devices, Engine, EngineHandle, Request, RespawnError};
 use crate::metrics::{self, Metrics};
 use crate::osc::OscSender;
 use crate::sdnotify;
@@ -230,7 +230,8 @@ pub async fn start(config: Config) -> Result<Running> {
                 if let Some(old) = guard.take() {
                     old.stop().await;
                 }
-                let new = DeviceSet::start(&cfg, parent.child_token(), &metrics, &counters).await.map_err(|e| format!("{e:#}"))?;
+                let new =
+                    DeviceSet::start(&cfg, parent.child_token(), &metrics, &counters).await.map_err(|e| RespawnError::Start(e.into()))?;
                 let devices = new.devices.clone();
                 *guard = Some(new);
                 Ok(devices)

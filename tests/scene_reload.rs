@@ -61,3 +61,18 @@ async fn put_scene_persists_atomically_and_applies() {
     assert!(!b.dir.path().join("scenes/hero-shot.toml").exists());
     assert_eq!(b.apply("hero-shot", None).await.error.map(|e| e.code), Some(ErrorCode::UnknownScene));
 }
+
+#[tokio::test]
+async fn bad_config_on_reload_is_config_invalid_and_the_running_one_stays() {
+    let b = Booth::start().await;
+    let original = std::fs::read_to_string(&b.config_path).unwrap();
+    // A typo in studiod.toml itself, not in a scene.
+    std::fs::write(&b.config_path, format!("{original}\n[lightning]\nframe_rate = 44\n")).unwrap();
+    let out = b.exec(Command::Reload).await;
+    let err = out.error.expect("reload refused");
+    assert_eq!(err.code, ErrorCode::ConfigInvalid, "{}", err.message);
+    assert!(err.message.contains("unknown key `lightning`"), "{}", err.message);
+    // Still running the previous configuration.
+    assert!(b.apply("flash-sale", Some(0)).await.ok);
+    b.frame_where(Duration::from_secs(2), "flash-sale key at full", |d| d[..2] == dmx16(1.0)).await;
+}

@@ -2,6 +2,11 @@
 //! executes commands one at a time *in order* (so a newer scene always wins),
 //! and lets the slow part — waiting for camera completions — run in the
 //! background so that one long move never blocks the next command.
+//!
+//! Each command is planned ([`super::plan`], pure), started on the devices
+//! ([`super::start`]) and collected into its one outcome ([`super::collect`]),
+//! at once or in a background task. Background tasks (completions, camera
+//! health followers) live in the engine's own `JoinSet`s and end with it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,44 +15,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument, Span};
+use tracing::{error, info, info_span, warn, Instrument, Span};
 
-use super::{BoothState, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request};
-use crate::camera::{CameraError, CameraHandle};
-use crate::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
+use super::collect::collect;
+use super::error::{chain, RespawnError};
+use super::plan::{self, Plan, ScenePlan, SceneRef};
+use super::reply::Reply;
+use super::start::{start, Started};
+use super::{BoothState, DeviceHealth, DeviceKind, Devices, EngineInbox, Event, PendingScene, Request};
+use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
 use crate::config::model::Config;
-use crate::config::scenes::{convert_light, KnownDevices as SceneDevices, LightInput};
-use crate::lighting::{LightingHandle, Look};
 use crate::metrics::{self, Metrics};
-use crate::osc::OscSender;
-use crate::scene::{CameraTarget, Scene};
-
-/// The running device actors the engine drives.
-#[derive(Clone, Default)]
-pub struct Devices {
-    pub cameras: BTreeMap<String, CameraHandle>,
-    pub lighting: Option<LightingHandle>,
-    pub osc: Option<Arc<OscSender>>,
-}
+use crate::scene::Scene;
 
 /// Rebuilds the device actors for a new configuration (see [`Engine::on_respawn`]).
-pub type Respawn = Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync>;
+pub type Respawn = Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, RespawnError>> + Send>> + Send + Sync>;
 
-/// A device's part of a command, still running.
-type DeviceFuture = Pin<Box<dyn Future<Output = (String, DeviceResult)> + Send>>;
-
-/// Extra time allowed on top of the profile's completion timeout before the
-/// engine gives up on a camera (the link has its own, finer timeouts).
-const CAMERA_GRACE: Duration = Duration::from_secs(2);
+/// At shutdown, how long commands still completing (camera moves) may take
+/// to answer before they are stopped; within the daemon's adapter budget.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 pub struct Engine {
     config: Arc<Config>,
     devices: Devices,
     inbox: EngineInbox,
     state: BoothState,
-    /// Incremented on every scene apply, so a superseded apply can tell.
-    generation: u64,
     /// A scene waiting for its `at` instant, with the caller's reply.
     scheduled: Option<Scheduled>,
     health_rx: mpsc::Receiver<(String, DeviceHealth)>,
@@ -59,12 +53,17 @@ pub struct Engine {
     respawn: Option<Respawn>,
     /// Commands by action/result/origin and apply latency, for every origin.
     metrics: Metrics,
+    /// Commands whose device parts are still completing; each answers its caller.
+    completions: JoinSet<()>,
+    /// One health follower per camera of the device set in force.
+    followers: JoinSet<()>,
 }
 
 struct Scheduled {
     at: SystemTime,
+    scene: SceneRef,
     req: Request,
-    reply: oneshot::Sender<Outcome>,
+    reply: Reply,
     received: Instant,
 }
 
@@ -76,13 +75,14 @@ impl Engine {
             devices: Devices::default(),
             inbox,
             state: BoothState::default(),
-            generation: 0,
             scheduled: None,
             health_rx,
             health_tx,
             config_tx: None,
             respawn: None,
             metrics: Metrics::default(),
+            completions: JoinSet::new(),
+            followers: JoinSet::new(),
         };
         e.install_devices(devices);
         e
@@ -110,7 +110,7 @@ impl Engine {
     /// How to rebuild the device actors when a reload changes them.
     pub fn on_respawn(
         mut self,
-        f: impl FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, String>> + Send>> + Send + Sync + 'static,
+        f: impl FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, RespawnError>> + Send>> + Send + Sync + 'static,
     ) -> Engine {
         self.respawn = Some(Box::new(f));
         self
@@ -119,6 +119,8 @@ impl Engine {
     /// Register devices in the state and follow each camera's health.
     fn install_devices(&mut self, devices: Devices) {
         let now = SystemTime::now();
+        // The old cameras' followers would only report devices no longer installed.
+        self.followers.abort_all();
         self.state.devices.clear();
         for (name, cam) in &devices.cameras {
             let mut rx = cam.health();
@@ -126,7 +128,7 @@ impl Engine {
             self.state.devices.insert(name.clone(), camera_health(&h, now));
             let tx = self.health_tx.clone();
             let name = name.clone();
-            tokio::spawn(async move {
+            self.followers.spawn(async move {
                 // Ends when the camera's port actor (the watch sender) goes away.
                 while rx.changed().await.is_ok() {
                     let h = camera_health(&rx.borrow_and_update(), SystemTime::now());
@@ -160,6 +162,7 @@ impl Engine {
     }
 
     /// Run until cancelled. Applies the safe scene first when configured.
+    /// Returns once every task the engine started has ended.
     pub async fn run(mut self, cancel: CancellationToken) {
         if let Some(shutdown) = self.config.lighting.shutdown_scene.clone() {
             self.set_shutdown_look(&shutdown).await;
@@ -184,21 +187,42 @@ impl Engine {
                     None => break,
                 },
                 Some((name, health)) = self.health_rx.recv() => self.health_changed(name, health),
-                _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => {
-                    if let Some(s) = self.scheduled.take() {
-                        self.state.pending = None;
-                        // The scheduled command's own span, so its lines keep its id.
-                        let span = info_span!("command", id = s.req.id.as_deref().unwrap_or("-"), action = s.req.command.action(), origin = s.req.origin.as_str());
-                        self.apply_now(s.req, s.reply, s.received).instrument(span).await;
-                    }
-                }
+                // Reap finished background tasks (an empty set disables the branch).
+                Some(done) = self.completions.join_next() => reaped(done),
+                Some(done) = self.followers.join_next() => reaped(done),
+                _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => self.apply_scheduled().await,
             }
         }
+        self.stop().await;
+    }
+
+    /// Answer the scheduled scene, let running commands answer for a
+    /// moment, then stop and join every background task.
+    async fn stop(&mut self) {
         if let Some(s) = self.scheduled.take() {
-            let _ = s.reply.send(Outcome::refused(
+            s.reply.send(Outcome::refused(
                 &s.req.command,
                 CommandError::new(ErrorCode::Internal, "studiod shut down before the scheduled time"),
             ));
+        }
+        self.followers.abort_all();
+        let completions = &mut self.completions;
+        let drained = tokio::time::timeout(DRAIN_GRACE, async {
+            while let Some(done) = completions.join_next().await {
+                reaped(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            // Their callers hear that the command was dropped during shutdown.
+            warn!(commands = self.completions.len(), "commands still completing at shutdown; stopped unanswered");
+            self.completions.abort_all();
+        }
+        while let Some(done) = self.completions.join_next().await {
+            reaped(done);
+        }
+        while let Some(done) = self.followers.join_next().await {
+            reaped(done);
         }
     }
 
@@ -220,349 +244,120 @@ impl Engine {
         }
     }
 
-    async fn handle(&mut self, req: Request, reply: oneshot::Sender<Outcome>) {
+    async fn handle(&mut self, req: Request, tx: oneshot::Sender<Outcome>) {
         let received = Instant::now();
-        let span =
-            info_span!("command", id = req.id.as_deref().unwrap_or("-"), action = req.command.action(), origin = req.origin.as_str());
-        // Every outcome passes here on its way out, whichever path produced
-        // it (refused, immediate, completed in the background, scheduled), so
-        // the counts cover every origin exactly once.
-        let (tx, rx) = oneshot::channel::<Outcome>();
-        let (m, action, origin) = (self.metrics.clone(), req.command.action(), req.origin.as_str());
-        tokio::spawn(async move {
-            let out = rx.await;
-            let result = match &out {
-                Ok(o) => o.error.as_ref().map_or("ok", |e| e.code.as_str()),
-                Err(_) => "dropped",
-            };
-            m.inc(metrics::COMMANDS_TOTAL, &[("action", action), ("result", result), ("origin", origin)]);
-            if let Ok(o) = out {
-                let _ = reply.send(o);
-            }
-        });
-        let reply = tx;
-        async {
-            match &req.command {
-                Command::ApplyScene { scene, at, .. } => {
-                    if !self.config.scenes.contains_key(scene) {
-                        let _ = reply.send(refuse(&req.command, ErrorCode::UnknownScene, format!("unknown scene `{scene}`")));
-                        return;
-                    }
-                    match at {
-                        Some(at) if *at > SystemTime::now() => self.schedule(req.clone(), *at, reply, received),
-                        _ => self.apply_now(req.clone(), reply, received).await,
-                    }
-                }
-                _ => {
-                    let outcome = self.execute(&req, received).await;
-                    match outcome {
-                        Ok(out) => {
-                            let _ = reply.send(out);
-                        }
-                        Err(fut) => {
-                            // The command's span follows its completion so its log lines keep the id.
-                            tokio::spawn(
-                                async move {
-                                    let _ = reply.send(fut.await);
-                                }
-                                .instrument(Span::current()),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        let reply = Reply::new(tx, &self.metrics, &req);
+        let span = command_span(&req);
+        self.execute(req, reply, received).instrument(span).await
     }
 
-    fn schedule(&mut self, req: Request, at: SystemTime, reply: oneshot::Sender<Outcome>, received: Instant) {
-        if let Some(old) = self.scheduled.take() {
-            let _ = old.reply.send(refuse(&old.req.command, ErrorCode::Superseded, "replaced by a newer scheduled scene"));
-        }
-        let Command::ApplyScene { scene, .. } = &req.command else { return };
-        info!(%scene, at = %crate::adapters::json::format_time(at), "scene scheduled");
-        self.state.pending = Some(PendingScene { scene: scene.clone(), at });
-        self.scheduled = Some(Scheduled { at, req, reply, received });
-        self.publish();
-    }
-
-    /// Apply a scene: lights and OSC at once, camera moves started in order;
-    /// their completions are awaited in the background.
-    async fn apply_now(&mut self, req: Request, reply: oneshot::Sender<Outcome>, received: Instant) {
-        let Command::ApplyScene { scene, fade, slot, .. } = &req.command else { return };
-        let Some(sc) = self.config.scenes.get(scene).cloned() else {
-            let _ = reply.send(refuse(&req.command, ErrorCode::UnknownScene, format!("unknown scene `{scene}`")));
-            return;
+    /// Plan the command, start its device parts and answer it: at once when
+    /// nothing is pending, else from a background completion.
+    async fn execute(&mut self, req: Request, reply: Reply, received: Instant) {
+        let plan = match plan::plan(&self.config, &self.devices.cameras, &req.command, SystemTime::now()) {
+            Ok(p) => p,
+            Err(refusal) => return reply.send(Outcome::refused(&req.command, refusal)),
         };
-        // A newer immediate apply replaces a scheduled one.
-        if let Some(old) = self.scheduled.take() {
-            let _ = old.reply.send(refuse(&old.req.command, ErrorCode::Superseded, format!("superseded by scene `{scene}`")));
-            self.state.pending = None;
-        }
-        self.generation += 1;
-        let started = Instant::now();
-        let fade = fade.unwrap_or(sc.fade);
-        let mut futures = self.scene_devices(&sc, fade).await;
-        info!(scene = %sc.name, devices = futures.len(), fade_ms = fade.as_millis() as u64, "applying scene");
-        self.state.scene = Some(sc.name.clone());
-        self.state.scene_label = Some(sc.label.clone());
-        self.state.slot = slot.clone();
-        self.state.applied_at = Some(SystemTime::now());
-        self.publish();
-
-        let cmd = req.command.clone();
-        let events = self.inbox.events.clone();
-        let (origin, id) = (req.origin, req.id.clone());
-        let m = self.metrics.clone();
-        let span = Span::current();
-        tokio::spawn(
-            async move {
-                let mut results = BTreeMap::new();
-                for (name, r) in futures::future::join_all(futures.drain(..)).await {
-                    results.insert(name, r);
-                }
-                let out = Outcome::from_devices(&cmd, results, received.elapsed());
-                // From the devices starting (not from receipt, which includes a scheduled wait).
-                m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], started.elapsed().as_secs_f64());
-                info!(scene = cmd.scene().unwrap_or_default(), ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
-                if origin != Origin::Mqtt {
-                    let _ = events.send(Event::SceneApplied { scene: cmd.scene().unwrap_or_default().to_string(), origin, ok: out.ok, id });
-                }
-                let _ = reply.send(out);
-            }
-            // The command's span follows the camera completions, so "scene applied" carries the id.
-            .instrument(span),
-        );
-    }
-
-    /// Start every device's part of a scene; returns the futures that finish it.
-    async fn scene_devices(&mut self, sc: &Scene, fade: Duration) -> Vec<DeviceFuture> {
-        let mut out: Vec<DeviceFuture> = Vec::new();
-        // Lights first: they are what the creator sees change "at once".
-        if !sc.lights.is_empty() {
-            let look: Look = sc.lights.clone();
-            let names: Vec<String> = look.keys().cloned().collect();
-            let result = match &self.devices.lighting {
-                Some(l) => l.set_look(look, fade).await.map(|_| ()).map_err(|e| e.to_string()),
-                None => Err("lighting output is not running".to_string()),
-            };
-            for n in names {
-                let r = match &result {
-                    Ok(()) => DeviceResult::ok(),
-                    Err(e) => DeviceResult::failed(e),
-                };
-                out.push(Box::pin(async move { (n, r) }));
-            }
-        }
-        for (name, target) in &sc.cameras {
-            out.push(self.camera_future(name, target.clone()).await);
-        }
-        for (to, msg) in &sc.osc {
-            let r = match &self.devices.osc {
-                Some(osc) => osc.send(to, msg).await.map_err(|e| e.to_string()),
-                None => Err("OSC output is not running".to_string()),
-            };
-            let r = match r {
-                Ok(_) => DeviceResult::ok(),
-                Err(e) => DeviceResult::failed(e),
-            };
-            let to = to.clone();
-            out.push(Box::pin(async move { (to, r) }));
-        }
-        out
-    }
-
-    /// Queue a camera's part of a scene now (so a newer scene's requests
-    /// always follow an older scene's) and return the future of its completion.
-    async fn camera_future(&self, name: &str, target: CameraTarget) -> DeviceFuture {
-        use crate::visca::{Command as Visca, MemoryOp};
-        let name = name.to_string();
-        let Some(cam) = self.devices.cameras.get(&name).cloned() else {
-            return Box::pin(async move { (name, DeviceResult::failed("camera is not running")) });
-        };
-        let limit = cam.profile().timing.completion_move + cam.profile().timing.ack * 3 + CAMERA_GRACE;
-        // The VISCA commands this target needs, when they can be built up front.
-        let commands: Result<Option<Vec<Visca>>, CameraError> = (|| {
-            Ok(Some(match target {
-                CameraTarget::Preset(p) => vec![Visca::Memory { op: MemoryOp::Recall, memory: cam.memory_byte(p)? }],
-                CameraTarget::Absolute { pan: Some(pan), tilt: Some(tilt), zoom } => {
-                    let mut v = vec![cam.absolute_command(pan, tilt)?];
-                    if let Some(z) = zoom {
-                        v.push(Visca::ZoomDirect(cam.zoom_position(z)?));
-                    }
-                    v
-                }
-                CameraTarget::Absolute { pan: None, tilt: None, zoom: Some(z) } => vec![Visca::ZoomDirect(cam.zoom_position(z)?)],
-                // One axis only: the other comes from a position inquiry first.
-                CameraTarget::Absolute { .. } => return Ok(None),
-            }))
-        })();
-        let fut: Pin<Box<dyn Future<Output = Result<(), CameraError>> + Send>> = match commands {
-            Err(e) => Box::pin(async move { Err(e) }),
-            Ok(Some(cmds)) => {
-                let mut pending = Vec::new();
-                let mut queued = Ok(());
-                for c in cmds {
-                    match cam.submit(c).await {
-                        Ok(p) => pending.push(p),
-                        Err(e) => {
-                            queued = Err(e);
-                            break;
-                        }
-                    }
-                }
-                Box::pin(async move {
-                    queued?;
-                    for r in futures::future::join_all(pending).await {
-                        r?;
-                    }
-                    Ok(())
-                })
-            }
-            Ok(None) => {
-                let CameraTarget::Absolute { pan, tilt, zoom } = target else { unreachable!("only partial absolute targets are deferred") };
-                Box::pin(async move {
-                    let now = cam.position().await?;
-                    cam.move_absolute(pan.unwrap_or(now.pan_deg), tilt.unwrap_or(now.tilt_deg), zoom).await
-                })
-            }
-        };
-        Box::pin(async move {
-            let r = match tokio::time::timeout(limit, fut).await {
-                Ok(Ok(())) => DeviceResult::ok(),
-                Ok(Err(e)) => DeviceResult::failed(e),
-                Err(_) => DeviceResult::failed(format!("no completion within {} ms", limit.as_millis())),
-            };
-            (name, r)
-        })
-    }
-
-    // The refusal is the command's whole answer; boxing it would buy nothing.
-    #[allow(clippy::result_large_err)]
-    fn camera(&self, cmd: &Command, name: &str) -> Result<CameraHandle, Outcome> {
-        self.devices.cameras.get(name).cloned().ok_or_else(|| refuse(cmd, ErrorCode::UnknownDevice, format!("unknown camera `{name}`")))
-    }
-
-    /// Everything but apply_scene. `Ok` when the outcome is known now, `Err`
-    /// with a future when it must be awaited off the engine task.
-    async fn execute(&mut self, req: &Request, received: Instant) -> Result<Outcome, Pin<Box<dyn Future<Output = Outcome> + Send>>> {
         let cmd = &req.command;
-        let owned = req.command.clone();
-        let done = move |devices: BTreeMap<String, DeviceResult>| Outcome::from_devices(&owned, devices, received.elapsed());
-        match &req.command {
-            Command::ApplyScene { .. } => unreachable!("handled by apply_now"),
-            Command::Blackout { fade } => {
-                let fade = fade.unwrap_or(Duration::ZERO);
-                let r = match &self.devices.lighting {
-                    Some(l) => l.blackout(fade).await.map_err(|e| e.to_string()),
-                    None => Err("lighting output is not running".into()),
-                };
+        match plan {
+            Plan::Scene(p) => self.apply_now(req, p, reply, received).await,
+            Plan::Schedule { at, scene } => self.schedule(req, at, scene, reply, received),
+            Plan::Blackout(steps) => {
+                let started = start(&self.devices, &steps).await;
                 self.state.scene = None;
                 self.state.scene_label = Some("Blackout".into());
                 self.state.applied_at = Some(SystemTime::now());
                 self.publish();
-                let devices = self
-                    .config
-                    .fixtures
-                    .iter()
-                    .map(|f| (f.name.clone(), r.clone().map_or_else(DeviceResult::failed, |_| DeviceResult::ok())))
-                    .collect();
-                Ok(done(devices))
+                self.finish(req.command, started, reply, received).await;
             }
-            Command::RecallPreset { camera, preset } | Command::StorePreset { camera, preset } => {
-                let cam = match self.camera(cmd, camera) {
-                    Ok(c) => c,
-                    Err(o) => return Ok(o),
-                };
-                if *preset == 0 || *preset > cam.profile().preset_count {
-                    return Ok(refuse(
-                        cmd,
-                        ErrorCode::InvalidCommand,
-                        format!("preset must be 1–{} for camera `{camera}`", cam.profile().preset_count),
-                    ));
-                }
-                let (camera, preset, store) = (camera.clone(), *preset, matches!(req.command, Command::StorePreset { .. }));
-                Err(Box::pin(async move {
-                    let r = if store { cam.store_preset(preset).await } else { cam.recall_preset(preset).await };
-                    done(BTreeMap::from([(camera, r.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))]))
-                }))
+            Plan::Devices(steps) => {
+                let started = start(&self.devices, &steps).await;
+                self.finish(req.command, started, reply, received).await;
             }
-            Command::Jog { camera, pan, tilt } => {
-                let cam = match self.camera(cmd, camera) {
-                    Ok(c) => c,
-                    Err(o) => return Ok(o),
-                };
-                let (dir, ps, ts) = jog_drive(*pan, *tilt, cam.profile().max_pan_speed, cam.profile().max_tilt_speed);
-                let camera = camera.clone();
-                Err(Box::pin(async move {
-                    done(BTreeMap::from([(camera, cam.drive(dir, ps, ts).await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))]))
-                }))
-            }
-            Command::JogStop { camera } => {
-                let cam = match self.camera(cmd, camera) {
-                    Ok(c) => c,
-                    Err(o) => return Ok(o),
-                };
-                let camera = camera.clone();
-                Err(Box::pin(async move {
-                    done(BTreeMap::from([(camera, cam.stop().await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))]))
-                }))
-            }
-            Command::Zoom { camera, speed } => {
-                let cam = match self.camera(cmd, camera) {
-                    Ok(c) => c,
-                    Err(o) => return Ok(o),
-                };
-                use crate::visca::ZoomDrive;
-                let step = ((speed.abs() * 7.0).round() as u8).min(7);
-                let drive = if *speed > 0.0 {
-                    ZoomDrive::TeleVariable(step)
-                } else if *speed < 0.0 {
-                    ZoomDrive::WideVariable(step)
-                } else {
-                    ZoomDrive::Stop
-                };
-                let camera = camera.clone();
-                Err(Box::pin(async move {
-                    done(BTreeMap::from([(camera, cam.zoom(drive).await.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))]))
-                }))
-            }
-            Command::SetLight { fixture, values, fade } => {
-                let Some(fx) = self.config.fixtures.iter().find(|f| &f.name == fixture) else {
-                    return Ok(refuse(cmd, ErrorCode::UnknownDevice, format!("unknown fixture `{fixture}`")));
-                };
-                let entries = values.iter().map(|(k, v)| {
-                    let input = match v {
-                        LightValue::Number(x) => LightInput::Number(*x),
-                        LightValue::Text(t) => LightInput::Text(t.as_str()),
-                    };
-                    (k.as_str(), input, ())
-                });
-                let (look, problems) = convert_light(fx, entries);
-                if !problems.is_empty() {
-                    let msg = problems.into_iter().map(|(_, _, m)| m).collect::<Vec<_>>().join("; ");
-                    return Ok(refuse(cmd, ErrorCode::InvalidCommand, msg));
-                }
-                let r = match &self.devices.lighting {
-                    Some(l) => l
-                        .set_look(Look::from([(fixture.clone(), look)]), fade.unwrap_or(Duration::ZERO))
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    None => Err("lighting output is not running".into()),
-                };
-                Ok(done(BTreeMap::from([(fixture.clone(), r.map_or_else(DeviceResult::failed, |_| DeviceResult::ok()))])))
-            }
-            Command::Status => {
+            Plan::Status => {
                 // Republish even when nothing changed: the backend asked.
                 self.publish();
-                Ok(done(BTreeMap::new()))
+                reply.send(Outcome::from_devices(cmd, BTreeMap::new(), received.elapsed()));
             }
-            Command::Reload => Ok(self.reload(cmd, received).await),
-            Command::PutScene { scene, toml } => Ok(self.put_scene(cmd, scene, toml, received).await),
-            Command::DeleteScene { scene } => Ok(self.delete_scene(cmd, scene, received).await),
+            Plan::Reload => reply.send(self.reload(cmd, received).await),
+            Plan::PutScene { name, scene, path, toml } => reply.send(self.put_scene(cmd, &name, scene, path, toml, received).await),
+            Plan::DeleteScene { name, path } => reply.send(self.delete_scene(cmd, &name, path, received).await),
         }
+    }
+
+    /// Answer now when every part is done (in order with the commands that
+    /// follow); otherwise collect in the background.
+    async fn finish(&mut self, cmd: Command, started: Started, reply: Reply, received: Instant) {
+        if started.is_done() {
+            // Resolves at once: no part is pending.
+            reply.send(collect(&cmd, started, received).await);
+            return;
+        }
+        // The command's span follows its completion so its log lines keep the id.
+        self.completions.spawn(async move { reply.send(collect(&cmd, started, received).await) }.instrument(Span::current()));
+    }
+
+    fn schedule(&mut self, req: Request, at: SystemTime, scene: SceneRef, reply: Reply, received: Instant) {
+        if let Some(old) = self.scheduled.take() {
+            old.reply.send(refuse(&old.req.command, ErrorCode::Superseded, "replaced by a newer scheduled scene"));
+        }
+        info!(scene = %scene.name, at = %rfc3339(at), "scene scheduled");
+        self.state.pending = Some(PendingScene { scene: scene.name.clone(), at });
+        self.scheduled = Some(Scheduled { at, scene, req, reply, received });
+        self.publish();
+    }
+
+    /// The scheduled scene's time has come: plan it against the
+    /// configuration now in force and apply it.
+    async fn apply_scheduled(&mut self) {
+        let Some(s) = self.scheduled.take() else { return };
+        self.state.pending = None;
+        // The scheduled command's own span, so its lines keep its id.
+        let span = command_span(&s.req);
+        match plan::scene_plan(&self.config, &s.scene) {
+            Ok(p) => self.apply_now(s.req, p, s.reply, s.received).instrument(span).await,
+            Err(refusal) => {
+                self.publish();
+                s.reply.send(Outcome::refused(&s.req.command, refusal));
+            }
+        }
+    }
+
+    /// Apply a scene: lights and OSC at once, camera moves queued in order;
+    /// their completions are awaited in the background.
+    async fn apply_now(&mut self, req: Request, p: ScenePlan, reply: Reply, received: Instant) {
+        // A newer immediate apply replaces a scheduled one.
+        if let Some(old) = self.scheduled.take() {
+            old.reply.send(refuse(&old.req.command, ErrorCode::Superseded, format!("superseded by scene `{}`", p.name)));
+            self.state.pending = None;
+        }
+        let begun = Instant::now();
+        let started = start(&self.devices, &p.steps).await;
+        info!(scene = %p.name, devices = started.parts.len(), fade_ms = p.fade.as_millis() as u64, "applying scene");
+        self.state.scene = Some(p.name);
+        self.state.scene_label = Some(p.label);
+        self.state.slot = p.slot;
+        self.state.applied_at = Some(SystemTime::now());
+        self.publish();
+
+        let Request { id, origin, command: cmd } = req;
+        let events = self.inbox.events.clone();
+        let m = self.metrics.clone();
+        self.completions.spawn(
+            async move {
+                let out = collect(&cmd, started, received).await;
+                // From the devices starting (not from receipt, which includes a scheduled wait).
+                m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], begun.elapsed().as_secs_f64());
+                let scene = cmd.scene().unwrap_or_default();
+                info!(scene, ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
+                if origin != Origin::Mqtt {
+                    let _ = events.send(Event::SceneApplied { scene: scene.to_string(), origin, ok: out.ok, id });
+                }
+                reply.send(out);
+            }
+            // The command's span follows the camera completions, so "scene applied" carries the id.
+            .instrument(Span::current()),
+        );
     }
 
     async fn reload(&mut self, cmd: &Command, received: Instant) -> Outcome {
@@ -571,9 +366,11 @@ impl Engine {
         let new = match loaded {
             Ok(Ok(c)) => Arc::new(c),
             Ok(Err(diags)) => {
-                let msg = diags.clone().sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
-                warn!(problems = diags.len(), "reload refused: configuration invalid; keeping the running one");
-                return refuse(cmd, ErrorCode::SceneInvalid, msg);
+                let problems = diags.sorted();
+                let code = plan::invalid_reload_code(problems.iter().map(|d| d.file.as_path()), &self.config.studio.scenes_dir);
+                let msg = problems.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+                warn!(problems = problems.len(), code = code.as_str(), "reload refused: configuration invalid; keeping the running one");
+                return refuse(cmd, code, msg);
             }
             Err(e) => return refuse(cmd, ErrorCode::Internal, format!("reload failed: {e}")),
         };
@@ -583,7 +380,7 @@ impl Engine {
             if let Some(respawn) = self.respawn.as_mut() {
                 match respawn(new).await {
                     Ok(d) => self.install_devices(d),
-                    Err(e) => return refuse(cmd, ErrorCode::Internal, format!("devices could not be restarted: {e}")),
+                    Err(e) => return refuse(cmd, ErrorCode::Internal, chain(&e)),
                 }
             }
         }
@@ -596,22 +393,17 @@ impl Engine {
         out
     }
 
-    async fn put_scene(&mut self, cmd: &Command, name: &str, toml: &str, received: Instant) -> Outcome {
-        let path = self.config.studio.scenes_dir.join(format!("{name}.toml"));
-        let c = &self.config;
-        let declared = Default::default();
-        let devices = SceneDevices { cameras: &c.cameras, fixtures: &c.fixtures, osc: &c.osc, declared: &declared };
-        let src = crate::diag::Source::new(path.clone(), toml);
-        let scene = match crate::config::scenes::parse(name, &src, &devices) {
-            Ok(s) => s,
-            Err(diags) => {
-                let msg = diags.sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
-                return refuse(cmd, ErrorCode::SceneInvalid, msg);
-            }
-        };
-        let bytes = toml.as_bytes().to_vec();
+    async fn put_scene(
+        &mut self,
+        cmd: &Command,
+        name: &str,
+        scene: Scene,
+        path: std::path::PathBuf,
+        toml: String,
+        received: Instant,
+    ) -> Outcome {
         let p = path.clone();
-        match tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&p, &bytes)).await {
+        match tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&p, toml.as_bytes())).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return refuse(cmd, ErrorCode::Internal, format!("could not save {}: {e}", path.display())),
             Err(e) => return refuse(cmd, ErrorCode::Internal, format!("could not save {}: {e}", path.display())),
@@ -623,19 +415,7 @@ impl Engine {
         Outcome::from_devices(cmd, BTreeMap::new(), received.elapsed())
     }
 
-    async fn delete_scene(&mut self, cmd: &Command, name: &str, received: Instant) -> Outcome {
-        if !self.config.scenes.contains_key(name) {
-            return refuse(cmd, ErrorCode::UnknownScene, format!("unknown scene `{name}`"));
-        }
-        let c = &self.config;
-        if c.studio.safe_scene.as_deref() == Some(name) || c.lighting.shutdown_scene.as_deref() == Some(name) {
-            return refuse(
-                cmd,
-                ErrorCode::InvalidCommand,
-                format!("scene `{name}` is the configured safe/shutdown scene and cannot be deleted"),
-            );
-        }
-        let path = c.studio.scenes_dir.join(format!("{name}.toml"));
+    async fn delete_scene(&mut self, cmd: &Command, name: &str, path: std::path::PathBuf, received: Instant) -> Outcome {
         match tokio::task::spawn_blocking(move || std::fs::remove_file(&path)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -661,8 +441,26 @@ impl Engine {
     }
 }
 
+fn command_span(req: &Request) -> Span {
+    info_span!("command", id = req.id.as_deref().unwrap_or("-"), action = req.command.action(), origin = req.origin.as_str())
+}
+
+/// A background task ended: a panic is a bug worth a log line; an abort is ours.
+fn reaped(done: Result<(), JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            error!(error = %e, "engine background task panicked");
+        }
+    }
+}
+
 fn refuse(cmd: &Command, code: ErrorCode, msg: impl Into<String>) -> Outcome {
     Outcome::refused(cmd, CommandError::new(code, msg))
+}
+
+/// RFC 3339 UTC with milliseconds, as the wire formats show instants.
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn camera_health(h: &crate::camera::Health, now: SystemTime) -> DeviceHealth {
@@ -676,20 +474,166 @@ fn camera_health(h: &crate::camera::Health, now: SystemTime) -> DeviceHealth {
     }
 }
 
-/// Jog fractions (-1.0–1.0, positive = right/up) → VISCA drive.
-fn jog_drive(pan: f64, tilt: f64, max_pan: u8, max_tilt: u8) -> (crate::visca::Direction, u8, u8) {
-    use crate::visca::Direction::*;
-    let speed = |x: f64, max: u8| ((x.abs() * max as f64).round() as u8).clamp(1, max);
-    let dir = match (pan.partial_cmp(&0.0), tilt.partial_cmp(&0.0)) {
-        (Some(std::cmp::Ordering::Greater), Some(std::cmp::Ordering::Greater)) => UpRight,
-        (Some(std::cmp::Ordering::Greater), Some(std::cmp::Ordering::Less)) => DownRight,
-        (Some(std::cmp::Ordering::Less), Some(std::cmp::Ordering::Greater)) => UpLeft,
-        (Some(std::cmp::Ordering::Less), Some(std::cmp::Ordering::Less)) => DownLeft,
-        (Some(std::cmp::Ordering::Greater), _) => Right,
-        (Some(std::cmp::Ordering::Less), _) => Left,
-        (_, Some(std::cmp::Ordering::Greater)) => Up,
-        (_, Some(std::cmp::Ordering::Less)) => Down,
-        _ => Stop,
-    };
-    (dir, speed(pan, max_pan), speed(tilt, max_tilt))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::tests::example;
+    use crate::engine::EngineHandle;
+
+    /// An engine on the example booth with no device running, so every
+    /// device part fails with "… is not running".
+    struct Rig {
+        handle: EngineHandle,
+        metrics: Metrics,
+        cancel: CancellationToken,
+        run: tokio::task::JoinHandle<()>,
+    }
+
+    impl Rig {
+        fn start() -> Rig {
+            let (handle, inbox) = EngineHandle::channel(BoothState::default());
+            let metrics = Metrics::new();
+            let engine = Engine::new(example(), Devices::default(), inbox).with_metrics(metrics.clone());
+            let cancel = CancellationToken::new();
+            let run = tokio::spawn(engine.run(cancel.clone()));
+            Rig { handle, metrics, cancel, run }
+        }
+
+        /// Send a command without waiting for its outcome.
+        fn send(&self, command: Command) -> tokio::task::JoinHandle<Outcome> {
+            let h = self.handle.clone();
+            tokio::spawn(async move { h.execute(Request { id: Some("t-1".into()), origin: Origin::Cli, command }).await })
+        }
+
+        async fn exec(&self, command: Command) -> Outcome {
+            self.send(command).await.expect("execute")
+        }
+
+        async fn state_where(&self, what: &str, f: impl Fn(&BoothState) -> bool) -> BoothState {
+            let mut rx = self.handle.state();
+            let r = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    if f(&rx.borrow_and_update()) {
+                        return rx.borrow().clone();
+                    }
+                    rx.changed().await.expect("engine alive");
+                }
+            });
+            r.await.unwrap_or_else(|_| panic!("state never had {what}"))
+        }
+
+        /// Cancel and wait for `run` to return: it joins every task it started.
+        async fn stop(self) {
+            self.cancel.cancel();
+            tokio::time::timeout(Duration::from_secs(5), self.run).await.expect("run returned").expect("run did not panic");
+        }
+    }
+
+    fn apply(scene: &str, at: Option<SystemTime>) -> Command {
+        Command::ApplyScene { scene: scene.into(), fade: None, at, slot: None }
+    }
+
+    fn code(out: &Outcome) -> Option<ErrorCode> {
+        out.error.as_ref().map(|e| e.code)
+    }
+
+    #[tokio::test]
+    async fn refusals_touch_nothing_and_are_counted() {
+        let rig = Rig::start();
+        let out = rig.exec(apply("no-such-scene", None)).await;
+        assert_eq!(code(&out), Some(ErrorCode::UnknownScene));
+        assert!(out.devices.is_empty());
+        let out = rig.exec(Command::RecallPreset { camera: "nope".into(), preset: 1 }).await;
+        assert_eq!(code(&out), Some(ErrorCode::UnknownDevice));
+        let counted =
+            rig.metrics.get(metrics::COMMANDS_TOTAL, &[("action", "apply_scene"), ("result", "unknown_scene"), ("origin", "cli")]);
+        assert_eq!(counted, 1.0);
+        rig.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_device_failure_fails_that_device_and_the_command_still_applies() {
+        let rig = Rig::start();
+        let mut events = rig.handle.events();
+        let out = rig.exec(apply("flash-sale", None)).await;
+        assert_eq!(code(&out), Some(ErrorCode::DeviceFailed));
+        assert_eq!(out.devices["key"].error.as_deref(), Some("lighting output is not running"));
+        assert_eq!(out.devices["front"].error.as_deref(), Some("camera is not running"));
+        assert_eq!(out.devices["console"].error.as_deref(), Some("OSC output is not running"));
+        let st = rig.state_where("flash-sale", |s| s.scene.as_deref() == Some("flash-sale")).await;
+        assert_eq!(st.scene_label.as_deref(), Some("Flash sale"));
+        // Not from MQTT, so the backend hears of it as an event.
+        let ev = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(e @ Event::SceneApplied { .. }) = events.recv().await {
+                    if matches!(&e, Event::SceneApplied { scene, .. } if scene == "flash-sale") {
+                        return e;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("scene applied event");
+        assert_eq!(ev, Event::SceneApplied { scene: "flash-sale".into(), origin: Origin::Cli, ok: false, id: Some("t-1".into()) });
+        let out = rig.exec(Command::Blackout { fade: None }).await;
+        assert_eq!(out.devices.len(), example().fixtures.len());
+        assert_eq!(rig.state_where("blackout", |s| s.scene.is_none()).await.scene_label.as_deref(), Some("Blackout"));
+        rig.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_immediate_apply_supersedes_a_scheduled_one() {
+        let rig = Rig::start();
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let scheduled = rig.send(apply("house", Some(later)));
+        rig.state_where("house pending", |s| s.pending.as_ref().is_some_and(|p| p.scene == "house")).await;
+        let now = rig.exec(apply("flash-sale", None)).await;
+        assert_eq!(now.scene.as_deref(), Some("flash-sale"));
+        let old = scheduled.await.unwrap();
+        assert_eq!(code(&old), Some(ErrorCode::Superseded), "{old:?}");
+        assert_eq!(old.error.unwrap().message, "superseded by scene `flash-sale`");
+        rig.state_where("nothing pending", |s| s.pending.is_none()).await;
+        rig.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_newer_schedule_replaces_the_older_and_shutdown_answers_the_last() {
+        let rig = Rig::start();
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let first = rig.send(apply("house", Some(later)));
+        rig.state_where("house pending", |s| s.pending.as_ref().is_some_and(|p| p.scene == "house")).await;
+        let second = rig.send(apply("intro", Some(later)));
+        let old = first.await.unwrap();
+        assert_eq!(old.error.map(|e| (e.code, e.message)), Some((ErrorCode::Superseded, "replaced by a newer scheduled scene".into())));
+        rig.state_where("intro pending", |s| s.pending.as_ref().is_some_and(|p| p.scene == "intro")).await;
+        rig.stop().await;
+        let last = second.await.unwrap();
+        assert_eq!(code(&last), Some(ErrorCode::Internal));
+        assert!(last.error.unwrap().message.contains("shut down"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scheduled_scene_applies_at_its_time() {
+        let rig = Rig::start();
+        // Paused time: the engine's timer fires as soon as everything is idle.
+        let out = rig.exec(apply("intro", Some(SystemTime::now() + Duration::from_secs(3600)))).await;
+        assert_eq!(out.scene.as_deref(), Some("intro"));
+        assert_eq!(code(&out), Some(ErrorCode::DeviceFailed), "applied, on no devices: {out:?}");
+        let st = rig.state_where("intro applied", |s| s.scene.as_deref() == Some("intro")).await;
+        assert!(st.pending.is_none());
+        rig.stop().await;
+    }
+
+    #[tokio::test]
+    async fn commands_queued_at_shutdown_each_get_one_outcome() {
+        let rig = Rig::start();
+        let sent: Vec<_> = (0..5).map(|_| rig.send(apply("flash-sale", None))).collect();
+        rig.cancel.cancel();
+        for s in sent {
+            // Executed before the cancel, or refused by the handle: one outcome each.
+            let out = tokio::time::timeout(Duration::from_secs(5), s).await.expect("answered").unwrap();
+            assert_eq!(out.action, "apply_scene");
+        }
+        tokio::time::timeout(Duration::from_secs(5), rig.run).await.expect("run returned").unwrap();
+    }
 }

@@ -4,10 +4,23 @@
 //!
 //! Architecture Invariant: adapters never touch devices; only the engine
 //! (and the device actors it owns handles to) does.
+//!
+//! A command goes plan ([`plan`]: pure, config + command → device steps or
+//! a refusal) → start ([`start`]: the steps on the device handles, in order)
+//! → collect ([`collect`]: pending parts awaited within their limits, folded
+//! into one outcome); [`actor`] is the task that runs them in order.
 
-pub mod actor;
+mod actor;
+mod collect;
+mod devices;
+mod error;
+mod plan;
+mod reply;
+mod start;
 
-pub use actor::{Devices, Engine};
+pub use actor::{Engine, Respawn};
+pub use devices::Devices;
+pub use error::{DeviceError, RespawnError};
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
