@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/browser-setup.sh
-cargo build --locked --bins --examples
-cargo test --locked
+# The workspace: the daemon (studiod) and the simulator (crates/studiod-sim).
+cargo build --locked --workspace --bins --examples
+cargo test --locked --workspace
 # Benches compile and run one short round each (no timing claims here).
-cargo test --locked --benches
+cargo test --locked --workspace --benches
 # The Debian package builds and carries binary, unit, config, profiles, scenes.
 scripts/check-package.sh
 (cd tests/browser && STUDIOD_BIN="$PWD/../../target/debug/studiod" STUDIOD_HTTP_FAKE="$PWD/../../target/debug/examples/http_fake" STUDIOD_BOOTH="$PWD/../../target/debug/examples/booth" npm test)
