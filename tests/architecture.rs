@@ -51,13 +51,17 @@ fn metadata(extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("cargo metadata JSON")
 }
 
+/// A resolved dependency: package id and the kinds of the edge (`None` =
+/// normal, `"dev"`, `"build"`).
+type Edge = (String, Vec<Option<String>>);
+
 /// Cargo's view: packages by id, workspace members, and the resolved graph.
 struct Workspace {
     /// package id → package name
     names: BTreeMap<String, String>,
     members: BTreeSet<String>,
-    /// package id → [(dependency id, kinds: None = normal, "dev", "build")]
-    edges: BTreeMap<String, Vec<(String, Vec<Option<String>>)>>,
+    /// package id → its resolved dependencies
+    edges: BTreeMap<String, Vec<Edge>>,
     meta: Value,
 }
 
