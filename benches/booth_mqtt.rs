@@ -11,7 +11,7 @@ mod mosquitto;
 use std::time::{Duration, Instant};
 
 use mosquitto::{Broker, TestClient};
-use studiod::sim::ChainOptions;
+use studiod_sim::ChainOptions;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -28,7 +28,7 @@ fn main() {
     rt.block_on(async move {
         let broker = Broker::start();
         let dir = tempfile::tempdir().unwrap();
-        let booth = studiod::demo::SimBooth::create(
+        let booth = studiod_sim::booth::SimBooth::create(
             dir.path(),
             ChainOptions { instant_moves: true, ..Default::default() },
             Some(broker.url()),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use studiod::camera::{spawn_serial_ports, LinkOptions, PortOptions};
 use studiod::config::model::Camera;
-use studiod::sim::{ChainOptions, VirtualChain};
+use studiod_sim::{ChainOptions, VirtualChain};
 use tokio_util::sync::CancellationToken;
 
 const BAUD: u32 = 9600;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use studiod::command::{Command, Origin};
 use studiod::engine::Request;
-use studiod::sim::ChainOptions;
+use studiod_sim::ChainOptions;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -22,9 +22,10 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let booth = studiod::demo::SimBooth::create(dir.path(), ChainOptions { instant_moves: true, ..Default::default() }, None, None)
-            .await
-            .unwrap();
+        let booth =
+            studiod_sim::booth::SimBooth::create(dir.path(), ChainOptions { instant_moves: true, ..Default::default() }, None, None)
+                .await
+                .unwrap();
         let (chain, artnet, osc, path) = (booth.chain, booth.artnet, booth.osc, booth.config_path);
         let running = studiod::daemon::start(studiod::config::load(&path).unwrap()).await.unwrap();
         // Drain OSC so its socket buffer never fills.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use mosquitto::{Broker, TestClient};
 use serde_json::json;
-use studiod::sim::{ChainOptions, VirtualChain};
+use studiod_sim::{ChainOptions, VirtualChain};
 
 const CAMERAS: u8 = 7;
 const UNIVERSES: usize = 8;
@@ -37,7 +37,7 @@ fn env_secs(name: &str) -> Option<u64> {
 
 /// Config, profiles and four scenes for 7 cameras and 8 universes × 3 fixtures.
 fn write_booth(dir: &Path, serial: &Path, receivers: &[SocketAddr], mqtt: &str) -> std::path::PathBuf {
-    for (rel, text) in studiod::demo::PROFILES {
+    for (rel, text) in studiod_sim::booth::PROFILES {
         let p = dir.join("device-profiles").join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
@@ -132,7 +132,7 @@ fn main() {
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 while let Ok((n, from)) = sock.recv_from(&mut buf).await {
-                    if studiod::sim::monitor::decode_artdmx(&buf[..n], from).is_some() {
+                    if studiod_sim::monitor::decode_artdmx(&buf[..n], from).is_some() {
                         counts.artnet.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -34,8 +34,8 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 
-use studiod::sim::monitor::{ArtNetMonitor, OscMonitor};
-use studiod::sim::{ChainOptions, VirtualChain};
+use studiod_sim::monitor::{ArtNetMonitor, OscMonitor};
+use studiod_sim::{ChainOptions, VirtualChain};
 
 #[derive(Parser)]
 struct Args {
@@ -105,9 +105,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("studiod-booth-").tempdir()?;
     let opts = ChainOptions { move_time_scale: args.move_time_scale, ..Default::default() };
     let listen = args.listen.to_string();
-    let http = studiod::demo::HttpSetup { listen: &listen, pin: &args.pin, token: &args.token };
-    let studiod::demo::SimBooth { chain, artnet, osc, config_path } =
-        studiod::demo::SimBooth::create(dir.path(), opts, args.mqtt.clone(), Some(http)).await.context("starting the simulated booth")?;
+    let http = studiod_sim::booth::HttpSetup { listen: &listen, pin: &args.pin, token: &args.token };
+    let studiod_sim::booth::SimBooth { chain, artnet, osc, config_path } =
+        studiod_sim::booth::SimBooth::create(dir.path(), opts, args.mqtt.clone(), Some(http))
+            .await
+            .context("starting the simulated booth")?;
     let chain = Arc::new(chain);
     let config = studiod::config::load(&config_path).map_err(|d| anyhow::anyhow!("booth config is invalid:\n{d}"))?;
     // Chain position (= VISCA address after AddressSet) → camera name.

@@ -1,9 +1,14 @@
 //! `studiod demo`: a complete booth on one machine, loopback only.
 //!
 //! Three virtual VISCA cameras on a pty, an Art-Net and an OSC monitor on
-//! 127.0.0.1, and the daemon itself, configured from the example booth that
-//! is embedded in the binary (so the demo needs no files and no hardware).
-//! Type a scene name and Enter to apply it; Ctrl-C to stop.
+//! 127.0.0.1 (`studiod_sim::booth::SimBooth`), and the daemon itself,
+//! configured from the example booth that is embedded in the binary (so the
+//! demo needs no files and no hardware). Type a scene name and Enter to apply
+//! it; Ctrl-C to stop.
+//!
+//! A module of the `studiod` binary only (feature `demo`, on by default),
+//! never of the library: the daemon library does not depend on the simulator
+//! or the broker.
 //!
 //! MQTT: without `--mqtt URL` the demo embeds a broker (rumqttd) in the
 //! process, listening for MQTT **v5** on 127.0.0.1 (1883 when free, else a
@@ -16,140 +21,15 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::command::{Command, Origin};
-use crate::engine::{Event, Request};
-use crate::sim::monitor::{ArtNetMonitor, OscMonitor};
-use crate::sim::{ChainOptions, VirtualChain};
-
-/// The example booth, embedded so the demo and tests need no installed files.
-pub const EXAMPLE_CONFIG: &str = include_str!("../studiod.example.toml");
-
-pub const SCENES: &[(&str, &str)] = &[
-    ("house", include_str!("../scenes/house.toml")),
-    ("intro", include_str!("../scenes/intro.toml")),
-    ("product-closeup", include_str!("../scenes/product-closeup.toml")),
-    ("flash-sale", include_str!("../scenes/flash-sale.toml")),
-    ("unboxing", include_str!("../scenes/unboxing.toml")),
-    ("end-of-slot", include_str!("../scenes/end-of-slot.toml")),
-];
-
-/// The profiles the example booth uses.
-pub const PROFILES: &[(&str, &str)] = &[
-    ("cameras/generic-visca.toml", include_str!("../device-profiles/cameras/generic-visca.toml")),
-    ("fixtures/godox-p600bi-hard.toml", include_str!("../device-profiles/fixtures/godox-p600bi-hard.toml")),
-    ("fixtures/aputure-ls-600d-pro.toml", include_str!("../device-profiles/fixtures/aputure-ls-600d-pro.toml")),
-    ("fixtures/generic-dimmer.toml", include_str!("../device-profiles/fixtures/generic-dimmer.toml")),
-    ("fixtures/generic-dimmer-16bit.toml", include_str!("../device-profiles/fixtures/generic-dimmer-16bit.toml")),
-    ("fixtures/generic-rgb.toml", include_str!("../device-profiles/fixtures/generic-rgb.toml")),
-];
-
-/// Where the example booth's peers are, for a generated config.
-pub struct BoothPorts<'a> {
-    pub serial: &'a Path,
-    pub artnet: SocketAddr,
-    pub osc: SocketAddr,
-    /// `[mqtt] url`, when MQTT is wanted.
-    pub mqtt_url: Option<String>,
-    /// Extra TOML appended verbatim (e.g. an `[http]` section).
-    pub extra: String,
-}
-
-/// The tablet pages' set-up for a simulated booth: where to listen and the
-/// credentials, written to `creator.pin` / `tech.token` beside the config.
-pub struct HttpSetup<'a> {
-    pub listen: &'a str,
-    pub pin: &'a str,
-    pub token: &'a str,
-}
-
-/// The example booth's peers, simulated on this machine: a virtual camera
-/// chain on a pty, Art-Net and OSC monitors on 127.0.0.1, and the config
-/// written for them. Shared by the demo, the booth example, tests and benches.
-pub struct SimBooth {
-    pub chain: VirtualChain,
-    pub artnet: ArtNetMonitor,
-    pub osc: OscMonitor,
-    pub config_path: PathBuf,
-}
-
-impl SimBooth {
-    pub async fn create(
-        dir: &Path,
-        chain: ChainOptions,
-        mqtt_url: Option<String>,
-        http: Option<HttpSetup<'_>>,
-    ) -> std::io::Result<SimBooth> {
-        let serial = dir.join("ttyVISCA0");
-        let chain = VirtualChain::spawn(&serial, 3, chain)?;
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let artnet = ArtNetMonitor::bind(loopback).await?;
-        let osc = OscMonitor::bind(loopback).await?;
-        let mut extra = String::new();
-        if let Some(h) = http {
-            std::fs::write(dir.join("creator.pin"), format!("{}\n", h.pin))?;
-            std::fs::write(dir.join("tech.token"), format!("{}\n", h.token))?;
-            extra = format!("\n[http]\nlisten = \"{}\"\ncreator_pin_file = \"creator.pin\"\ntech_token_file = \"tech.token\"\n", h.listen);
-        }
-        let ports = BoothPorts { serial: &serial, artnet: artnet.local_addr()?, osc: osc.local_addr()?, mqtt_url, extra };
-        let config_path = write_booth(dir, &ports)?;
-        Ok(SimBooth { chain, artnet, osc, config_path })
-    }
-}
-
-/// Write the example booth (config, scenes, profiles) into `dir`, pointed at
-/// the given loopback peers. Returns the config path.
-pub fn write_booth(dir: &Path, ports: &BoothPorts) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir.join("scenes"))?;
-    for (name, text) in SCENES {
-        std::fs::write(dir.join("scenes").join(format!("{name}.toml")), text)?;
-    }
-    for (rel, text) in PROFILES {
-        let p = dir.join("device-profiles").join(rel);
-        std::fs::create_dir_all(p.parent().unwrap_or(dir))?;
-        std::fs::write(p, text)?;
-    }
-    // Drop the example's [mqtt]/[http] sections; the caller decides those.
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in EXAMPLE_CONFIG.lines() {
-        if line.starts_with('[') {
-            skipping = line == "[mqtt]" || line == "[http]";
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    let out = out
-        .replace("\"/dev/ttyUSB0\"", &toml_string(&ports.serial.display().to_string()))
-        .replace("state_dir = \"/var/lib/studiod\"", "state_dir = \"state\"")
-        .replace("target = \"127.0.0.1:6454\"", &format!("target = \"{}\"", ports.artnet))
-        .replace("target = \"127.0.0.1:8000\"", &format!("target = \"{}\"", ports.osc));
-    // The example must stay in step with these substitutions: nothing of the
-    // real booth may leak into a loopback-only config.
-    for real in ["/dev/ttyUSB0", "/var/lib/studiod", "127.0.0.1:6454", "127.0.0.1:8000"] {
-        if out.contains(real) {
-            return Err(std::io::Error::other(format!("example config still names {real} after substitution")));
-        }
-    }
-    let mut out = out;
-    if let Some(url) = &ports.mqtt_url {
-        out.push_str(&format!("\n[mqtt]\nurl = \"{url}\"\ntopic_prefix = \"studiod\"\n"));
-    }
-    out.push_str(&ports.extra);
-    let path = dir.join("studiod.toml");
-    std::fs::write(&path, out)?;
-    Ok(path)
-}
-
-fn toml_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
+use studiod::command::{Command, Origin};
+use studiod::engine::{Event, Request};
+use studiod_sim::booth::{HttpSetup, SimBooth};
+use studiod_sim::ChainOptions;
 
 /// The demo's credentials: it only listens on loopback.
 const DEMO_PIN: &str = "2468";
@@ -189,7 +69,7 @@ async fn start_embedded_broker(preferred: u16) -> Result<u16> {
         };
         let connections = rumqttd::ConnectionSettings {
             connection_timeout_ms: 5000,
-            max_payload_size: crate::adapters::mqtt::Options::default().max_packet_size as usize,
+            max_payload_size: studiod::adapters::mqtt::Options::default().max_packet_size as usize,
             max_inflight_count: 256,
             auth: None,
             external_auth: None,
@@ -275,11 +155,11 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         .context("starting the simulated booth")?;
     let serial = chain.path().to_path_buf();
     let artnet = artnet.forward_to(opts.artnet_copy);
-    let config = crate::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
+    let config = studiod::config::load(&config_path).map_err(|d| anyhow::anyhow!("embedded demo config is invalid:\n{d}"))?;
     let scene_names: Vec<String> = config.scenes.keys().cloned().collect();
     let cct_ranges: BTreeMap<String, Option<(u32, u32)>> = config.fixtures.iter().map(|f| (f.name.clone(), f.profile.cct_range)).collect();
     let topic_base = format!("studiod/{}", config.studio.id);
-    let running = crate::daemon::start(config).await?;
+    let running = studiod::daemon::start(config).await?;
     let (mqtt_host, mqtt_port) = broker_host_port(&mqtt_url);
 
     println!();
@@ -454,11 +334,11 @@ fn broker_host_port(url: &str) -> (String, u16) {
 
 /// One line per look, in the units the scene files and pages use:
 /// `key 85%, colour temp 5600 K | rgb 40%, colour #ff8800`.
-fn describe_look(look: &crate::lighting::Look, cct_ranges: &BTreeMap<String, Option<(u32, u32)>>) -> String {
-    use crate::scene::SceneValue;
+fn describe_look(look: &studiod::lighting::Look, cct_ranges: &BTreeMap<String, Option<(u32, u32)>>) -> String {
+    use studiod::scene::SceneValue;
     look.iter()
         .map(|(fixture, attrs)| {
-            let units = crate::scene::to_scene_units(attrs, cct_ranges.get(fixture).copied().flatten());
+            let units = studiod::scene::to_scene_units(attrs, cct_ranges.get(fixture).copied().flatten());
             // Intensity first (it is what people look at), then the others.
             let mut parts: Vec<(bool, String)> = units
                 .into_iter()
@@ -499,11 +379,11 @@ impl Drop for TempFolder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::Attribute;
+    use studiod::config::model::Attribute;
 
     #[test]
     fn looks_are_described_in_kelvin_and_hex_colour() {
-        let mut look = crate::lighting::Look::new();
+        let mut look = studiod::lighting::Look::new();
         look.insert("key".into(), [(Attribute::Intensity, 0.85), (Attribute::Cct, 0.5)].into_iter().collect());
         look.insert("rgb".into(), [(Attribute::Red, 1.0), (Attribute::Green, 0.0), (Attribute::Blue, 0.0)].into_iter().collect());
         let ranges = BTreeMap::from([("key".to_string(), Some((2700, 6500))), ("rgb".to_string(), None)]);

@@ -1,4 +1,7 @@
 //! studiod: the booth daemon. See ARCHITECTURE.md for the map.
+//!
+//! The simulator (`studiod-sim`) and the demo are not part of this library:
+//! no module here may use `studiod_sim` or `rumqttd` (tests/architecture.rs).
 #![deny(unsafe_code)]
 
 pub mod adapters;
@@ -6,7 +9,6 @@ pub mod camera;
 pub mod command;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod diag;
 pub mod engine;
 pub mod fsutil;
@@ -15,5 +17,4 @@ pub mod metrics;
 pub mod osc;
 pub mod scene;
 pub mod sdnotify;
-pub mod sim;
 pub mod visca;

@@ -1,6 +1,11 @@
 //! The binary's edge: argument parsing, logging set-up, exit codes.
-//! Everything else lives in the library (`studiod::…`).
+//! Everything else lives in the library (`studiod::…`), except `studiod demo`
+//! (feature `demo`, on by default): it runs the simulator (`studiod_sim`) and
+//! an embedded broker, which the library must not depend on.
 #![deny(unsafe_code)]
+
+#[cfg(feature = "demo")]
+mod demo;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,6 +39,7 @@ enum Cmd {
     /// Technician CLI against a running daemon (over its HTTP API).
     Ctl(studiod::adapters::ctl::CtlArgs),
     /// Run a complete simulated booth on this machine (loopback only).
+    #[cfg(feature = "demo")]
     Demo {
         /// Folder for the demo's generated config, ptys and state (default: a temporary folder).
         #[arg(long)]
@@ -105,12 +111,13 @@ fn main() -> ExitCode {
             run_runtime(studiod::daemon::run(config))
         }
         Cmd::Ctl(args) => studiod::adapters::ctl::main(args),
+        #[cfg(feature = "demo")]
         Cmd::Demo { dir, mqtt, artnet_copy, log_format } => {
             // The demo narrates on stdout; logs only for problems unless
             // STUDIOD_LOG says otherwise. rumqttd logs every client disconnect
             // at error level, which is noise for a demo.
             init_logging(log_format, "warn,rumqttd=off");
-            run_runtime(studiod::demo::run(studiod::demo::DemoOptions { dir, mqtt, artnet_copy }))
+            run_runtime(demo::run(demo::DemoOptions { dir, mqtt, artnet_copy }))
         }
     }
 }

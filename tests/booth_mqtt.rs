@@ -153,7 +153,7 @@ async fn sigkill_publishes_the_last_will() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     // Peers kept alive for the child's lifetime.
-    let _booth = studiod::demo::SimBooth::create(dir.path(), Default::default(), Some(broker.url()), None).await.unwrap();
+    let _booth = studiod_sim::booth::SimBooth::create(dir.path(), Default::default(), Some(broker.url()), None).await.unwrap();
     let config = _booth.config_path.clone();
     let mut c = client(&broker).await;
     let mut child = Process::new(env!("CARGO_BIN_EXE_studiod"))

@@ -1,6 +1,6 @@
 //! Issue acceptance: a daisy chain of 3 virtual VISCA cameras on one pty,
 //! driven through the real serial opener (tokio-serial) and camera link.
-//! The simulator (`studiod::sim`) parses bytes on its own, independently of
+//! The simulator (`studiod_sim`) parses bytes on its own, independently of
 //! `studiod::visca`, so these tests check the codec from outside.
 
 mod support;
@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use studiod::camera::{spawn_serial_ports, CameraError, CameraHandle, PortOptions};
-use studiod::sim::{ChainOptions, Fault, VirtualChain};
+use studiod_sim::{ChainOptions, Fault, VirtualChain};
 use tokio_util::sync::CancellationToken;
 
 struct Rig {

@@ -43,13 +43,7 @@ fn panic_counter() -> Arc<AtomicUsize> {
 
 /// Wait until camera `cam` has received a packet (after the first `from`)
 /// that satisfies `pred`; re-checked on every simulator step.
-async fn wait_packet(
-    chain: &studiod::sim::VirtualChain,
-    cam: usize,
-    from: usize,
-    limit: Duration,
-    pred: impl Fn(&[u8]) -> bool,
-) -> Vec<u8> {
+async fn wait_packet(chain: &studiod_sim::VirtualChain, cam: usize, from: usize, limit: Duration, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut steps = chain.subscribe();
     tokio::time::timeout(limit, async {
         loop {
@@ -141,7 +135,7 @@ async fn unplug_mid_recall_fails_fast_then_replug_recovers() {
     let b = Booth::start().await;
     // A slow ACK (below the link's 200 ms ACK timeout, so no retry) keeps
     // the recall surely in flight when the cable goes.
-    b.chain.set_fault(1, studiod::sim::Fault::SlowAck(Duration::from_millis(150)));
+    b.chain.set_fault(1, studiod_sim::Fault::SlowAck(Duration::from_millis(150)));
     let from = b.chain.packets(1).len();
     let engine = b.daemon().engine.clone();
     let apply = tokio::spawn(async move {
@@ -174,7 +168,7 @@ async fn unplug_mid_recall_fails_fast_then_replug_recovers() {
     assert_eq!(out.error.as_ref().map(|e| e.code.as_str()), Some("device_failed"));
     assert!(out.devices.get("key").is_some_and(|d| d.ok), "lights unaffected by the serial line: {out:?}");
 
-    b.chain.set_fault(1, studiod::sim::Fault::None);
+    b.chain.set_fault(1, studiod_sim::Fault::None);
     b.chain.replug().await.expect("replug");
     for cam in b.daemon().devices.cameras.values() {
         support::wait_watch(&mut cam.health(), Duration::from_secs(10), "camera online after replug", |h| h.online).await;

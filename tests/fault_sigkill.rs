@@ -110,18 +110,18 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     let dir = tempfile::tempdir().unwrap();
     let serial = dir.path().join("ttyVISCA0");
     let _chain =
-        studiod::sim::VirtualChain::spawn(&serial, 3, studiod::sim::ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
+        studiod_sim::VirtualChain::spawn(&serial, 3, studiod_sim::ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
     let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let artnet = studiod::sim::monitor::ArtNetMonitor::bind(lo).await.unwrap();
-    let osc = studiod::sim::monitor::OscMonitor::bind(lo).await.unwrap();
-    let ports = studiod::demo::BoothPorts {
+    let artnet = studiod_sim::monitor::ArtNetMonitor::bind(lo).await.unwrap();
+    let osc = studiod_sim::monitor::OscMonitor::bind(lo).await.unwrap();
+    let ports = studiod_sim::booth::BoothPorts {
         serial: &serial,
         artnet: artnet.local_addr().unwrap(),
         osc: osc.local_addr().unwrap(),
         mqtt_url: Some(broker.url()),
         extra: String::new(),
     };
-    let config = studiod::demo::write_booth(dir.path(), &ports).unwrap();
+    let config = studiod_sim::booth::write_booth(dir.path(), &ports).unwrap();
     let log = dir.path().join("studiod.log");
     let stress = dir.path().join("scenes/stress.toml");
     let state = dir.path().join("state");

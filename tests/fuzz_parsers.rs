@@ -110,14 +110,14 @@ fn booth_config() -> &'static Config {
     CONFIG.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
         let serial = dir.join("ttyVISCA0");
-        let ports = studiod::demo::BoothPorts {
+        let ports = studiod_sim::booth::BoothPorts {
             serial: &serial,
             artnet: "127.0.0.1:16454".parse().unwrap(),
             osc: "127.0.0.1:18000".parse().unwrap(),
             mqtt_url: None,
             extra: String::new(),
         };
-        let path = studiod::demo::write_booth(&dir, &ports).unwrap();
+        let path = studiod_sim::booth::write_booth(&dir, &ports).unwrap();
         studiod::config::load(&path).unwrap_or_else(|e| panic!("{e}"))
     })
 }
@@ -211,10 +211,10 @@ proptest! {
 
     #[test]
     fn scene_parser_on_mutated_example_scenes(
-        which in 0usize..studiod::demo::SCENES.len(),
+        which in 0usize..studiod_sim::booth::SCENES.len(),
         ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..6),
     ) {
-        check_scene(&mutate_text(studiod::demo::SCENES[which].1, &ops))?;
+        check_scene(&mutate_text(studiod_sim::booth::SCENES[which].1, &ops))?;
     }
 
     #[test]

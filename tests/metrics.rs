@@ -132,7 +132,7 @@ async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
 
 #[tokio::test]
 async fn camera_faults_show_as_serial_errors_retries_failed_applies_and_devices_offline() {
-    use studiod::sim::Fault;
+    use studiod_sim::Fault;
     let (b, _secrets) = booth_with_http().await;
     // side (address 2) hangs; overhead (address 3) refuses everything.
     b.chain.set_fault(2, Fault::Silent);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use studiod::camera::{spawn_serial_ports, PortOptions};
 use studiod::config::model::Camera;
-use studiod::sim::{ChainOptions, VirtualChain};
+use studiod_sim::{ChainOptions, VirtualChain};
 use tokio_util::sync::CancellationToken;
 
 /// The position nibbles of an absolute pan/tilt command (`8x 01 06 02 VV WW

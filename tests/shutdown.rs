@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mosquitto::{Broker, TestClient};
 use serde_json::{json, Value};
-use studiod::sim::monitor::{ArtNetMonitor, OscMonitor};
+use studiod_sim::monitor::{ArtNetMonitor, OscMonitor};
 use support::dmx16;
 
 const CMD: &str = "studiod/la-03/cmd";
@@ -30,7 +30,7 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
 /// as a child process (killed on drop).
 struct Booth {
     dir: tempfile::TempDir,
-    _chain: studiod::sim::VirtualChain,
+    _chain: studiod_sim::VirtualChain,
     artnet: ArtNetMonitor,
     _osc: OscMonitor,
     broker: Broker,
@@ -44,9 +44,9 @@ impl Booth {
     async fn start(edit: impl FnOnce(String) -> String, args: &[&str]) -> Booth {
         let broker = Broker::start();
         let dir = tempfile::tempdir().unwrap();
-        let opts = studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
-        let studiod::demo::SimBooth { chain, artnet, osc, config_path: config } =
-            studiod::demo::SimBooth::create(dir.path(), opts, Some(broker.url()), None).await.unwrap();
+        let opts = studiod_sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
+        let studiod_sim::booth::SimBooth { chain, artnet, osc, config_path: config } =
+            studiod_sim::booth::SimBooth::create(dir.path(), opts, Some(broker.url()), None).await.unwrap();
         std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
         let mut child = Process::new(env!("CARGO_BIN_EXE_studiod"))
             .args(["run", "--config"])

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use studiod::sim::{ChainOptions, Fault, VirtualChain};
+use studiod_sim::{ChainOptions, Fault, VirtualChain};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
@@ -334,7 +334,7 @@ async fn wire_pacing_at_9600_baud_bounds_a_13_byte_exchange() {
     line.expect(&[0x90, 0x51, 0xFF]).await;
     let took = start.elapsed();
     assert!(took >= Duration::from_micros(13_500), "exchange took only {took:?}");
-    assert_eq!(studiod::sim::wire_time(13, 9600), Duration::from_secs_f64(13.0 * 10.0 / 9600.0));
+    assert_eq!(studiod_sim::wire_time(13, 9600), Duration::from_secs_f64(13.0 * 10.0 / 9600.0));
 }
 
 #[tokio::test]

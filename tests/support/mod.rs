@@ -54,9 +54,9 @@ pub async fn wait_watch<T: Clone>(rx: &mut tokio::sync::watch::Receiver<T>, limi
 pub struct Booth {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
-    pub chain: studiod::sim::VirtualChain,
-    pub artnet: studiod::sim::monitor::ArtNetMonitor,
-    pub osc: studiod::sim::monitor::OscMonitor,
+    pub chain: studiod_sim::VirtualChain,
+    pub artnet: studiod_sim::monitor::ArtNetMonitor,
+    pub osc: studiod_sim::monitor::OscMonitor,
     pub daemon: Option<studiod::daemon::Running>,
 }
 
@@ -64,10 +64,10 @@ impl Booth {
     /// Start with an optional `[mqtt]` url and extra TOML.
     pub async fn start_with(mqtt_url: Option<String>, extra: &str) -> Booth {
         let dir = tempfile::tempdir().unwrap();
-        let opts = studiod::sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
+        let opts = studiod_sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
         let http = (!extra.is_empty()).then_some(extra);
-        let studiod::demo::SimBooth { chain, artnet, osc, config_path } =
-            studiod::demo::SimBooth::create(dir.path(), opts, mqtt_url, None).await.unwrap();
+        let studiod_sim::booth::SimBooth { chain, artnet, osc, config_path } =
+            studiod_sim::booth::SimBooth::create(dir.path(), opts, mqtt_url, None).await.unwrap();
         if let Some(extra) = http {
             let mut text = std::fs::read_to_string(&config_path).unwrap();
             text.push_str(extra);

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use studiod::sim::{ChainOptions, VirtualChain};
+use studiod_sim::{ChainOptions, VirtualChain};
 
 #[derive(Parser)]
 #[command(about = "Virtual VISCA camera chain on a pseudo-terminal")]

@@ -1,11 +1,13 @@
-//! Virtual VISCA camera chain on a pseudo-terminal.
+//! studiod's simulator: a virtual VISCA camera chain on a pseudo-terminal.
 //!
 //! [`VirtualChain::spawn`] creates a pty pair, points a symlink at the slave
 //! device and serves up to 7 simulated cameras on the master side, speaking
 //! raw VISCA bytes. The daemon (or a test) opens the symlink like a real
 //! serial port. The parser and encoder here are written straight from the
-//! Sony VISCA tables and deliberately share nothing with `crate::visca`, so
-//! the simulator checks that codec from the outside.
+//! Sony VISCA tables and deliberately share nothing with studiod's `visca`
+//! codec, so the simulator checks that codec from the outside. This crate
+//! depends on no studiod crate (the compiler enforces it; `tests/architecture.rs`
+//! at the workspace root checks it stays that way).
 //!
 //! # Bus
 //! The daisy chain is modelled as a bus: every packet is seen by all cameras.
@@ -60,7 +62,13 @@
 //!
 //! Positions and timers use tokio time, but the pty is real I/O, so tests
 //! should run in real time.
+//!
+//! Besides the chain: [`monitor`] (Art-Net decoder and OSC receiver for
+//! loopback) and [`booth`] (the example booth with all its peers simulated).
+//! The `visca-sim` and `artnet-monitor` tools are this crate's binaries.
+#![deny(unsafe_code)]
 
+pub mod booth;
 mod camera;
 mod engine;
 pub mod monitor;

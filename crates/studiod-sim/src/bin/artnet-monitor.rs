@@ -2,7 +2,7 @@
 //!
 //!     artnet-monitor [LISTEN]        # default 127.0.0.1:6454
 //!
-//! Decodes ArtDmx by hand (`studiod::sim::monitor`, independent of the encoder
+//! Decodes ArtDmx by hand (`studiod_sim::monitor`, independent of the encoder
 //! studiod uses) and prints a line whenever a universe's data changes
 //! (keep-alives of unchanged data are counted, not printed).
 #![deny(unsafe_code)]
@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use studiod::sim::monitor::ArtNetMonitor;
+use studiod_sim::monitor::ArtNetMonitor;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {

@@ -1,6 +1,6 @@
 //! VISCA byte-level parsing and encoding, written from the Sony VISCA tables
-//! independently of `crate::visca`, so the simulator checks that codec from
-//! the outside.
+//! independently of studiod's `visca` codec, so the simulator checks that
+//! codec from the outside.
 
 /// Packet terminator.
 pub const TERM: u8 = 0xFF;
