@@ -145,3 +145,36 @@ async fn unplugged_port_comes_back_at_the_same_path() {
         assert_eq!(r.chain.camera_state(i + 1).address, Some(i as u8 + 1));
     }
 }
+
+/// Issue #14 item 5, against the independent simulator: a caller that gives
+/// up while its recall waits in the queue withdraws it, and the camera never
+/// recalls that preset later.
+#[tokio::test]
+async fn abandoned_recall_is_never_sent_to_the_camera() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ttyVISCA0");
+    let chain = VirtualChain::spawn(&path, 1, ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
+    let mut cams = support::chain_cameras(&path, 1);
+    // A slow ACK (2 s) that the link waits for without resending, so the
+    // next request surely waits in the queue while its caller gives up.
+    cams[0].profile.timing.ack = Duration::from_secs(5);
+    let cancel = CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    let ports = spawn_serial_ports(&cams, PortOptions::default(), cancel.clone()).unwrap();
+    let cam = ports[0].handles()[0].clone();
+    support::wait_watch(&mut cam.health(), Duration::from_secs(5), "cam1 online", |h| h.online).await;
+
+    chain.set_fault(1, Fault::SlowAck(Duration::from_secs(2)));
+    let first = cam.submit(studiod::visca::Command::Memory { op: studiod::visca::MemoryOp::Recall, memory: cam.memory_byte(1).unwrap() });
+    let first = first.await.unwrap();
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), cam.recall_preset(2)).await;
+    assert!(gave_up.is_err(), "still queued behind the slow recall: {gave_up:?}");
+    first.await.unwrap();
+    chain.set_fault(1, Fault::None);
+    cam.recall_preset(3).await.unwrap();
+
+    let abandoned = cam.memory_byte(2).unwrap();
+    let recalls: Vec<u8> = chain.packets(1).iter().filter(|p| p.len() == 7 && p[1..5] == [0x01, 0x04, 0x3F, 0x02]).map(|p| p[5]).collect();
+    assert_eq!(recalls, vec![cam.memory_byte(1).unwrap(), cam.memory_byte(3).unwrap()], "memory {abandoned} never recalled");
+    assert_eq!(chain.camera_state(1).presets_recalled, 2);
+}

@@ -1,7 +1,10 @@
 //! [`CameraHandle`]: what the rest of the daemon holds to drive one camera.
 //!
 //! Requests travel over a bounded channel to the port actor; each gets its
-//! answer on a oneshot. Unit conversion (degrees, magnification, preset
+//! answer on a oneshot. Dropping a request's future drops that oneshot's
+//! receiver, which withdraws the request: if it has not gone on the wire
+//! yet, it never will (a caller that timed out does not move the camera
+//! later). Unit conversion (degrees, magnification, preset
 //! numbers) happens here, with the camera's profile, so the link below only
 //! ever sees VISCA values.
 
@@ -11,56 +14,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, instrument};
 
-use super::link::{Failure, Outcome, Request};
+use super::error::{AxisName, BadAnswer, CameraError, Failure, InvalidRequest};
+use super::link::{Outcome, Request};
 use super::profile::CameraProfile;
-use crate::visca::{Address, Answer, Command, Direction, ErrorCode, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ZoomDrive};
+use crate::visca::{Address, Answer, Command, Direction, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ZoomDrive};
 
 /// A camera's health, published on a `watch` channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
     pub online: bool,
-    /// Why it is offline (None when online).
+    /// Why it is offline (None when online): the text of a [`LinkDown`](super::LinkDown).
     pub reason: Option<String>,
     /// The last failed request's message, kept after the camera recovers.
     pub last_error: Option<String>,
     /// When `online` last changed.
     pub since: Instant,
-}
-
-/// Why a camera request failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CameraError {
-    /// The camera is known to be unreachable (port gone, or silent).
-    #[error("camera offline: {reason}")]
-    Offline { reason: String },
-    /// The link lost this request: timeout or port closed while pending.
-    #[error("link failure: {0}")]
-    Link(Failure),
-    /// The camera answered with a VISCA error; retrying will not help.
-    #[error("camera refused the command: {code}")]
-    Refused { code: ErrorCode },
-    #[error("cancelled")]
-    Cancelled,
-    /// Rejected before sending: out of the profile's range.
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    #[error("unexpected answer from the camera: {0}")]
-    BadAnswer(String),
-    /// The port task is gone (daemon shutting down).
-    #[error("camera link stopped")]
-    Stopped,
-}
-
-impl From<Failure> for CameraError {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::Refused(code) => CameraError::Refused { code },
-            Failure::Offline(reason) => CameraError::Offline { reason },
-            Failure::Cancelled => CameraError::Cancelled,
-            Failure::BadAnswer(e) => CameraError::BadAnswer(e.to_string()),
-            f @ (Failure::Timeout { .. } | Failure::PortClosed(_) | Failure::Lost(_)) => CameraError::Link(f),
-        }
-    }
 }
 
 /// Pan/tilt in degrees and zoom as optical magnification.
@@ -133,7 +101,7 @@ impl CameraHandle {
     pub async fn command(&self, command: Command) -> Result<(), CameraError> {
         match self.request(Request::Command(command)).await? {
             Outcome::Completed => Ok(()),
-            Outcome::Answer(a) => Err(CameraError::BadAnswer(format!("{a:?} to a command"))),
+            Outcome::Answer(a) => Err(BadAnswer::AnswerToCommand(a).into()),
         }
     }
 
@@ -141,7 +109,7 @@ impl CameraHandle {
     pub async fn inquire(&self, inquiry: Inquiry) -> Result<Answer, CameraError> {
         match self.request(Request::Inquiry(inquiry)).await? {
             Outcome::Answer(a) => Ok(a),
-            Outcome::Completed => Err(CameraError::BadAnswer("completion to an inquiry".into())),
+            Outcome::Completed => Err(BadAnswer::CompletionToInquiry.into()),
         }
     }
 
@@ -158,6 +126,8 @@ impl CameraHandle {
     /// Put a request in the port's queue now; the returned future resolves
     /// with its outcome. Splitting the two lets a caller keep the order of
     /// requests (queued in sequence) while awaiting their outcomes together.
+    /// A full camera queue answers [`CameraError::Busy`] at once; dropping
+    /// the returned future withdraws the request.
     async fn enqueue(
         &self,
         request: Request,
@@ -178,6 +148,8 @@ impl CameraHandle {
     /// Queue a command now; the returned future resolves at its completion.
     /// The scene engine uses this so that a newer scene's moves are always
     /// queued after an older scene's, whatever order the completions come in.
+    /// Dropping the returned future withdraws the command if it has not been
+    /// sent yet.
     pub async fn submit(
         &self,
         command: Command,
@@ -186,7 +158,7 @@ impl CameraHandle {
         Ok(async move {
             match pending.await? {
                 Outcome::Completed => Ok(()),
-                Outcome::Answer(a) => Err(CameraError::BadAnswer(format!("{a:?} to a command"))),
+                Outcome::Answer(a) => Err(BadAnswer::AnswerToCommand(a).into()),
             }
         })
     }
@@ -197,12 +169,12 @@ impl CameraHandle {
     pub fn memory_byte(&self, preset: u8) -> Result<u8, CameraError> {
         let p = &self.inner.profile;
         if preset == 0 || preset > p.preset_count {
-            return Err(CameraError::Invalid(format!("preset {preset} outside 1–{}", p.preset_count)));
+            return Err(InvalidRequest::PresetOutOfRange { preset, count: p.preset_count }.into());
         }
         p.preset_memory_offset
             .checked_add(preset - 1)
             .filter(|m| *m <= 0x7F)
-            .ok_or_else(|| CameraError::Invalid(format!("preset {preset} has no memory byte in profile {}", p.id)))
+            .ok_or_else(|| InvalidRequest::NoMemoryByte { preset, profile: p.id.clone() }.into())
     }
 
     #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
@@ -232,7 +204,7 @@ impl CameraHandle {
     fn check_units(&self, pan: i32, tilt: i32) -> Result<(), CameraError> {
         let n = self.nibbles();
         if !n.pan_range().contains(&pan) || !n.tilt_range().contains(&tilt) {
-            return Err(CameraError::Invalid(format!("position {pan},{tilt} units does not fit the VISCA field")));
+            return Err(InvalidRequest::UnitsOverflow { pan, tilt }.into());
         }
         Ok(())
     }
@@ -240,9 +212,9 @@ impl CameraHandle {
     /// Builds the absolute pan-tilt command for a position in degrees.
     pub fn absolute_command(&self, pan_deg: f64, tilt_deg: f64) -> Result<Command, CameraError> {
         let p = &self.inner.profile;
-        for (what, axis, v) in [("pan", &p.pan, pan_deg), ("tilt", &p.tilt, tilt_deg)] {
-            if !v.is_finite() || !axis.contains(v) {
-                return Err(CameraError::Invalid(format!("{what} {v}° outside {}…{}°", axis.min_deg, axis.max_deg)));
+        for (name, axis, value) in [(AxisName::Pan, &p.pan, pan_deg), (AxisName::Tilt, &p.tilt, tilt_deg)] {
+            if !value.is_finite() || !axis.contains(value) {
+                return Err(InvalidRequest::AxisOutOfRange { axis: name, value, min: axis.min_deg, max: axis.max_deg }.into());
             }
         }
         let (pan, tilt) = (p.pan.to_units(pan_deg), p.tilt.to_units(tilt_deg));
@@ -254,11 +226,8 @@ impl CameraHandle {
     pub fn zoom_position(&self, magnification: f64) -> Result<u16, CameraError> {
         let z = &self.inner.profile.zoom;
         if !magnification.is_finite() || !z.contains(magnification) {
-            return Err(CameraError::Invalid(format!(
-                "zoom {magnification}× outside {}…{}×",
-                z.table.first().map(|t| t.0).unwrap_or(1.0),
-                z.max_magnification()
-            )));
+            let min = z.table.first().map(|t| t.0).unwrap_or(1.0);
+            return Err(InvalidRequest::ZoomOutOfRange { value: magnification, min, max: z.max_magnification() }.into());
         }
         Ok(z.to_position(magnification))
     }
@@ -286,7 +255,7 @@ impl CameraHandle {
         let p = &self.inner.profile;
         let span = |a: &super::profile::Axis| a.max_deg - a.min_deg;
         if !pan_deg.is_finite() || !tilt_deg.is_finite() || pan_deg.abs() > span(&p.pan) || tilt_deg.abs() > span(&p.tilt) {
-            return Err(CameraError::Invalid(format!("relative move {pan_deg}°, {tilt_deg}° larger than the camera's range")));
+            return Err(InvalidRequest::RelativeTooLarge { pan: pan_deg, tilt: tilt_deg }.into());
         }
         let pan = (pan_deg * p.pan.units_per_degree).round() as i32;
         let tilt = (tilt_deg * p.tilt.units_per_degree).round() as i32;
@@ -356,11 +325,11 @@ impl CameraHandle {
         let (pt, z) = tokio::join!(self.inquire(Inquiry::PanTiltPosition), self.inquire(Inquiry::ZoomPosition));
         let (pan, tilt) = match pt? {
             Answer::PanTiltPosition { pan, tilt } => (pan, tilt),
-            other => return Err(CameraError::BadAnswer(format!("{other:?}"))),
+            other => return Err(BadAnswer::Unexpected(other).into()),
         };
         let zoom = match z? {
             Answer::ZoomPosition(pos) => pos,
-            other => return Err(CameraError::BadAnswer(format!("{other:?}"))),
+            other => return Err(BadAnswer::Unexpected(other).into()),
         };
         Ok(Position { pan_deg: p.pan.to_degrees(pan), tilt_deg: p.tilt.to_degrees(tilt), zoom: p.zoom.to_magnification(zoom) })
     }
@@ -368,21 +337,21 @@ impl CameraHandle {
     pub async fn power_state(&self) -> Result<PowerState, CameraError> {
         match self.inquire(Inquiry::Power).await? {
             Answer::Power(s) => Ok(s),
-            other => Err(CameraError::BadAnswer(format!("{other:?}"))),
+            other => Err(BadAnswer::Unexpected(other).into()),
         }
     }
 
     pub async fn focus_mode(&self) -> Result<FocusMode, CameraError> {
         match self.inquire(Inquiry::FocusMode).await? {
             Answer::FocusMode(m) => Ok(m),
-            other => Err(CameraError::BadAnswer(format!("{other:?}"))),
+            other => Err(BadAnswer::Unexpected(other).into()),
         }
     }
 
     pub async fn version(&self) -> Result<Version, CameraError> {
         match self.inquire(Inquiry::Version).await? {
             Answer::Version(v) => Ok(v),
-            other => Err(CameraError::BadAnswer(format!("{other:?}"))),
+            other => Err(BadAnswer::Unexpected(other).into()),
         }
     }
 }

@@ -15,15 +15,15 @@
 //! - cameras are independent: a silent camera only delays its own queue.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+pub use super::error::{Failure, LinkDown, Waited};
 use super::profile::CameraTiming;
-use crate::visca::{encode, Address, Answer, AnswerError, Command, CommandKind, ErrorCode, Inquiry, Packet, Reply};
+use crate::visca::{encode, Address, Answer, Command, CommandKind, ErrorCode, Inquiry, Packet, Reply};
 
 /// Identifies a submitted request in [`Output::Done`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,64 +45,6 @@ pub enum Outcome {
     Answer(Answer),
 }
 
-/// Which reply did not come in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waited {
-    Ack,
-    Answer,
-    Completion,
-}
-
-impl fmt::Display for Waited {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Waited::Ack => "ACK",
-            Waited::Answer => "answer",
-            Waited::Completion => "completion",
-        })
-    }
-}
-
-/// Why a request failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Failure {
-    /// The camera answered with a VISCA error: a refusal, never retried.
-    #[error("camera refused: {0}")]
-    Refused(ErrorCode),
-    /// No reply in time, after `attempts` sends.
-    #[error("no {waited} within {} ms{}", after.as_millis(), attempts_note(*attempts))]
-    Timeout { waited: Waited, after: Duration, attempts: u32 },
-    /// The serial port closed while the request was pending.
-    #[error("{0}")]
-    PortClosed(String),
-    /// The camera was already offline (the reason) and did not answer now either.
-    #[error("camera offline: {0}")]
-    Offline(String),
-    #[error("cancelled")]
-    Cancelled,
-    #[error("{0}")]
-    BadAnswer(AnswerError),
-    /// The camera reported a new command in a socket we thought busy; the
-    /// earlier command's fate is unknown.
-    #[error("completion lost: camera reused socket {0}")]
-    Lost(u8),
-}
-
-impl Failure {
-    /// Timeouts and port loss are link failures; the rest are answers from the camera or from us.
-    pub fn is_link(&self) -> bool {
-        matches!(self, Failure::Timeout { .. } | Failure::PortClosed(_) | Failure::Lost(_))
-    }
-}
-
-fn attempts_note(n: u32) -> String {
-    if n > 1 {
-        format!(" ({n} attempts)")
-    } else {
-        String::new()
-    }
-}
-
 /// Something for the port actor to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -111,7 +53,7 @@ pub enum Output {
     /// A request finished.
     Done { id: RequestId, address: Address, result: Result<Outcome, Failure> },
     /// A camera's health changed.
-    Health { address: Address, online: bool, reason: Option<String> },
+    Health { address: Address, online: bool, reason: Option<LinkDown> },
 }
 
 /// Per-camera settings, from the profile.
@@ -132,7 +74,17 @@ pub struct LinkOptions {
     pub probe_interval: Duration,
     /// Wait this long for the AddressSet reply after opening the port.
     pub address_timeout: Duration,
+    /// Requests that may wait per camera (besides the one awaiting its reply
+    /// and the two executing); more are refused as [`Failure::Busy`].
+    pub queue_capacity: usize,
 }
+
+/// Default of [`LinkOptions::queue_capacity`]. A scene queues at most two
+/// requests per camera (pan-tilt and zoom), so eight is four scenes behind
+/// the two moves already running. Anything deeper would start after its
+/// caller's deadline (a move takes seconds) and only make the camera catch
+/// up with stale moves; a prompt "busy" serves the booth better.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8;
 
 impl Default for LinkOptions {
     fn default() -> Self {
@@ -143,6 +95,7 @@ impl Default for LinkOptions {
             retry_backoff: Duration::from_millis(100),
             probe_interval: Duration::from_millis(500),
             address_timeout: Duration::from_secs(1),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }
     }
 }
@@ -156,6 +109,15 @@ struct Pending {
     probe: bool,
     /// Cancel requested before the ACK: cancel as soon as we know the socket.
     cancel: bool,
+    /// The caller went away while this was on the wire: let it finish, but
+    /// never resend it.
+    withdrawn: bool,
+}
+
+impl Pending {
+    fn new(id: RequestId, request: Request, probe: bool) -> Pending {
+        Pending { id, request, attempts: 0, probe, cancel: false, withdrawn: false }
+    }
 }
 
 #[derive(Debug)]
@@ -193,7 +155,7 @@ struct Cam {
     /// Cancels sent whose `z0 6y 05` (already finished) reply may still come.
     cancels_pending: u32,
     online: bool,
-    reason: Option<String>,
+    reason: Option<LinkDown>,
     next_probe: Instant,
 }
 
@@ -222,7 +184,7 @@ impl Cam {
 
 #[derive(Debug)]
 enum PortState {
-    Closed(String),
+    Closed(LinkDown),
     Addressing { deadline: Instant },
     Ready,
 }
@@ -240,7 +202,7 @@ pub struct Link {
 impl Link {
     /// A link for these cameras, with the port not yet open.
     pub fn new(now: Instant, cameras: impl IntoIterator<Item = (Address, CameraLinkConfig)>, opts: LinkOptions) -> Link {
-        let reason = "serial port not opened yet".to_string();
+        let reason = LinkDown::NotOpened;
         let cams = cameras
             .into_iter()
             .map(|(address, cfg)| Cam {
@@ -279,8 +241,7 @@ impl Link {
     }
 
     /// The port failed or closed: everything pending fails, cameras go offline.
-    pub fn closed(&mut self, _now: Instant, reason: impl Into<String>) {
-        let reason = reason.into();
+    pub fn closed(&mut self, _now: Instant, reason: LinkDown) {
         self.port = PortState::Closed(reason.clone());
         for i in 0..self.cams.len() {
             let cam = &mut self.cams[i];
@@ -307,7 +268,7 @@ impl Link {
         let id = RequestId(self.next_id);
         self.next_id += 1;
         let Some(i) = self.index(address) else {
-            let result = Err(Failure::Offline(format!("no camera at address {address} on this port")));
+            let result = Err(Failure::Offline(LinkDown::NoSuchCamera(address)));
             self.out.push_back(Output::Done { id, address, result });
             return id;
         };
@@ -317,9 +278,46 @@ impl Link {
             self.out.push_back(Output::Done { id, address, result });
             return id;
         }
-        self.cams[i].queue.push_back(Pending { id, request, attempts: 0, probe: false, cancel: false });
+        let queued = self.cams[i].queue.len();
+        if queued >= self.opts.queue_capacity {
+            // Refuse now rather than grow: the caller learns at once and may retry.
+            self.out.push_back(Output::Done { id, address, result: Err(Failure::Busy { queued }) });
+            return id;
+        }
+        self.cams[i].queue.push_back(Pending::new(id, request, false));
         self.pump(now);
         id
+    }
+
+    /// The callers of `ids` went away. A request that has not gone on the
+    /// wire is dropped without a word (nothing is sent for it, no output);
+    /// one awaiting a resend is dropped too; one on the wire or executing
+    /// runs its course, never resent, and its result is still reported (the
+    /// caller is gone, so it goes nowhere). All at once, so that the next
+    /// request sent is never one about to be withdrawn.
+    pub fn withdraw(&mut self, now: Instant, ids: impl IntoIterator<Item = RequestId>) {
+        for id in ids {
+            for cam in &mut self.cams {
+                let before = cam.queue.len();
+                cam.queue.retain(|p| p.id != id);
+                if cam.queue.len() != before {
+                    break;
+                }
+                match &mut cam.slot {
+                    // A late ACK for the dropped attempt is ignored like any stray one.
+                    Slot::Backoff { p, .. } if p.id == id => cam.slot = Slot::Idle,
+                    Slot::Sent { p, .. } if p.id == id => p.withdrawn = true,
+                    _ => continue,
+                }
+                break;
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Requests waiting in `address`'s queue (not yet on the wire).
+    pub fn queued(&self, address: Address) -> usize {
+        self.index(address).map_or(0, |i| self.cams[i].queue.len())
     }
 
     /// Cancels one request: dropped if queued, VISCA Cancel if executing.
@@ -384,8 +382,7 @@ impl Link {
                     let cam = &mut self.cams[i];
                     cam.next_probe = now;
                     if cam.address.get() >= next.max(1) {
-                        let why = format!("not on the chain (AddressSet found {found} camera(s))");
-                        self.set_health(i, false, Some(why));
+                        self.set_health(i, false, Some(LinkDown::NotOnChain { found }));
                     }
                 }
             }
@@ -436,7 +433,7 @@ impl Link {
                 self.port = PortState::Ready;
                 for i in 0..self.cams.len() {
                     if !self.cams[i].online {
-                        let why = format!("no reply to AddressSet within {} ms", self.opts.address_timeout.as_millis());
+                        let why = LinkDown::NotAddressed { after: self.opts.address_timeout };
                         self.set_health(i, false, Some(why));
                     }
                 }
@@ -501,7 +498,7 @@ impl Link {
         Some(i)
     }
 
-    fn set_health(&mut self, i: usize, online: bool, reason: Option<String>) {
+    fn set_health(&mut self, i: usize, online: bool, reason: Option<LinkDown>) {
         let cam = &mut self.cams[i];
         if cam.online == online && cam.reason == reason {
             return;
@@ -621,6 +618,12 @@ impl Link {
 
         let cam = &mut self.cams[i];
         match std::mem::replace(&mut cam.slot, Slot::Idle) {
+            Slot::Sent { p, deadline, .. } if now >= deadline && p.withdrawn => {
+                // Nobody waits for it, so no resend; one missed reply is not
+                // enough to call the camera offline, so ask its health now.
+                debug!(%address, "withdrawn request got no reply, dropped");
+                cam.next_probe = now;
+            }
             Slot::Sent { p, deadline, waited, after } if now >= deadline => {
                 let retries = if cam.online && waited != Waited::Completion { self.opts.retries } else { 0 };
                 if p.attempts <= retries {
@@ -629,7 +632,7 @@ impl Link {
                     cam.slot = Slot::Backoff { p, at: now + backoff };
                     return;
                 }
-                let reason = format!("no {waited} within {} ms", after.as_millis());
+                let reason = LinkDown::Silent { waited, after };
                 let result = if cam.online {
                     Err(Failure::Timeout { waited, after, attempts: p.attempts })
                 } else {
@@ -657,7 +660,7 @@ impl Link {
                     // Keep the probe cheap: power inquiry, answered by every model.
                     let id = RequestId(self.next_id);
                     self.next_id += 1;
-                    Pending { id, request: Request::Inquiry(Inquiry::Power), attempts: 0, probe: true, cancel: false }
+                    Pending::new(id, Request::Inquiry(Inquiry::Power), true)
                 }
                 Slot::Backoff { p, at } if now >= at => p,
                 other => {
@@ -844,7 +847,7 @@ mod tests {
         let id2 = h.submit(1, RECALL);
         h.advance(ACK);
         let outs = h.drain();
-        assert_eq!(done(&outs), vec![(id2, Err(Failure::Offline("no ACK within 200 ms".into())))]);
+        assert_eq!(done(&outs), vec![(id2, Err(Failure::Offline(LinkDown::Silent { waited: Waited::Ack, after: ACK })))]);
         assert_eq!(done(&outs)[0].1.clone().unwrap_err().to_string(), "camera offline: no ACK within 200 ms");
     }
 
@@ -992,17 +995,184 @@ mod tests {
         let a = h.submit(1, RECALL);
         let b = h.submit(2, Command::Home);
         h.sent();
-        h.link.closed(h.now, "serial port closed: unplugged");
+        let unplugged = LinkDown::Unplugged { port: "/dev/ttyUSB0".into() };
+        h.link.closed(h.now, unplugged.clone());
         let outs = h.drain();
         let d = done(&outs);
         assert_eq!(d.len(), 2);
-        assert!(d.contains(&(a, Err(Failure::PortClosed("serial port closed: unplugged".into())))));
-        assert!(d.contains(&(b, Err(Failure::PortClosed("serial port closed: unplugged".into())))));
+        assert!(d.contains(&(a, Err(Failure::PortClosed(unplugged.clone())))));
+        assert!(d.contains(&(b, Err(Failure::PortClosed(unplugged.clone())))));
         assert_eq!(outs.iter().filter(|o| matches!(o, Output::Health { online: false, .. })).count(), 2);
         assert_eq!(h.link.next_deadline(), None);
         // While closed, requests fail fast.
         let c = h.submit(1, RECALL);
-        assert_eq!(done(&h.drain()), vec![(c, Err(Failure::Offline("serial port closed: unplugged".into())))]);
+        assert_eq!(done(&h.drain()), vec![(c, Err(Failure::Offline(unplugged)))]);
+    }
+
+    /// Commands (not probes) sent to camera `a` in these bytes.
+    fn commands_to(sent: &[Vec<u8>], a: u8) -> Vec<Vec<u8>> {
+        sent.iter().filter(|b| b[0] == 0x80 + a && b[1] == 0x01).cloned().collect()
+    }
+
+    #[test]
+    fn full_queue_refuses_at_once_and_frees_as_requests_finish() {
+        let mut h = Harness::new(false);
+        let cap = LinkOptions::default().queue_capacity;
+        let first = h.submit(1, RECALL);
+        assert_eq!(h.sent().len(), 1, "on the wire, awaiting its ACK");
+        let queued: Vec<_> = (0..cap).map(|_| h.submit(1, Command::Home)).collect();
+        assert!(done(&h.drain()).is_empty());
+        assert_eq!(h.link.queued(addr(1)), cap);
+        let refused = h.submit(1, Command::Home);
+        let d = done(&h.drain());
+        assert_eq!(d, vec![(refused, Err(Failure::Busy { queued: cap }))]);
+        assert_eq!(d[0].1.clone().unwrap_err().to_string(), format!("camera busy: {cap} requests queued"));
+        assert_eq!(h.link.queued(addr(1)), cap, "the refused request took no place");
+        // Another camera's queue is its own.
+        h.submit(2, Command::Home);
+        assert_eq!(h.sent().len(), 1);
+        // As the head moves on, a place frees up.
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(first, Ok(Outcome::Completed))]);
+        assert_eq!(h.link.queued(addr(1)), cap - 1);
+        let accepted = h.submit(1, Command::Home);
+        assert!(done(&h.drain()).is_empty(), "{accepted:?} queued, not refused");
+        assert!(!queued.contains(&accepted));
+    }
+
+    #[test]
+    fn withdrawn_queued_request_is_never_sent() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        let b = h.submit(1, Command::Home);
+        let c = h.submit(1, Command::ZoomDirect(0x1000));
+        assert_eq!(commands_to(&h.sent(), 1).len(), 1, "only the head is on the wire");
+        h.link.withdraw(h.now, [b]);
+        assert!(h.drain().is_empty(), "silently dropped: no output at all");
+        assert_eq!(h.link.queued(addr(1)), 1);
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        // The next one sent is c: b's place in the order is simply gone.
+        assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x04, 0x47, 0x01, 0x00, 0x00, 0x00, 0xFF]]);
+        h.rx(Reply::Ack { address: 1, socket: 2 });
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 2 });
+        assert_eq!(done(&h.drain()), vec![(a, Ok(Outcome::Completed)), (c, Ok(Outcome::Completed))]);
+        // Run well past every deadline: b never shows up.
+        for _ in 0..10 {
+            h.advance(Duration::from_millis(500));
+            assert!(commands_to(&h.sent(), 1).is_empty());
+            h.rx(power_on(1));
+            h.rx(power_on(2));
+        }
+    }
+
+    #[test]
+    fn withdrawn_request_waiting_for_a_socket_is_never_sent() {
+        let mut h = Harness::new(false);
+        h.submit(1, RECALL);
+        h.submit(1, Command::ZoomDirect(0x1000));
+        let third = h.submit(1, Command::Home);
+        h.sent();
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        assert_eq!(commands_to(&h.sent(), 1).len(), 1, "the zoom goes after the first ACK");
+        h.rx(Reply::Ack { address: 1, socket: 2 });
+        assert!(commands_to(&h.sent(), 1).is_empty(), "both sockets busy");
+        h.link.withdraw(h.now, [third]);
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert!(commands_to(&h.sent(), 1).is_empty(), "the freed socket is not used for a withdrawn request");
+        assert!(done(&h.drain()).iter().all(|(id, _)| *id != third));
+    }
+
+    #[test]
+    fn withdrawn_request_on_the_wire_finishes_and_its_result_goes_nowhere() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        let b = h.submit(1, Command::Home);
+        h.sent();
+        h.link.withdraw(h.now, [a]);
+        assert!(h.drain().is_empty());
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x06, 0x04, 0xFF]], "the queue moves on");
+        h.rx(Reply::Ack { address: 1, socket: 2 });
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 2 });
+        assert_eq!(done(&h.drain()), vec![(a, Ok(Outcome::Completed)), (b, Ok(Outcome::Completed))]);
+    }
+
+    #[test]
+    fn withdrawn_request_without_reply_is_not_resent_and_does_not_mark_offline() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        assert_eq!(commands_to(&h.sent(), 1).len(), 1);
+        h.link.withdraw(h.now, [a]);
+        h.advance(ACK);
+        let outs = h.drain();
+        assert!(done(&outs).is_empty(), "no result for a request nobody waits for");
+        assert!(!outs.iter().any(|o| matches!(o, Output::Health { .. })), "one missed ACK is not offline");
+        let sent: Vec<Vec<u8>> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Transmit(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert!(commands_to(&sent, 1).is_empty(), "not resent: {sent:02x?}");
+        assert!(sent.contains(&vec![0x81, 0x09, 0x04, 0x00, 0xFF]), "health asked at once instead");
+        h.rx(power_on(1));
+        assert!(h.drain().is_empty(), "still online, nothing else to do");
+        // The link is not wedged: the next request goes at once.
+        let b = h.submit(1, Command::Home);
+        assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x06, 0x04, 0xFF]]);
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(b, Ok(Outcome::Completed))]);
+    }
+
+    #[test]
+    fn withdrawn_request_without_reply_lets_the_next_one_go() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        let b = h.submit(1, Command::Home);
+        assert_eq!(commands_to(&h.sent(), 1).len(), 1);
+        h.link.withdraw(h.now, [a]);
+        h.advance(ACK);
+        // Not a resend of a: b, which was next in line.
+        assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x06, 0x04, 0xFF]]);
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(b, Ok(Outcome::Completed))]);
+    }
+
+    #[test]
+    fn withdrawing_several_at_once_never_sends_any_of_them() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        h.sent();
+        h.advance(ACK); // a awaits its resend
+        let b = h.submit(1, Command::Home);
+        let c = h.submit(1, Command::ZoomDirect(0x1000));
+        let d = h.submit(1, Command::FocusAuto);
+        // Freeing a's slot must not send b before b is withdrawn too.
+        h.link.withdraw(h.now, [a, b, c]);
+        assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x04, 0x38, 0x02, 0xFF]], "only d goes");
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(d, Ok(Outcome::Completed))]);
+    }
+
+    #[test]
+    fn withdrawn_request_in_backoff_is_dropped() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        h.sent();
+        h.advance(ACK); // no ACK: resend after the backoff
+        h.link.withdraw(h.now, [a]);
+        for _ in 0..4 {
+            h.advance(Duration::from_millis(100));
+            assert!(commands_to(&h.sent(), 1).is_empty(), "no resend after withdrawal");
+        }
+        assert!(done(&h.drain()).is_empty());
     }
 
     #[test]
@@ -1012,10 +1182,6 @@ mod tests {
         link.opened(now);
         link.receive(now, Reply::AddressSet { next: 2 });
         let outs: Vec<_> = std::iter::from_fn(|| link.poll_output()).collect();
-        assert!(outs.contains(&Output::Health {
-            address: addr(3),
-            online: false,
-            reason: Some("not on the chain (AddressSet found 1 camera(s))".into())
-        }));
+        assert!(outs.contains(&Output::Health { address: addr(3), online: false, reason: Some(LinkDown::NotOnChain { found: 1 }) }));
     }
 }

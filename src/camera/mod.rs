@@ -9,12 +9,20 @@
 //! front.recall_preset(3).await?;
 //! let mut health = front.health();   // watch::Receiver<Health>
 //! ```
+//!
+//! Requests are bounded end to end: a bounded channel per port, then a
+//! bounded queue per camera ([`LinkOptions::queue_capacity`]); a request
+//! that does not fit is refused at once as [`CameraError::Busy`]. Dropping
+//! a request's future withdraws it: if it has not gone on the wire, nothing
+//! is ever sent for it.
 
+mod error;
 mod handle;
 pub mod link;
 pub mod port;
 pub mod profile;
 
-pub use handle::{CameraError, CameraHandle, Health, Position};
-pub use link::{Failure, LinkOptions};
+pub use error::{AxisName, BadAnswer, CameraError, Failure, InvalidRequest, LinkDown, PortIoError, Waited};
+pub use handle::{CameraHandle, Health, Position};
+pub use link::{LinkOptions, DEFAULT_QUEUE_CAPACITY};
 pub use port::{spawn_port, spawn_serial_ports, Opener, Port, PortOptions, SerialOpener, SpawnError};

@@ -5,6 +5,10 @@
 //! then shuttle bytes between the port and the link until the transport
 //! fails; then it marks the cameras offline and reopens with exponential
 //! backoff. Requests arriving while the port is down fail fast as offline.
+//!
+//! Before every input to the link the task withdraws the requests whose
+//! caller has gone away (its reply receiver dropped), so a request abandoned
+//! before it went on the wire is never sent.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,8 +25,9 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::error::{Failure, LinkDown};
 use super::handle::{CameraHandle, Health, Msg};
-use super::link::{CameraLinkConfig, Failure, Link, LinkOptions, Outcome, Output, RequestId};
+use super::link::{CameraLinkConfig, Link, LinkOptions, Outcome, Output, RequestId};
 use super::profile::Camera;
 use crate::visca::{decode, Address};
 
@@ -73,7 +78,9 @@ pub struct PortOptions {
     /// First reopen delay after a failure; doubles up to `reopen_max`.
     pub reopen_initial: Duration,
     pub reopen_max: Duration,
-    /// Requests buffered per port before callers wait.
+    /// Requests buffered per port before callers wait. The task drains it
+    /// promptly (each request is queued or refused at once), so this only
+    /// absorbs bursts; the per-camera bound is [`LinkOptions::queue_capacity`].
     pub channel_capacity: usize,
     /// A write that takes longer means the port is wedged.
     pub write_timeout: Duration,
@@ -224,7 +231,7 @@ pub fn spawn_port<O: Opener>(
     let mut link_cams = Vec::new();
     for c in cameras {
         let address = Address::new(c.address).expect("checked");
-        let initial = Health { online: false, reason: Some("serial port not opened yet".into()), last_error: None, since: now };
+        let initial = Health { online: false, reason: Some(LinkDown::NotOpened.to_string()), last_error: None, since: now };
         let (htx, hrx) = watch::channel(initial);
         health.insert(address, htx);
         names.insert(address, c.name.clone());
@@ -272,7 +279,7 @@ enum Stop {
     /// Cancelled, or every handle dropped: end the task.
     Exit,
     /// The transport failed: reopen later.
-    Lost(String),
+    Lost(LinkDown),
 }
 
 impl<O: Opener> Actor<O> {
@@ -297,7 +304,7 @@ impl<O: Opener> Actor<O> {
                 }
                 Err(e) => {
                     PortCounters::bump(&self.counters.open_failed, 1);
-                    format!("cannot open serial port {}: {e}", self.port)
+                    LinkDown::OpenFailed { port: self.port.clone(), error: e.into() }
                 }
             };
             warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "port down");
@@ -325,7 +332,7 @@ impl<O: Opener> Actor<O> {
     fn shutdown(&mut self) {
         info!("port task stopping");
         self.stopping = true;
-        self.link.closed(Instant::now(), "camera link stopped");
+        self.link.closed(Instant::now(), LinkDown::Stopped);
         // Nothing to write any more; just answer the callers.
         while let Some(out) = self.link.poll_output() {
             self.apply(out);
@@ -344,8 +351,8 @@ impl<O: Opener> Actor<O> {
             tokio::select! {
                 _ = self.cancel.cancelled() => return Stop::Exit,
                 r = rd.read_buf(&mut buf) => match r {
-                    Ok(0) => return Stop::Lost(format!("serial port {} closed (unplugged?)", self.port)),
-                    Err(e) => return Stop::Lost(format!("serial port {} read failed: {e}", self.port)),
+                    Ok(0) => return Stop::Lost(LinkDown::Unplugged { port: self.port.clone() }),
+                    Err(e) => return Stop::Lost(LinkDown::ReadFailed { port: self.port.clone(), error: e.into() }),
                     Ok(_) => self.on_bytes(&mut buf),
                 },
                 msg = self.rx.recv() => match msg {
@@ -353,7 +360,9 @@ impl<O: Opener> Actor<O> {
                     None => return Stop::Exit,
                 },
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.link.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    self.withdraw_abandoned(now);
+                    self.link.handle_timeout(now);
                 }
             }
             if let Err(e) = self.deliver(Some(&mut wr)).await {
@@ -364,6 +373,7 @@ impl<O: Opener> Actor<O> {
 
     fn on_bytes(&mut self, buf: &mut BytesMut) {
         let now = Instant::now();
+        self.withdraw_abandoned(now);
         loop {
             match decode(buf) {
                 Ok(Some(reply)) => {
@@ -378,7 +388,12 @@ impl<O: Opener> Actor<O> {
 
     fn on_msg(&mut self, msg: Msg) {
         let now = Instant::now();
+        // First, so that abandoned requests free their queue places before
+        // this one is counted against the bound.
+        self.withdraw_abandoned(now);
         match msg {
+            // Given up while still in the channel: never reaches the link.
+            Msg::Request { reply, .. } if reply.is_closed() => {}
             Msg::Request { address, request, reply } => {
                 let id = self.link.submit(now, address, request);
                 self.waiting.insert(id, reply);
@@ -387,9 +402,27 @@ impl<O: Opener> Actor<O> {
         }
     }
 
+    /// Withdraws every request whose caller dropped its reply receiver
+    /// (dropped the future, or timed out). Runs before each input to the
+    /// link, so the link never picks such a request to send. `waiting` is
+    /// bounded by the queues, so the scan is short.
+    fn withdraw_abandoned(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        self.waiting.retain(|id, reply| {
+            let closed = reply.is_closed();
+            if closed {
+                gone.push(*id);
+            }
+            !closed
+        });
+        if !gone.is_empty() {
+            self.link.withdraw(now, gone);
+        }
+    }
+
     /// Drains the link's outputs: writes bytes (when a writer is given) and
     /// answers callers. Returns the reason if the write failed.
-    async fn deliver(&mut self, mut wr: Option<&mut WriteHalf<O::Transport>>) -> Result<(), String> {
+    async fn deliver(&mut self, mut wr: Option<&mut WriteHalf<O::Transport>>) -> Result<(), LinkDown> {
         let mut tx = BytesMut::new();
         while let Some(out) = self.link.poll_output() {
             match out {
@@ -408,8 +441,8 @@ impl<O: Opener> Actor<O> {
         };
         match tokio::time::timeout(self.options.write_timeout, write).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("serial port {} write failed: {e}", self.port)),
-            Err(_) => Err(format!("serial port {} write timed out", self.port)),
+            Ok(Err(e)) => Err(LinkDown::WriteFailed { port: self.port.clone(), error: e.into() }),
+            Err(_) => Err(LinkDown::WriteTimedOut { port: self.port.clone() }),
         }
     }
 
@@ -422,7 +455,8 @@ impl<O: Opener> Actor<O> {
                     if !self.stopping {
                         let c = &self.counters;
                         match e {
-                            Failure::Cancelled => {}
+                            // Our own doing (cancel, back-pressure), not a serial fault.
+                            Failure::Cancelled | Failure::Busy { .. } => {}
                             Failure::Timeout { attempts, .. } => {
                                 PortCounters::bump(&c.timeouts, 1);
                                 PortCounters::bump(&c.retries, u64::from(attempts.saturating_sub(1)));
@@ -431,7 +465,10 @@ impl<O: Opener> Actor<O> {
                             _ => PortCounters::bump(&c.other, 1),
                         }
                     }
-                    if *e != Failure::Cancelled {
+                    if let Failure::Busy { queued } = e {
+                        let camera = self.names.get(&address).map(String::as_str).unwrap_or("?");
+                        warn!(camera, %address, queued, "camera queue full, request refused");
+                    } else if *e != Failure::Cancelled {
                         if let Some(h) = self.health.get(&address) {
                             h.send_modify(|h| h.last_error = Some(e.to_string()));
                         }
@@ -449,7 +486,7 @@ impl<O: Opener> Actor<O> {
                 } else if self.stopping {
                     debug!(camera, %address, "camera link closed for shutdown");
                 } else {
-                    warn!(camera, %address, reason = reason.as_deref().unwrap_or(""), "camera offline");
+                    warn!(camera, %address, reason = %reason.as_ref().map(ToString::to_string).unwrap_or_default(), "camera offline");
                 }
                 if let Some(h) = self.health.get(&address) {
                     h.send_modify(|h| {
@@ -457,7 +494,8 @@ impl<O: Opener> Actor<O> {
                             h.since = Instant::now();
                         }
                         h.online = online;
-                        h.reason = reason;
+                        // Health is what people read: the reason as text.
+                        h.reason = reason.map(|r| r.to_string());
                     });
                 }
             }
