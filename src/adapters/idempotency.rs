@@ -24,15 +24,15 @@
 //! - A line not (yet) on disk stays in memory: between the reply and the
 //!   writer's append, and while the disk fails (full, read-only). A failing
 //!   disk never stops a reply, and duplicates of those ids still work; the
-//!   writer retries them with the next batch. At most [`MAX_UNSAVED`] failed
-//!   lines are kept; beyond that the oldest are forgotten (logged), so a
-//!   retry of one of those would run again.
+//!   writer retries them with the next batch. At most `MAX_UNSAVED` (1000)
+//!   failed lines are kept; beyond that the oldest are forgotten (logged),
+//!   so a retry of one of those would run again.
 //!
 //! Start-up: the writer thread reads the file (streamed, lines of at most
-//! [`MAX_LINE`] bytes, the file at most [`MAX_FILE_BYTES`]) before it saves
-//! anything; [`IdStore::claim`] waits for that, so the async runtime never
-//! blocks on the disk. A torn last line (a crash mid-append) is dropped and
-//! cut off, so the next append starts on a line of its own.
+//! `MAX_LINE` (1 MiB), the file at most `MAX_FILE_BYTES` (256 MiB)) before
+//! it saves anything; [`IdStore::claim`] waits for that, so the async runtime
+//! never blocks on the disk. A torn last line (a crash mid-append) is dropped
+//! and cut off, so the next append starts on a line of its own.
 //!
 //! Bounded: ids older than [`KEEP_FOR`] are dropped once more than [`MIN_IDS`]
 //! are kept, and never more than [`MAX_IDS`] are kept.
@@ -831,7 +831,8 @@ impl Writer {
         let file = match &self.file {
             Some(f) => Arc::clone(f),
             None => {
-                let f = Arc::new(OpenOptions::new().read(true).write(true).create(true).open(&self.path)?);
+                // Not truncated: if a file appeared since start-up, append after it.
+                let f = Arc::new(OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&self.path)?);
                 self.size = f.metadata()?.len();
                 lock(&self.inner).file = Some(Arc::clone(&f));
                 self.file = Some(Arc::clone(&f));
