@@ -16,6 +16,7 @@
 //! 20 MB, CPU low); the id store across its whole 20 000-id range:
 //! `SOAK_IDS=20000 SOAK_RATE_HZ=200 SOAK_MIX=lights cargo bench --bench soak`
 //! (target: RSS flat within ±1 MB from 0 to 20 000 ids and under 20 MB).
+//! `SOAK_EXE` runs another daemon binary than the one cargo built alongside.
 
 #[path = "../tests/support/mosquitto.rs"]
 mod mosquitto;
@@ -163,11 +164,13 @@ fn main() {
             });
         }
         let config = write_booth(dir.path(), &serial, &receivers, &broker.url());
-        let exe = env!("CARGO_BIN_EXE_studiod");
+        // SOAK_EXE: another daemon build, e.g. the release one while the
+        // harness itself runs unoptimised (`cargo test --bench soak -- --bench`).
+        let exe = std::env::var("SOAK_EXE").unwrap_or_else(|_| env!("CARGO_BIN_EXE_studiod").to_string());
         let mut replies = TestClient::connect(broker.port, &[REPLY, STATUS]).await;
         let log = std::fs::File::create(dir.path().join("studiod.log")).unwrap();
         let started = Instant::now();
-        let mut child = Process::new(exe).args(["run", "--config"]).arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let mut child = Process::new(&exe).args(["run", "--config"]).arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let pid = child.id();
         replies.wait_json(STATUS, Duration::from_secs(20), |v| v["online"] == true).await;
         let ready = started.elapsed();

@@ -174,13 +174,19 @@ impl Index {
         (pos < self.recs.len()).then_some(pos)
     }
 
-    /// Append `rec` as the newest; the caller keeps `len() <= MAX_IDS` first.
-    fn push(&mut self, rec: Rec) -> u32 {
+    /// Allocate the table and room for [`MAX_IDS`] records, once: memory
+    /// then stays flat however many ids come (the records' pages are
+    /// touched as they fill, 20 bytes per id).
+    fn reserve(&mut self) {
         if self.slots.is_empty() {
-            // Once, at full size: memory then stays flat however many ids come.
             self.slots = vec![EMPTY; SLOTS];
             self.recs.reserve_exact(MAX_IDS + 1);
         }
+    }
+
+    /// Append `rec` as the newest; the caller keeps `len() <= MAX_IDS` first.
+    fn push(&mut self, rec: Rec) -> u32 {
+        self.reserve();
         assert!(self.recs.len() <= MAX_IDS, "the id index is never fuller than MAX_IDS");
         let seq = seq_add(self.front, self.recs.len());
         self.recs.push_back(rec);
@@ -747,6 +753,8 @@ impl Writer {
         // Built outside the lock: nothing uses the index until `loaded`.
         let mut index = Index::default();
         let loaded = load(&self.path, &mut index, |id| hash_fn(&keys, id));
+        // At start-up rather than with the first id: a fixed cost.
+        index.reserve();
         let mut inner = lock(&self.inner);
         inner.index = index;
         if let Some(l) = loaded {
