@@ -1,12 +1,22 @@
 //! Soak: the daemon as a child process (so RSS and CPU are its own) for
-//! `SOAK_SECS` (default 600 s with `--bench`, 5 s otherwise) at 10 commands/s
-//! over MQTT (private Mosquitto), with 7 virtual cameras on one chain and 8
-//! Art-Net universes to 8 loopback receivers, 3 fixtures on each.
+//! `SOAK_SECS` (default 600 s with `--bench`, 5 s otherwise) at
+//! `SOAK_RATE_HZ` commands/s (default 10), each with a new id, over MQTT
+//! (private Mosquitto), with 7 virtual cameras on one chain and 8 Art-Net
+//! universes to 8 loopback receivers, 3 fixtures on each.
 //! Every `SOAK_SAMPLE_SECS` (10 s; 1 s in quick mode) it samples VmRSS from
 //! `/proc/PID/status` and utime+stime from `/proc/PID/stat`, and prints a table.
 //!
+//! `SOAK_MIX`: `scenes` (default: 7 in 10 `apply_scene`, 2 `set_light`, 1
+//! `recall_preset`) or `lights` (only `set_light`: cheap, so a high rate is
+//! not refused as busy). `SOAK_IDS=N`: stop once N commands were answered
+//! `ok` (N new ids remembered) instead of after `SOAK_SECS` (which then only
+//! bounds the run), and report RSS against the number of ids.
+//!
 //! Run: `SOAK_SECS=600 cargo bench --bench soak` (targets: RSS flat and under
-//! 20 MB, CPU low).
+//! 20 MB, CPU low); the id store across its whole 20 000-id range:
+//! `SOAK_IDS=20000 SOAK_RATE_HZ=200 SOAK_MIX=lights cargo bench --bench soak`
+//! (target: RSS flat within ±1 MB from 0 to 20 000 ids and under 20 MB).
+//! `SOAK_EXE` runs another daemon binary than the one cargo built alongside.
 
 #[path = "../tests/support/mosquitto.rs"]
 mod mosquitto;
@@ -25,7 +35,6 @@ use studiod_sim::{ChainOptions, VirtualChain};
 
 const CAMERAS: u8 = 7;
 const UNIVERSES: usize = 8;
-const RATE_HZ: u64 = 10;
 const CMD: &str = "studiod/soak/cmd";
 const REPLY: &str = "studiod/soak/reply";
 const STATUS: &str = "studiod/soak/status";
@@ -114,8 +123,24 @@ struct Counts {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let secs = env_secs("SOAK_SECS").unwrap_or(if bench { 600 } else { 5 });
-    let every = Duration::from_secs(env_secs("SOAK_SAMPLE_SECS").unwrap_or(if secs >= 60 { 10 } else { 1 }));
+    let rate_hz = env_secs("SOAK_RATE_HZ").unwrap_or(10).clamp(1, 1000);
+    let lights_only = match std::env::var("SOAK_MIX").as_deref() {
+        Ok("lights") => true,
+        Ok("scenes") | Err(_) => false,
+        Ok(other) => panic!("SOAK_MIX={other}: expected scenes or lights"),
+    };
+    let target_ids = env_secs("SOAK_IDS");
+    // With SOAK_IDS the time is only a bound: twice the nominal time, plus a minute.
+    let secs = env_secs("SOAK_SECS").unwrap_or(match target_ids {
+        Some(n) => n / rate_hz * 2 + 60,
+        None if bench => 600,
+        None => 5,
+    });
+    let every = Duration::from_secs(env_secs("SOAK_SAMPLE_SECS").unwrap_or(match target_ids {
+        Some(_) => 2,
+        None if secs >= 60 => 10,
+        None => 1,
+    }));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let broker = Broker::start();
@@ -139,11 +164,13 @@ fn main() {
             });
         }
         let config = write_booth(dir.path(), &serial, &receivers, &broker.url());
-        let exe = env!("CARGO_BIN_EXE_studiod");
+        // SOAK_EXE: another daemon build, e.g. the release one while the
+        // harness itself runs unoptimised (`cargo test --bench soak -- --bench`).
+        let exe = std::env::var("SOAK_EXE").unwrap_or_else(|_| env!("CARGO_BIN_EXE_studiod").to_string());
         let mut replies = TestClient::connect(broker.port, &[REPLY, STATUS]).await;
         let log = std::fs::File::create(dir.path().join("studiod.log")).unwrap();
         let started = Instant::now();
-        let mut child = Process::new(exe).args(["run", "--config"]).arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let mut child = Process::new(&exe).args(["run", "--config"]).arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let pid = child.id();
         replies.wait_json(STATUS, Duration::from_secs(20), |v| v["online"] == true).await;
         let ready = started.elapsed();
@@ -168,13 +195,14 @@ fn main() {
         {
             let counts = counts.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE_HZ));
+                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate_hz));
                 for n in 0u64.. {
                     tick.tick().await;
                     let id = format!("soak-{n}");
                     // 7 in 10 scene applies (camera recalls + 24 fixtures fading),
                     // 2 technician light changes, 1 direct preset recall.
-                    let cmd = match n % 10 {
+                    let mix = if lights_only { 7 } else { n % 10 };
+                    let cmd = match mix {
                         0..=6 => json!({"id": id, "action": "apply_scene", "scene": SCENES[(n % 4) as usize]}),
                         7 | 8 => json!({"id": id, "action": "set_light", "fixture": format!("key{}", n % 8), "values": {"intensity": (n % 100) as f64 / 100.0}}),
                         _ => json!({"id": id, "action": "recall_preset", "camera": format!("cam{}", 1 + n % 7), "preset": 1 + n % 4}),
@@ -186,15 +214,22 @@ fn main() {
         }
 
         let hz = clock_ticks();
-        println!("soak: {secs} s at {RATE_HZ} commands/s, {CAMERAS} cameras, {UNIVERSES} universes × 3 fixtures; daemon `{exe}` pid {pid}; MQTT online {:.0} ms after spawn", ready.as_secs_f64() * 1000.0);
+        let until = match target_ids {
+            Some(n) => format!("until {n} commands are answered ok (at most {secs} s)"),
+            None => format!("{secs} s"),
+        };
+        let mix = if lights_only { "set_light only" } else { "scenes mix" };
+        println!("soak: {until} at {rate_hz} commands/s ({mix}), {CAMERAS} cameras, {UNIVERSES} universes × 3 fixtures; daemon `{exe}` pid {pid}; MQTT online {:.0} ms after spawn", ready.as_secs_f64() * 1000.0);
         println!("{:>7} {:>9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9}", "t (s)", "RSS (kB)", "CPU %", "sent", "ok", "busy", "failed", "ArtDmx");
         let (rss0, mut last_ticks) = sample(pid).expect("daemon alive");
         let t0 = Instant::now();
         let mut last_t = t0;
-        let mut rows: Vec<(f64, u64, f64)> = vec![(0.0, rss0, 0.0)];
+        // (t, RSS, CPU %, commands answered ok = new ids remembered)
+        let mut rows: Vec<(f64, u64, f64, u64)> = vec![(0.0, rss0, 0.0, 0)];
         println!("{:>7.0} {:>9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9}", 0.0, rss0, "-", 0, 0, 0, 0, 0);
         let deadline = t0 + Duration::from_secs(secs);
-        while Instant::now() < deadline {
+        let reached = |rows: &[(f64, u64, f64, u64)]| target_ids.is_some_and(|n| rows.last().is_some_and(|r| r.3 >= n));
+        while Instant::now() < deadline && !reached(&rows) {
             tokio::time::sleep(every.min(deadline - Instant::now())).await; // the sampling period
             let Some((rss, ticks)) = sample(pid) else {
                 println!("daemon exited: {:?}", child.try_wait());
@@ -205,8 +240,8 @@ fn main() {
             last_ticks = ticks;
             last_t = now;
             let t = (now - t0).as_secs_f64();
-            rows.push((t, rss, cpu));
             let c = &counts;
+            rows.push((t, rss, cpu, c.ok.load(Ordering::Relaxed)));
             println!(
                 "{:>7.0} {:>9} {:>7.2} {:>7} {:>7} {:>6} {:>6} {:>9}",
                 t,
@@ -225,6 +260,29 @@ fn main() {
         let (lo, hi) = (after_warmup.iter().min().copied().unwrap_or(0), after_warmup.iter().max().copied().unwrap_or(0));
         let mean_cpu = rows.iter().skip(1).map(|r| r.2).sum::<f64>() / (rows.len().max(2) - 1) as f64;
         println!("RSS: start {rss0} kB, max {max} kB ({:.1} MB), after the first quarter {lo}–{hi} kB (spread {} kB)", max as f64 / 1024.0, hi - lo);
+        if let Some(n) = target_ids {
+            // RSS against ids: the first sample at or past each tenth of N.
+            println!("{:>7} {:>9} {:>7}", "ids", "RSS (kB)", "t (s)");
+            for k in 0..=10 {
+                if let Some(r) = rows.iter().find(|r| r.3 >= n * k / 10) {
+                    println!("{:>7} {:>9} {:>7.0}", r.3, r.1, r.0);
+                }
+            }
+            let last = rows.last().unwrap();
+            let (lo, hi) = (rows.iter().map(|r| r.1).min().unwrap_or(0), max);
+            println!(
+                "ids: {} of {n} answered ok; RSS at 0 ids {rss0} kB, at {} ids {} kB ({:+} kB); whole run {lo}–{hi} kB (spread {} kB, {:.1} MB max)",
+                last.3,
+                last.3,
+                last.1,
+                last.1 as i64 - rss0 as i64,
+                hi - lo,
+                hi as f64 / 1024.0
+            );
+        }
+        if let Ok(m) = std::fs::metadata(dir.path().join("state").join("command-ids.jsonl")) {
+            println!("command-ids.jsonl: {} bytes", m.len());
+        }
         println!("CPU: mean {mean_cpu:.2} % of one core per sample; whole life {total_cpu:.2} %");
         println!(
             "commands: {} sent, {} ok, {} busy, {} failed; ArtDmx received {}",

@@ -11,6 +11,17 @@ use std::path::Path;
 /// fsync, rename over the target, fsync the folder (so the rename survives
 /// a power cut). On error the old file, if any, is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes)).map(drop)
+}
+
+/// [`write_atomic`] with the content streamed by `fill` (so a large file is
+/// never held in memory). Returns the new file, open for reading and
+/// writing, which is the file at `path` once this returns, and what `fill`
+/// returned.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
+) -> std::io::Result<(std::fs::File, T)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -19,12 +30,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
+        let out = fill(&mut f)?;
         f.sync_all()?;
-        drop(f);
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok((f, out))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -425,7 +425,7 @@ async fn answer(ctx: &Ctx, parsed: json::Parsed) -> (Value, Option<Pending>) {
     // A claim abandoned by a busy first attempt is claimed again; bounded
     // because every round either answers or follows an abandoned attempt.
     for _ in 0..3 {
-        match ctx.ids.claim(&id) {
+        match ctx.ids.claim(&id).await {
             Claim::Done(first) => return (duplicate(first), None),
             Claim::Running(waiter) => {
                 tracing::info!("same id is executing; waiting for its reply");
