@@ -17,8 +17,8 @@ use super::{BoothState, DeviceHealth, DeviceKind, EngineInbox, Event, PendingSce
 use crate::camera::{CameraError, CameraHandle};
 use crate::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
 use crate::config::model::Config;
-use crate::lighting::{LightingHandle, Look};
-use crate::metrics::{self, Metrics};
+use crate::lighting::{FirstFrame, LightingHandle, Look};
+use crate::metrics::{self, DurationHistogram, Metrics};
 use crate::osc::OscSender;
 use crate::scene::load::{convert_light, Devices as SceneDevices, LightInput};
 use crate::scene::{CameraTarget, Scene};
@@ -59,6 +59,24 @@ pub struct Engine {
     respawn: Option<Respawn>,
     /// Commands by action/result/origin and apply latency, for every origin.
     metrics: Metrics,
+    /// Receipt → first light frame, one series per origin (indexed by
+    /// [`origin_index`]), fetched once so the lighting task records lock-free.
+    first_frame: [DurationHistogram; 4],
+}
+
+const ORIGINS: [Origin; 4] = [Origin::Mqtt, Origin::Http, Origin::Cli, Origin::Startup];
+
+fn origin_index(o: Origin) -> usize {
+    match o {
+        Origin::Mqtt => 0,
+        Origin::Http => 1,
+        Origin::Cli => 2,
+        Origin::Startup => 3,
+    }
+}
+
+fn first_frame_series(m: &Metrics) -> [DurationHistogram; 4] {
+    ORIGINS.map(|o| m.duration_histogram(metrics::COMMAND_FIRST_FRAME_SECONDS, &[("origin", o.as_str())]))
 }
 
 struct Scheduled {
@@ -83,6 +101,7 @@ impl Engine {
             config_tx: None,
             respawn: None,
             metrics: Metrics::default(),
+            first_frame: ORIGINS.map(|_| DurationHistogram::detached()),
         };
         e.install_devices(devices);
         e
@@ -90,8 +109,14 @@ impl Engine {
 
     /// Record command and apply metrics in this (the daemon's) registry.
     pub fn with_metrics(mut self, metrics: Metrics) -> Engine {
+        self.first_frame = first_frame_series(&metrics);
         self.metrics = metrics;
         self
+    }
+
+    /// Time this request's first light frame from its receipt by the adapter.
+    fn first_frame(&self, req: &Request) -> Option<FirstFrame> {
+        Some(FirstFrame { received: req.received, histogram: self.first_frame[origin_index(req.origin)].clone() })
     }
 
     /// Publish every configuration change (reload, put/delete scene) here.
@@ -165,11 +190,7 @@ impl Engine {
             self.set_shutdown_look(&shutdown).await;
         }
         if let Some(safe) = self.config.studio.safe_scene.clone() {
-            let req = Request {
-                id: None,
-                origin: Origin::Startup,
-                command: Command::ApplyScene { scene: safe, fade: None, at: None, slot: None },
-            };
+            let req = Request::new(None, Origin::Startup, Command::ApplyScene { scene: safe, fade: None, at: None, slot: None });
             let (tx, _rx) = oneshot::channel();
             self.handle(req, tx).await;
         }
@@ -189,7 +210,8 @@ impl Engine {
                         self.state.pending = None;
                         // The scheduled command's own span, so its lines keep its id.
                         let span = info_span!("command", id = s.req.id.as_deref().unwrap_or("-"), action = s.req.command.action(), origin = s.req.origin.as_str());
-                        self.apply_now(s.req, s.reply, s.received).instrument(span).await;
+                        // Not timed to its first frame: the wait for `at` is not latency.
+                        self.apply_now(s.req, s.reply, s.received, None).instrument(span).await;
                     }
                 }
             }
@@ -250,7 +272,10 @@ impl Engine {
                     }
                     match at {
                         Some(at) if *at > SystemTime::now() => self.schedule(req.clone(), *at, reply, received),
-                        _ => self.apply_now(req.clone(), reply, received).await,
+                        _ => {
+                            let first_frame = self.first_frame(&req);
+                            self.apply_now(req.clone(), reply, received, first_frame).await
+                        }
                     }
                 }
                 _ => {
@@ -289,7 +314,7 @@ impl Engine {
 
     /// Apply a scene: lights and OSC at once, camera moves started in order;
     /// their completions are awaited in the background.
-    async fn apply_now(&mut self, req: Request, reply: oneshot::Sender<Outcome>, received: Instant) {
+    async fn apply_now(&mut self, req: Request, reply: oneshot::Sender<Outcome>, received: Instant, first_frame: Option<FirstFrame>) {
         let Command::ApplyScene { scene, fade, slot, .. } = &req.command else { return };
         let Some(sc) = self.config.scenes.get(scene).cloned() else {
             let _ = reply.send(refuse(&req.command, ErrorCode::UnknownScene, format!("unknown scene `{scene}`")));
@@ -303,7 +328,7 @@ impl Engine {
         self.generation += 1;
         let started = Instant::now();
         let fade = fade.unwrap_or(sc.fade);
-        let mut futures = self.scene_devices(&sc, fade).await;
+        let mut futures = self.scene_devices(&sc, fade, first_frame).await;
         info!(scene = %sc.name, devices = futures.len(), fade_ms = fade.as_millis() as u64, "applying scene");
         self.state.scene = Some(sc.name.clone());
         self.state.scene_label = Some(sc.label.clone());
@@ -337,14 +362,14 @@ impl Engine {
     }
 
     /// Start every device's part of a scene; returns the futures that finish it.
-    async fn scene_devices(&mut self, sc: &Scene, fade: Duration) -> Vec<DeviceFuture> {
+    async fn scene_devices(&mut self, sc: &Scene, fade: Duration, first_frame: Option<FirstFrame>) -> Vec<DeviceFuture> {
         let mut out: Vec<DeviceFuture> = Vec::new();
         // Lights first: they are what the creator sees change "at once".
         if !sc.lights.is_empty() {
             let look: Look = sc.lights.clone();
             let names: Vec<String> = look.keys().cloned().collect();
             let result = match &self.devices.lighting {
-                Some(l) => l.set_look(look, fade).await.map(|_| ()).map_err(|e| e.to_string()),
+                Some(l) => l.set_look_timed(look, fade, first_frame).await.map(|_| ()).map_err(|e| e.to_string()),
                 None => Err("lighting output is not running".to_string()),
             };
             for n in names {
@@ -455,7 +480,7 @@ impl Engine {
             Command::Blackout { fade } => {
                 let fade = fade.unwrap_or(Duration::ZERO);
                 let r = match &self.devices.lighting {
-                    Some(l) => l.blackout(fade).await.map_err(|e| e.to_string()),
+                    Some(l) => l.blackout_timed(fade, self.first_frame(req)).await.map_err(|e| e.to_string()),
                     None => Err("lighting output is not running".into()),
                 };
                 self.state.scene = None;
@@ -546,7 +571,7 @@ impl Engine {
                 }
                 let r = match &self.devices.lighting {
                     Some(l) => l
-                        .set_look(Look::from([(fixture.clone(), look)]), fade.unwrap_or(Duration::ZERO))
+                        .set_look_timed(Look::from([(fixture.clone(), look)]), fade.unwrap_or(Duration::ZERO), self.first_frame(req))
                         .await
                         .map(|_| ())
                         .map_err(|e| e.to_string()),

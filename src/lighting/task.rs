@@ -17,6 +17,7 @@ use super::patch::{Patch, PatchError};
 use super::persist::{self, LastLook};
 use super::Look;
 use crate::config::model::{ArtNetOutput, Fixture, Lighting};
+use crate::metrics::DurationHistogram;
 
 /// Highest frame rate we run: a full 512-slot DMX universe refreshes at ~44 Hz,
 /// so faster Art-Net only makes nodes drop packets.
@@ -52,6 +53,16 @@ pub struct FrameSent {
     pub ok: bool,
 }
 
+/// A caller waiting for the first frame that carries its look: when that
+/// frame has been handed to the kernel, the time since `received` goes into
+/// `histogram`. The lighting task knows nothing about commands or adapters;
+/// the engine decides what `received` means and which series it lands in.
+#[derive(Debug, Clone)]
+pub struct FirstFrame {
+    pub received: std::time::Instant,
+    pub histogram: DurationHistogram,
+}
+
 /// Lighting counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LightingStats {
@@ -61,8 +72,8 @@ pub struct LightingStats {
 }
 
 enum Request {
-    SetLook { look: Look, fade: Duration, full: bool, reply: oneshot::Sender<Vec<String>> },
-    Blackout { fade: Duration, reply: oneshot::Sender<()> },
+    SetLook { look: Look, fade: Duration, full: bool, first_frame: Option<FirstFrame>, reply: oneshot::Sender<Vec<String>> },
+    Blackout { fade: Duration, first_frame: Option<FirstFrame>, reply: oneshot::Sender<()> },
     GrandMaster { value: f64, reply: oneshot::Sender<()> },
     ShutdownLook { look: Option<Look>, reply: oneshot::Sender<()> },
     CurrentValues { reply: oneshot::Sender<Look> },
@@ -93,19 +104,30 @@ impl LightingHandle {
     /// attributes it omits keep their current target. Returns the
     /// `fixture[.attribute]` names that are not patched (and were skipped).
     pub async fn set_look(&self, look: Look, fade: Duration) -> Result<Vec<String>, LightingError> {
-        self.call(|reply| Request::SetLook { look, fade, full: false, reply }).await
+        self.set_look_timed(look, fade, None).await
+    }
+
+    /// [`set_look`](Self::set_look), and record the time from
+    /// `first_frame.received` to the first frame rendered with the look.
+    pub async fn set_look_timed(&self, look: Look, fade: Duration, first_frame: Option<FirstFrame>) -> Result<Vec<String>, LightingError> {
+        self.call(|reply| Request::SetLook { look, fade, full: false, first_frame, reply }).await
     }
 
     /// Apply the safe look: like `set_look`, but every attribute it omits fades
     /// back to its profile default, so the room reaches a known state whatever
     /// was on before.
     pub async fn apply_safe(&self, look: Look, fade: Duration) -> Result<Vec<String>, LightingError> {
-        self.call(|reply| Request::SetLook { look, fade, full: true, reply }).await
+        self.call(|reply| Request::SetLook { look, fade, full: true, first_frame: None, reply }).await
     }
 
     /// Fade intensities (and the emitters of fixtures without one) to zero.
     pub async fn blackout(&self, fade: Duration) -> Result<(), LightingError> {
-        self.call(|reply| Request::Blackout { fade, reply }).await
+        self.blackout_timed(fade, None).await
+    }
+
+    /// [`blackout`](Self::blackout), timed like [`set_look_timed`](Self::set_look_timed).
+    pub async fn blackout_timed(&self, fade: Duration, first_frame: Option<FirstFrame>) -> Result<(), LightingError> {
+        self.call(|reply| Request::Blackout { fade, first_frame, reply }).await
     }
 
     /// Grand master 0.0–1.0; scales intensity attributes only, immediately.
@@ -195,6 +217,8 @@ pub async fn spawn(
         artsync: config.artsync,
         shutdown_look: None,
         ticks: 0,
+        // Reused: after the first few looks, recording allocates nothing.
+        first_frame: Vec::with_capacity(8),
         port_addresses: outputs.iter().map(|o| o.universe).collect(),
         clock: config.clock,
     };
@@ -216,6 +240,8 @@ struct LightingTask {
     artsync: bool,
     shutdown_look: Option<Look>,
     ticks: u64,
+    /// Looks accepted since the last frame whose first frame someone times.
+    first_frame: Vec<FirstFrame>,
     port_addresses: Vec<u16>,
     clock: ClockSource,
 }
@@ -270,7 +296,8 @@ impl LightingTask {
     fn handle(&mut self, req: Request) -> bool {
         let now = Instant::now();
         match req {
-            Request::SetLook { look, fade, full, reply } => {
+            Request::SetLook { look, fade, full, first_frame, reply } => {
+                self.first_frame.extend(first_frame);
                 let unknown = if full { self.engine.set_target_full(&look, fade, now) } else { self.engine.set_target(&look, fade, now) };
                 if !unknown.is_empty() {
                     tracing::warn!(?unknown, "look names unpatched fixtures or attributes");
@@ -279,7 +306,8 @@ impl LightingTask {
                 let _ = reply.send(unknown);
                 true
             }
-            Request::Blackout { fade, reply } => {
+            Request::Blackout { fade, first_frame, reply } => {
+                self.first_frame.extend(first_frame);
                 self.engine.blackout(fade, now);
                 self.publish_target();
                 let _ = reply.send(());
@@ -352,6 +380,16 @@ impl LightingTask {
         // later single-universe change without a sync would stall.
         if self.artsync && !sent_to.is_empty() {
             self.sender.send_sync(sent_to, now);
+        }
+        // This frame is the first rendered with every look accepted since the
+        // last one (the first step of a fade). A look that changes nothing on
+        // the wire counts too: the output already carries it. Wall-clock
+        // instants, so paused-time tests cannot distort the figure.
+        if !self.first_frame.is_empty() {
+            let sent = std::time::Instant::now();
+            for f in self.first_frame.drain(..) {
+                f.histogram.observe(sent.saturating_duration_since(f.received));
+            }
         }
     }
 
