@@ -80,6 +80,7 @@ fn main() {
 
         let (mut broker_rtt, mut to_light, mut to_reply, mut inside, mut outside) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut inverted = 0;
         for i in 0..n {
             // Baseline: the broker alone, same client, same QoS.
             let t0 = Instant::now();
@@ -117,7 +118,13 @@ fn main() {
             to_light.push(light);
             to_reply.push(reply);
             inside.push(own);
-            outside.push(light.checked_sub(own).expect("the in-daemon part of a command lies within its end-to-end time"));
+            // The receiver and the lighting task run on different threads of
+            // a loaded machine: the receiver may see the frame before the
+            // lighting task reads the clock after its send. Counted, not hidden.
+            match light.checked_sub(own) {
+                Some(d) => outside.push(d),
+                None => inverted += 1,
+            }
         }
         let rows = [
             ("(a) broker round trip client→broker→client (baseline)", broker_rtt),
@@ -130,6 +137,7 @@ fn main() {
         for (what, samples) in rows {
             println!("  {what}\n      {}", Dist::new(samples).summary());
         }
+        println!("  (d) left out: {inverted} commands whose frame the receiver saw before studiod's clock read after the send");
         running.shutdown().await;
         chain.shutdown().await;
     });

@@ -348,6 +348,9 @@ impl LightingTask {
         self.ticks += 1;
         let rendered = self.engine.render(now);
         let mut sent_to = Vec::new();
+        // When this frame's first ArtDmx reached the kernel (wall clock, so
+        // paused-time tests cannot distort it); only taken when someone waits.
+        let mut first_out: Option<std::time::Instant> = None;
         for (u, (frame, &changed)) in rendered.frames.iter().zip(rendered.changed).enumerate() {
             let stale = match self.sender.last_sent(u) {
                 None => true,
@@ -360,6 +363,9 @@ impl LightingTask {
                 continue;
             };
             sent_to.push(u);
+            if !self.first_frame.is_empty() && first_out.is_none() {
+                first_out = Some(std::time::Instant::now());
+            }
             // Copying the frame costs an allocation; only when someone listens.
             if self.frames.receiver_count() > 0 {
                 let _ = self.frames.send(FrameSent {
@@ -383,10 +389,10 @@ impl LightingTask {
         }
         // This frame is the first rendered with every look accepted since the
         // last one (the first step of a fade). A look that changes nothing on
-        // the wire counts too: the output already carries it. Wall-clock
-        // instants, so paused-time tests cannot distort the figure.
+        // the wire counts too (at the end of the frame): the output already
+        // carries it.
         if !self.first_frame.is_empty() {
-            let sent = std::time::Instant::now();
+            let sent = first_out.unwrap_or_else(std::time::Instant::now);
             for f in self.first_frame.drain(..) {
                 f.histogram.observe(sent.saturating_duration_since(f.received));
             }
