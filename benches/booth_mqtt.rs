@@ -80,7 +80,7 @@ fn main() {
 
         let (mut broker_rtt, mut to_light, mut to_reply, mut inside, mut outside) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut inverted = 0;
+        let (mut inverted, mut drained) = (0, 0);
         for i in 0..n {
             // Baseline: the broker alone, same client, same QoS.
             let t0 = Instant::now();
@@ -92,6 +92,14 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(30)).await;
             let (scene, want) = &looks[i % 2];
             let id = format!("b-{i}");
+            // Empty the receiver's socket: frames queued since the last
+            // command (the learning phase, keep-alives) may already carry
+            // this look and would match before the command is even sent.
+            let mut stale = 0;
+            while let Ok(Ok(_)) = tokio::time::timeout(Duration::ZERO, artnet.next()).await {
+                stale += 1;
+            }
+            drained += stale;
             let (count0, sum0) = (in_daemon.count(), in_daemon.sum());
             let t0 = Instant::now();
             client
@@ -137,6 +145,7 @@ fn main() {
         for (what, samples) in rows {
             println!("  {what}\n      {}", Dist::new(samples).summary());
         }
+        println!("  frames already queued at the receiver before a command, drained: {drained}");
         println!("  (d) left out: {inverted} commands whose frame the receiver saw before studiod's clock read after the send");
         running.shutdown().await;
         chain.shutdown().await;
