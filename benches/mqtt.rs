@@ -1,15 +1,23 @@
 //! MQTT adapter latency and flood behaviour through a private Mosquitto on
 //! loopback (`/usr/sbin/mosquitto`; `scripts/setup.sh` installs it).
 //!
-//! (a) the broker's own publish → subscriber round trip;
+//! (a) the broker's own publish → subscriber round trip (the baseline);
 //! (b) command published → reply received, with the adapter and a fake
-//!     engine that answers at once (includes the fsync of the command id);
+//!     engine that answers at once (includes the fsync of the command id),
+//!     and, for the same commands, the adapter's receipt of the publish →
+//!     the engine getting the request (from `Request::received`);
 //! (c) a flood of 1000 commands/s for 10 s: every command answered (`ok` or
 //!     `busy`), peak RSS of this process (adapter + test client).
 //!
+//! Every latency line is a distribution of its own samples (p50/p90/p99/max);
+//! no percentile is subtracted from another.
+//!
 //! `cargo bench --bench mqtt` (env `MQTT_BENCH_N` for the sample count,
-//! `MQTT_BENCH_FLOOD_S` for the flood length).
+//! `MQTT_BENCH_FLOOD_S` for the flood length). Without `--bench` (as under
+//! `cargo test --benches`) a short smoke round that prints no percentiles.
 
+#[path = "support/dist.rs"]
+mod dist;
 #[path = "../tests/support/mosquitto.rs"]
 mod mosquitto;
 
@@ -19,6 +27,7 @@ use studiod::adapters::mqtt::{self, Options, Topics};
 use studiod::command::Command;
 use tokio_util::sync::CancellationToken;
 
+use dist::Dist;
 use mosquitto::{Broker, FakeEngine, TestClient};
 
 const STUDIO: &str = "bench";
@@ -26,15 +35,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
-    v.sort();
-    (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn peak_rss_kib() -> u64 {
@@ -73,8 +73,7 @@ async fn run() {
         client.next_on("bench/echo", WAIT).await;
         broker_rtt.push(start.elapsed());
     }
-    let (b50, b99) = percentiles(broker_rtt);
-    println!("(a) broker publish→subscriber round trip, {n} msgs: p50 {} p99 {}", ms(b50), ms(b99));
+    println!("(a) broker round trip client→broker→client (baseline), {n} msgs\n      {}", Dist::new(broker_rtt).summary());
 
     // (b) command → reply through the adapter.
     let engine = FakeEngine::instant();
@@ -87,9 +86,10 @@ async fn run() {
         cmd_rtt.push(start.elapsed());
         assert_eq!(r["ok"], true, "{r}");
     }
-    let (c50, c99) = percentiles(cmd_rtt);
-    println!("(b) command→reply via adapter + instant fake engine, {n} cmds: p50 {} p99 {}", ms(c50), ms(c99));
-    println!("    adapter overhead over the broker round trip: p50 +{} p99 +{}", ms(c50.saturating_sub(b50)), ms(c99.saturating_sub(b99)));
+    let waited = std::mem::take(&mut *engine.waited.lock().unwrap());
+    assert_eq!(waited.len(), n, "one request per command");
+    println!("(b) command published → reply received, adapter + instant fake engine, {n} cmds\n      {}", Dist::new(cmd_rtt).summary());
+    println!("    same commands, in the adapter: receipt of the publish → engine has the request\n      {}", Dist::new(waited).summary());
     println!("    (state_dir {} — each reply waits for the fsync of its command id)", state_dir.path().display());
     cancel.cancel();
     let _ = adapter.await;

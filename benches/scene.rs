@@ -35,11 +35,11 @@ fn main() {
             let engine = running.engine.clone();
             tokio::spawn(async move {
                 engine
-                    .execute(Request {
-                        id: None,
-                        origin: Origin::Cli,
-                        command: Command::ApplyScene { scene: scene.into(), fade: Some(Duration::ZERO), at: None, slot: None },
-                    })
+                    .execute(Request::new(
+                        None,
+                        Origin::Cli,
+                        Command::ApplyScene { scene: scene.into(), fade: Some(Duration::ZERO), at: None, slot: None },
+                    ))
                     .await
             })
         };

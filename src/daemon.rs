@@ -266,7 +266,7 @@ pub async fn run(config: Config) -> Result<()> {
             _ = hup.recv() => {
                 info!("SIGHUP: reloading configuration");
                 sdnotify::reloading();
-                let out = running.engine.execute(Request { id: None, origin: Origin::Cli, command: Command::Reload }).await;
+                let out = running.engine.execute(Request::new(None, Origin::Cli, Command::Reload)).await;
                 match &out.error {
                     None => info!("reload done"),
                     Some(e) => error!(error = %e.message, "reload refused; still running the previous configuration"),

@@ -267,7 +267,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                 };
                 let engine = engine.clone();
                 tasks.spawn(async move {
-                    let out = engine.execute(Request { id: None, origin: Origin::Cli, command }).await;
+                    let out = engine.execute(Request::new(None, Origin::Cli, command)).await;
                     match out.error {
                         None => println!("  done    {} in {} ms", out.scene.unwrap_or_else(|| out.action.to_string()), out.duration.as_millis()),
                         Some(e) => println!("  failed  {}: {}", e.code.as_str(), e.message),

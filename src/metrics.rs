@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Commands executed by the engine, from every origin, by action, result
 /// (`ok` or an error code) and origin (mqtt, http, cli, startup).
@@ -37,6 +39,19 @@ pub const MQTT_RECONNECTS: &str = "studiod_mqtt_reconnects_total";
 /// Apply-latency buckets (seconds): lights alone take a millisecond, camera
 /// moves up to several seconds on a slow PTZ head.
 pub const APPLY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Seconds from an adapter receiving a command (MQTT: the publish read off
+/// the broker connection; HTTP: the request) to the lighting task handing
+/// the first ArtDmx frame rendered with the command's look to the kernel, by
+/// origin: "command received → lights start changing". Only commands that
+/// set lights (`apply_scene` with lights, `set_light`, `blackout`) and run at
+/// once are counted; scheduled scenes (`at`) and camera-only commands are not.
+pub const COMMAND_FIRST_FRAME_SECONDS: &str = "studiod_command_first_frame_seconds";
+
+/// Buckets (seconds) for [`COMMAND_FIRST_FRAME_SECONDS`]: a look sent at once
+/// takes well under a millisecond, one that waits for the next frame-clock
+/// tick up to a frame period (22.7 ms at 44 Hz), a stalled daemon seconds.
+pub const FIRST_FRAME_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// HTTP requests by matched route and status code.
 pub const HTTP_REQUESTS: &str = "studiod_http_requests_total";
@@ -76,11 +91,78 @@ struct Family {
     /// Histograms only: upper bounds, and per series the bucket counts, sum and count.
     buckets: Vec<f64>,
     histograms: BTreeMap<Labels, Histogram>,
+    /// Histograms only: series recorded lock-free through a [`DurationHistogram`].
+    durations: BTreeMap<Labels, DurationHistogram>,
 }
 
 impl Family {
     fn new(help: &str, kind: Kind) -> Family {
-        Family { help: help.to_string(), kind, series: BTreeMap::new(), buckets: Vec::new(), histograms: BTreeMap::new() }
+        Family {
+            help: help.to_string(),
+            kind,
+            series: BTreeMap::new(),
+            buckets: Vec::new(),
+            histograms: BTreeMap::new(),
+            durations: BTreeMap::new(),
+        }
+    }
+}
+
+/// One histogram series of durations, recorded without a lock or an
+/// allocation (a bucket search and two atomic adds), for hot paths such as
+/// the lighting task's frame loop. Get it once from
+/// [`Metrics::duration_histogram`]; clones record into the same series.
+#[derive(Clone)]
+pub struct DurationHistogram(Arc<DurationSeries>);
+
+struct DurationSeries {
+    /// Bucket upper bounds in nanoseconds.
+    bounds_ns: Vec<u64>,
+    /// Non-cumulative counts per bucket; one more than the bounds (+Inf).
+    counts: Vec<AtomicU64>,
+    /// Sum of all observations in nanoseconds (u64: 584 years before it wraps).
+    sum_ns: AtomicU64,
+}
+
+impl std::fmt::Debug for DurationHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurationHistogram").field("count", &self.count()).finish_non_exhaustive()
+    }
+}
+
+impl DurationHistogram {
+    fn new(buckets: &[f64]) -> DurationHistogram {
+        DurationHistogram(Arc::new(DurationSeries {
+            bounds_ns: buckets.iter().map(|b| (b * 1e9).round() as u64).collect(),
+            counts: (0..=buckets.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_ns: AtomicU64::new(0),
+        }))
+    }
+
+    /// A series in no registry (what a component records into when the
+    /// daemon gave it none, e.g. in unit tests).
+    pub fn detached() -> DurationHistogram {
+        DurationHistogram::new(&[])
+    }
+
+    /// Record one observation.
+    pub fn observe(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let s = &self.0;
+        let slot = s.bounds_ns.partition_point(|b| *b < ns);
+        s.counts[slot].fetch_add(1, Ordering::Relaxed);
+        s.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.0.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Sum of the observations so far. With one observation between two
+    /// reads, the difference is that observation exactly (benches use this).
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.0.sum_ns.load(Ordering::Relaxed))
     }
 }
 
@@ -122,6 +204,11 @@ impl Metrics {
         m.describe(SERIAL_ERRORS, Kind::Counter, "Serial link errors by port and kind");
         m.describe(SERIAL_RETRIES, Kind::Counter, "VISCA packets resent after a timeout, by port");
         m.describe(MQTT_RECONNECTS, Kind::Counter, "Reconnections to the MQTT broker");
+        m.describe_histogram(
+            COMMAND_FIRST_FRAME_SECONDS,
+            "Command received by an adapter to the first Art-Net frame with its look sent, by origin",
+            FIRST_FRAME_BUCKETS,
+        );
         m.describe(HTTP_REQUESTS, Kind::Counter, "HTTP requests by route and status");
         m.describe(COMMANDS, Kind::Counter, "Commands received over HTTP by action and result");
         m.describe(SSE_CLIENTS, Kind::Gauge, "Open live-update (SSE) streams");
@@ -148,7 +235,22 @@ impl Metrics {
         if fam.buckets != buckets {
             fam.buckets = buckets.to_vec();
             fam.histograms.clear();
+            fam.durations.clear();
         }
+    }
+
+    /// The lock-free series of histogram family `name` with these labels,
+    /// created on first use with the family's buckets (the apply-latency
+    /// buckets for an undescribed family). Call once, keep the handle.
+    pub fn duration_histogram(&self, name: &str, labels: &[(&str, &str)]) -> DurationHistogram {
+        let mut f = self.lock();
+        let fam = f.entry(name.to_string()).or_insert_with(|| {
+            let mut fam = Family::new(name, Kind::Histogram);
+            fam.buckets = APPLY_BUCKETS.to_vec();
+            fam
+        });
+        let buckets = fam.buckets.clone();
+        fam.durations.entry(owned(labels)).or_insert_with(|| DurationHistogram::new(&buckets)).clone()
     }
 
     /// Record one observation in a histogram series. An undescribed family
@@ -170,7 +272,10 @@ impl Metrics {
 
     /// Observations recorded in a histogram series (tests and diagnostics).
     pub fn histogram_count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.lock().get(name).and_then(|f| f.histograms.get(&owned(labels)).map(|h| h.count)).unwrap_or(0)
+        let f = self.lock();
+        let Some(fam) = f.get(name) else { return 0 };
+        let labels = owned(labels);
+        fam.histograms.get(&labels).map(|h| h.count).or_else(|| fam.durations.get(&labels).map(|d| d.count())).unwrap_or(0)
     }
 
     /// Run `f` before every render (it sets gauges/counters from elsewhere).
@@ -228,6 +333,19 @@ impl Metrics {
                 }
                 write_sample(&mut out, &format!("{name}_sum"), labels, None, h.sum);
                 write_sample(&mut out, &format!("{name}_count"), labels, None, h.count as f64);
+            }
+            for (labels, d) in &fam.durations {
+                let bucket = format!("{name}_bucket");
+                // The count is the +Inf bucket, so the two always agree even
+                // when a sample lands during the scrape.
+                let mut cumulative = 0;
+                for (i, c) in d.0.counts.iter().enumerate() {
+                    cumulative += c.load(Ordering::Relaxed);
+                    let le = fam.buckets.get(i).map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                    write_sample(&mut out, &bucket, labels, Some(&le), cumulative as f64);
+                }
+                write_sample(&mut out, &format!("{name}_sum"), labels, None, d.sum().as_secs_f64());
+                write_sample(&mut out, &format!("{name}_count"), labels, None, cumulative as f64);
             }
         }
         out
@@ -296,5 +414,31 @@ mod tests {
         assert!(text.contains("studiod_scene_apply_seconds_count{result=\"ok\"} 3\n"), "{text}");
         assert!(text.contains("studiod_devices_online{kind=\"camera\"} 3\n"), "{text}");
         assert_eq!(m.histogram_count(APPLY_SECONDS, &[("result", "ok")]), 3);
+    }
+
+    #[test]
+    fn duration_histogram_records_without_the_registry_lock_and_renders() {
+        let m = Metrics::new();
+        let h = m.duration_histogram(COMMAND_FIRST_FRAME_SECONDS, &[("origin", "mqtt")]);
+        h.observe(Duration::from_micros(80));
+        h.observe(Duration::from_micros(250)); // on a bound: `le` is inclusive
+        h.observe(Duration::from_millis(22));
+        h.observe(Duration::from_secs(9));
+        // Same series through a second handle.
+        m.duration_histogram(COMMAND_FIRST_FRAME_SECONDS, &[("origin", "mqtt")]).observe(Duration::from_millis(3));
+        assert_eq!(h.count(), 5);
+        assert_eq!(h.sum(), Duration::from_micros(80 + 250 + 22_000 + 9_000_000 + 3_000));
+        let text = m.render();
+        let name = COMMAND_FIRST_FRAME_SECONDS;
+        assert!(text.contains(&format!("# TYPE {name} histogram")), "{text}");
+        assert!(text.contains(&format!("{name}_bucket{{origin=\"mqtt\",le=\"0.0001\"}} 1\n")), "{text}");
+        assert!(text.contains(&format!("{name}_bucket{{origin=\"mqtt\",le=\"0.00025\"}} 2\n")), "{text}");
+        assert!(text.contains(&format!("{name}_bucket{{origin=\"mqtt\",le=\"0.005\"}} 3\n")), "{text}");
+        assert!(text.contains(&format!("{name}_bucket{{origin=\"mqtt\",le=\"0.025\"}} 4\n")), "{text}");
+        assert!(text.contains(&format!("{name}_bucket{{origin=\"mqtt\",le=\"5\"}} 4\n")), "{text}");
+        assert!(text.contains(&format!("{name}_bucket{{origin=\"mqtt\",le=\"+Inf\"}} 5\n")), "{text}");
+        assert!(text.contains(&format!("{name}_count{{origin=\"mqtt\"}} 5\n")), "{text}");
+        assert!(text.contains(&format!("{name}_sum{{origin=\"mqtt\"}} 9.02533\n")), "{text}");
+        assert_eq!(m.histogram_count(name, &[("origin", "mqtt")]), 5);
     }
 }

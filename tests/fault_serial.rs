@@ -139,11 +139,11 @@ async fn unplug_mid_recall_fails_fast_then_replug_recovers() {
     let from = b.chain.packets(1).len();
     let engine = b.daemon().engine.clone();
     let apply = tokio::spawn(async move {
-        let req = studiod::engine::Request {
-            id: None,
-            origin: studiod::command::Origin::Cli,
-            command: studiod::command::Command::ApplyScene { scene: "flash-sale".into(), fade: Some(Duration::ZERO), at: None, slot: None },
-        };
+        let req = studiod::engine::Request::new(
+            None,
+            studiod::command::Origin::Cli,
+            studiod::command::Command::ApplyScene { scene: "flash-sale".into(), fade: Some(Duration::ZERO), at: None, slot: None },
+        );
         let started = std::time::Instant::now();
         let out = engine.execute(req).await;
         (out, started.elapsed())

@@ -155,3 +155,87 @@ async fn camera_faults_show_as_serial_errors_retries_failed_applies_and_devices_
     assert_eq!(get(&m, "studiod_devices_online", &[("kind", "camera")]), 2.0);
     assert_eq!(get(&m, "studiod_devices", &[("kind", "camera")]), 3.0);
 }
+
+/// Receipt → first light frame (`studiod_command_first_frame_seconds`): one
+/// sample per command that sets lights, by origin; none for refused or
+/// camera-only commands; exported as a Prometheus histogram.
+#[tokio::test]
+async fn first_frame_histogram_counts_each_light_command_once() {
+    use studiod::command::{Command, LightValue};
+    use studiod::metrics::COMMAND_FIRST_FRAME_SECONDS as NAME;
+    let (b, _secrets) = booth_with_http().await;
+    let daemon = b.daemon();
+    let lighting = daemon.devices.lighting.clone().expect("lighting running");
+    let mut frames = lighting.subscribe_frames();
+    let series = |origin: &str| daemon.metrics.duration_histogram(NAME, &[("origin", origin)]);
+    let (cli, http) = (series("cli"), series("http"));
+    let fade0 = Some(0);
+
+    // The start-up safe scene is counted under its own origin.
+    wait_count(&lighting, &mut frames, &series("startup"), 1).await;
+    let (n0, sum0) = (cli.count(), cli.sum());
+    assert_eq!(n0, 0);
+
+    // Four CLI commands that set lights, one at a time.
+    assert!(b.apply("flash-sale", fade0).await.ok);
+    wait_count(&lighting, &mut frames, &cli, 1).await;
+    assert!(b.apply("intro", fade0).await.ok);
+    wait_count(&lighting, &mut frames, &cli, 2).await;
+    let values = [("intensity".to_string(), LightValue::Number(0.25))].into();
+    let out = b.exec(Command::SetLight { fixture: "hair".into(), values, fade: Some(Duration::ZERO) }).await;
+    assert!(out.ok, "{out:?}");
+    wait_count(&lighting, &mut frames, &cli, 3).await;
+    // Not counted: a refused scene and a camera-only command.
+    assert!(!b.apply("no-such-scene", fade0).await.ok);
+    let out = b.exec(Command::RecallPreset { camera: "front".into(), preset: 1 }).await;
+    assert!(out.ok, "{out:?}");
+    assert!(b.exec(Command::Blackout { fade: Some(Duration::ZERO) }).await.ok);
+    wait_count(&lighting, &mut frames, &cli, 4).await;
+    assert_eq!(cli.count(), 4, "one sample per light command, none for the others");
+    // Plausible: each look is on the wire at once or with the next tick
+    // (22.7 ms at 44 Hz); 1 s each leaves room for a loaded debug build.
+    let took = cli.sum() - sum0;
+    assert!(took > Duration::ZERO && took < Duration::from_secs(4), "4 samples sum to {took:?}");
+
+    // Over HTTP, counted under `http` and exported.
+    let url = daemon.http_url.clone().expect("HTTP configured");
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/commands"))
+        .bearer_auth(TOKEN)
+        .body(r#"{"id":"ff-1","action":"apply_scene","scene":"house","fade_ms":0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_count(&lighting, &mut frames, &http, 1).await;
+    let (text, m) = scrape(&b).await;
+    assert!(text.contains(&format!("# TYPE {NAME} histogram")), "{text}");
+    for (origin, n) in [("http", 1.0), ("cli", 4.0), ("startup", 1.0), ("mqtt", 0.0)] {
+        assert_eq!(get(&m, &format!("{NAME}_count"), &[("origin", origin)]), n, "{origin}");
+        assert_eq!(get(&m, &format!("{NAME}_bucket"), &[("origin", origin), ("le", "+Inf")]), n, "{origin}");
+    }
+    let sum = get(&m, &format!("{NAME}_sum"), &[("origin", "http")]);
+    assert!(sum > 0.0 && sum < 1.0, "http sum {sum} s");
+    assert!((get(&m, &format!("{NAME}_sum"), &[("origin", "cli")]) - cli.sum().as_secs_f64()).abs() < 1e-9);
+}
+
+/// Wait until `h` has `want` samples. The lighting task records a sample once
+/// the look's first frame is out; wait on the task's own events, not on time:
+/// a `stats()` call is served only after any frame in progress has finished,
+/// and each frame sent wakes this loop to look again.
+async fn wait_count(
+    lighting: &studiod::lighting::LightingHandle,
+    frames: &mut tokio::sync::broadcast::Receiver<studiod::lighting::FrameSent>,
+    h: &studiod::metrics::DurationHistogram,
+    want: u64,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        lighting.stats().await.unwrap();
+        if h.count() >= want {
+            return;
+        }
+        let next = tokio::time::timeout_at(deadline, frames.recv()).await;
+        assert!(next.is_ok(), "histogram stayed at {} samples (want {want})", h.count());
+    }
+}

@@ -147,11 +147,11 @@ async fn newer_scene_supersedes_camera_moves_still_running() {
         let engine = engine.clone();
         async move {
             engine
-                .execute(studiod::engine::Request {
-                    id: None,
-                    origin: studiod::command::Origin::Cli,
-                    command: Command::ApplyScene { scene: "intro".into(), fade: None, at: None, slot: None },
-                })
+                .execute(studiod::engine::Request::new(
+                    None,
+                    studiod::command::Origin::Cli,
+                    Command::ApplyScene { scene: "intro".into(), fade: None, at: None, slot: None },
+                ))
                 .await
         }
     });
@@ -181,7 +181,7 @@ async fn scene_scheduled_for_slot_start_applies_at_that_instant() {
                 at: Some(at),
                 slot: Some(serde_json::json!({"booking": "b-1"})),
             };
-            engine.execute(studiod::engine::Request { id: None, origin: studiod::command::Origin::Cli, command: cmd }).await
+            engine.execute(studiod::engine::Request::new(None, studiod::command::Origin::Cli, cmd)).await
         }
     });
     let s = support::wait_watch(&mut state, Duration::from_secs(2), "pending scene in state", |s| s.pending.is_some()).await;

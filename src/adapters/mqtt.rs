@@ -293,6 +293,8 @@ async fn pump(
                 connected.notify_one();
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                // The command's receipt: everything after this is studiod's time.
+                let received = Instant::now();
                 if stopping.is_cancelled() {
                     continue;
                 }
@@ -303,7 +305,7 @@ async fn pump(
                 }
                 match Arc::clone(&slots).try_acquire_owned() {
                     Ok(slot) => {
-                        handlers.spawn(handle(Arc::clone(&ctx), publish, slot));
+                        handlers.spawn(handle(Arc::clone(&ctx), publish, received, slot));
                     }
                     Err(_) => {
                         // Only reachable with QoS 0 floods (QoS 1 is bounded by the receive maximum).
@@ -383,18 +385,17 @@ async fn publish_state(ctx: &Ctx, state: &mut watch::Receiver<BoothState>) {
 }
 
 /// One command: answer it exactly once, then acknowledge it.
-async fn handle(ctx: Arc<Ctx>, publish: Publish, _slot: OwnedSemaphorePermit) {
+async fn handle(ctx: Arc<Ctx>, publish: Publish, received: Instant, _slot: OwnedSemaphorePermit) {
     let parsed = json::parse_command(&publish.payload);
     let span = tracing::info_span!("command", id = parsed.id.as_deref().unwrap_or(""), action = parsed.action.as_deref().unwrap_or(""));
     async {
-        let started = Instant::now();
-        let (reply, first) = answer(&ctx, parsed).await;
+        let (reply, first) = answer(&ctx, parsed, received).await;
         let code = reply.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
         tracing::info!(
             ok = reply["ok"].as_bool(),
             code,
             duplicate = reply["duplicate"].as_bool(),
-            ms = started.elapsed().as_millis() as u64,
+            ms = received.elapsed().as_millis() as u64,
             "command answered"
         );
         if let Err(e) = ctx.client.publish(&ctx.topics.reply, QoS::AtLeastOnce, false, reply.to_string()).await {
@@ -410,8 +411,9 @@ async fn handle(ctx: Arc<Ctx>, publish: Publish, _slot: OwnedSemaphorePermit) {
     .await
 }
 
-/// The reply to a payload, and the claim on its id (dropped after replying).
-async fn answer(ctx: &Ctx, parsed: json::Parsed) -> (Value, Option<Pending>) {
+/// The reply to a payload received at `received`, and the claim on its id
+/// (dropped after replying).
+async fn answer(ctx: &Ctx, parsed: json::Parsed, received: Instant) -> (Value, Option<Pending>) {
     let command = match &parsed.command {
         Ok(c) => c.clone(),
         Err(e) => {
@@ -440,7 +442,7 @@ async fn answer(ctx: &Ctx, parsed: json::Parsed) -> (Value, Option<Pending>) {
                 if command == Command::Status {
                     ctx.republish.notify_one();
                 }
-                let req = Request { id: Some(id.clone()), origin: Origin::Mqtt, command: command.clone() };
+                let req = Request { id: Some(id.clone()), origin: Origin::Mqtt, command: command.clone(), received };
                 let outcome = ctx.engine.execute(req).await;
                 drop(permit);
                 let reply = json::reply(Some(&id), action.as_deref(), &outcome, false);

@@ -27,7 +27,10 @@ use super::start::{start, Started};
 use super::{BoothState, DeviceHealth, DeviceKind, Devices, EngineInbox, Event, PendingScene, Request};
 use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
 use crate::config::model::Config;
-use crate::metrics::{self, Metrics};
+use crate::lighting::FirstFrame;
+use crate::metrics::{self, DurationHistogram, Metrics};
+
+const ORIGINS: [Origin; 4] = [Origin::Mqtt, Origin::Http, Origin::Cli, Origin::Startup];
 use crate::scene::Scene;
 
 /// Rebuilds the device actors for a new configuration (see [`Engine::on_respawn`]).
@@ -53,6 +56,9 @@ pub struct Engine {
     respawn: Option<Respawn>,
     /// Commands by action/result/origin and apply latency, for every origin.
     metrics: Metrics,
+    /// Receipt → first light frame, one series per origin, fetched once so
+    /// the lighting task records lock-free.
+    first_frame: [DurationHistogram; 4],
     /// Commands whose device parts are still completing; each answers its caller.
     completions: JoinSet<()>,
     /// One health follower per camera of the device set in force.
@@ -81,6 +87,7 @@ impl Engine {
             config_tx: None,
             respawn: None,
             metrics: Metrics::default(),
+            first_frame: ORIGINS.map(|_| DurationHistogram::detached()),
             completions: JoinSet::new(),
             followers: JoinSet::new(),
         };
@@ -90,8 +97,15 @@ impl Engine {
 
     /// Record command and apply metrics in this (the daemon's) registry.
     pub fn with_metrics(mut self, metrics: Metrics) -> Engine {
+        self.first_frame = ORIGINS.map(|o| metrics.duration_histogram(metrics::COMMAND_FIRST_FRAME_SECONDS, &[("origin", o.as_str())]));
         self.metrics = metrics;
         self
+    }
+
+    /// Time this request's first light frame from its receipt by the adapter.
+    fn first_frame(&self, req: &Request) -> Option<FirstFrame> {
+        let i = ORIGINS.iter().position(|o| *o == req.origin)?;
+        Some(FirstFrame { received: req.received, histogram: self.first_frame[i].clone() })
     }
 
     /// Publish every configuration change (reload, put/delete scene) here.
@@ -168,11 +182,7 @@ impl Engine {
             self.set_shutdown_look(&shutdown).await;
         }
         if let Some(safe) = self.config.studio.safe_scene.clone() {
-            let req = Request {
-                id: None,
-                origin: Origin::Startup,
-                command: Command::ApplyScene { scene: safe, fade: None, at: None, slot: None },
-            };
+            let req = Request::new(None, Origin::Startup, Command::ApplyScene { scene: safe, fade: None, at: None, slot: None });
             let (tx, _rx) = oneshot::channel();
             self.handle(req, tx).await;
         }
@@ -260,10 +270,13 @@ impl Engine {
         };
         let cmd = &req.command;
         match plan {
-            Plan::Scene(p) => self.apply_now(req, p, reply, received).await,
+            Plan::Scene(p) => {
+                let first_frame = self.first_frame(&req);
+                self.apply_now(req, p, reply, received, first_frame).await
+            }
             Plan::Schedule { at, scene } => self.schedule(req, at, scene, reply, received),
             Plan::Blackout(steps) => {
-                let started = start(&self.devices, &steps).await;
+                let started = start(&self.devices, &steps, self.first_frame(&req)).await;
                 self.state.scene = None;
                 self.state.scene_label = Some("Blackout".into());
                 self.state.applied_at = Some(SystemTime::now());
@@ -271,7 +284,7 @@ impl Engine {
                 self.finish(req.command, started, reply, received).await;
             }
             Plan::Devices(steps) => {
-                let started = start(&self.devices, &steps).await;
+                let started = start(&self.devices, &steps, self.first_frame(&req)).await;
                 self.finish(req.command, started, reply, received).await;
             }
             Plan::Status => {
@@ -315,7 +328,8 @@ impl Engine {
         // The scheduled command's own span, so its lines keep its id.
         let span = command_span(&s.req);
         match plan::scene_plan(&self.config, &s.scene) {
-            Ok(p) => self.apply_now(s.req, p, s.reply, s.received).instrument(span).await,
+            // Not timed to its first frame: the wait for `at` is not latency.
+            Ok(p) => self.apply_now(s.req, p, s.reply, s.received, None).instrument(span).await,
             Err(refusal) => {
                 self.publish();
                 s.reply.send(Outcome::refused(&s.req.command, refusal));
@@ -325,14 +339,14 @@ impl Engine {
 
     /// Apply a scene: lights and OSC at once, camera moves queued in order;
     /// their completions are awaited in the background.
-    async fn apply_now(&mut self, req: Request, p: ScenePlan, reply: Reply, received: Instant) {
+    async fn apply_now(&mut self, req: Request, p: ScenePlan, reply: Reply, received: Instant, first_frame: Option<FirstFrame>) {
         // A newer immediate apply replaces a scheduled one.
         if let Some(old) = self.scheduled.take() {
             old.reply.send(refuse(&old.req.command, ErrorCode::Superseded, format!("superseded by scene `{}`", p.name)));
             self.state.pending = None;
         }
         let begun = Instant::now();
-        let started = start(&self.devices, &p.steps).await;
+        let started = start(&self.devices, &p.steps, first_frame).await;
         info!(scene = %p.name, devices = started.parts.len(), fade_ms = p.fade.as_millis() as u64, "applying scene");
         self.state.scene = Some(p.name);
         self.state.scene_label = Some(p.label);
@@ -340,7 +354,7 @@ impl Engine {
         self.state.applied_at = Some(SystemTime::now());
         self.publish();
 
-        let Request { id, origin, command: cmd } = req;
+        let Request { id, origin, command: cmd, .. } = req;
         let events = self.inbox.events.clone();
         let m = self.metrics.clone();
         self.completions.spawn(
@@ -502,7 +516,7 @@ mod tests {
         /// Send a command without waiting for its outcome.
         fn send(&self, command: Command) -> tokio::task::JoinHandle<Outcome> {
             let h = self.handle.clone();
-            tokio::spawn(async move { h.execute(Request { id: Some("t-1".into()), origin: Origin::Cli, command }).await })
+            tokio::spawn(async move { h.execute(Request::new(Some("t-1".into()), Origin::Cli, command)).await })
         }
 
         async fn exec(&self, command: Command) -> Outcome {

@@ -23,7 +23,7 @@ pub use devices::Devices;
 pub use error::{DeviceError, RespawnError};
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -35,6 +35,18 @@ pub struct Request {
     pub id: Option<String>,
     pub origin: Origin,
     pub command: Command,
+    /// When the adapter received the command (MQTT: the publish read off the
+    /// connection; HTTP: the request), so the engine can measure what the
+    /// caller waits for — receipt to first light frame — without knowing
+    /// any adapter's protocol.
+    pub received: Instant,
+}
+
+impl Request {
+    /// A request received now (for callers that have no earlier receipt time).
+    pub fn new(id: Option<String>, origin: Origin, command: Command) -> Request {
+        Request { id, origin, command, received: Instant::now() }
+    }
 }
 
 /// What the booth looks like now; published retained on MQTT `state` and

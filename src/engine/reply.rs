@@ -55,7 +55,7 @@ mod tests {
     #[tokio::test]
     async fn every_reply_is_counted_once_by_its_result() {
         let m = Metrics::new();
-        let req = Request { id: None, origin: Origin::Cli, command: Command::Status };
+        let req = Request::new(None, Origin::Cli, Command::Status);
         let (tx, rx) = oneshot::channel();
         Reply::new(tx, &m, &req).send(Outcome::from_devices(&req.command, Default::default(), Default::default()));
         assert!(rx.await.unwrap().ok);

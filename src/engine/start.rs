@@ -12,6 +12,7 @@ use super::plan::{CameraAction, LightCall, Step};
 use super::Devices;
 use crate::camera::{CameraError, CameraHandle};
 use crate::command::DeviceResult;
+use crate::lighting::FirstFrame;
 use crate::config::model::CameraProfile;
 use crate::scene::CameraTarget;
 use crate::visca::{Command as Visca, Direction, MemoryOp};
@@ -47,15 +48,16 @@ impl Started {
 }
 
 /// Start each step on the devices, in the plan's order.
-pub(crate) async fn start(devices: &Devices, steps: &[Step]) -> Started {
+pub(crate) async fn start(devices: &Devices, steps: &[Step], mut first_frame: Option<FirstFrame>) -> Started {
     let mut started = Started::default();
     for step in steps {
         match step {
             Step::Lights { call, fade, fixtures } => {
                 let r = match &devices.lighting {
                     Some(l) => match call {
-                        LightCall::Look(look) => l.set_look(look.clone(), *fade).await.map(drop),
-                        LightCall::Blackout => l.blackout(*fade).await,
+                        // Only the command's first light change is timed from its receipt.
+                        LightCall::Look(look) => l.set_look_timed(look.clone(), *fade, first_frame.take()).await.map(drop),
+                        LightCall::Blackout => l.blackout_timed(*fade, first_frame.take()).await,
                     }
                     .map_err(DeviceError::from),
                     None => Err(DeviceError::NotRunning("lighting output")),
@@ -189,7 +191,7 @@ mod tests {
     async fn every_step_without_its_device_fails_alone_and_in_order() {
         let c = example();
         let p = scene_plan(&c, &SceneRef { name: "flash-sale".into(), fade: None, slot: None }).unwrap();
-        let s = start(&Devices::default(), &p.steps).await;
+        let s = start(&Devices::default(), &p.steps, None).await;
         assert!(s.is_done());
         let got = results(&s);
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();

@@ -18,7 +18,7 @@ pub mod patch;
 pub mod persist;
 pub mod task;
 
-pub use task::{spawn, FrameSent, LightingError, LightingHandle, LightingOptions, LightingStats};
+pub use task::{spawn, FirstFrame, FrameSent, LightingError, LightingHandle, LightingOptions, LightingStats};
 
 /// One fixture's look: normalised (0.0–1.0) values per attribute.
 /// Attributes a look leaves out keep their current value.

@@ -18,6 +18,7 @@ use super::fixture::Fixture;
 use super::patch::{Patch, PatchError};
 use super::persist::{self, LastLook};
 use super::Look;
+use crate::metrics::DurationHistogram;
 
 /// Highest frame rate we run: a full 512-slot DMX universe refreshes at ~44 Hz,
 /// so faster Art-Net only makes nodes drop packets.
@@ -53,6 +54,16 @@ pub struct FrameSent {
     pub ok: bool,
 }
 
+/// A caller waiting for the first frame that carries its look: when that
+/// frame has been handed to the kernel, the time since `received` goes into
+/// `histogram`. The lighting task knows nothing about commands or adapters;
+/// the engine decides what `received` means and which series it lands in.
+#[derive(Debug, Clone)]
+pub struct FirstFrame {
+    pub received: std::time::Instant,
+    pub histogram: DurationHistogram,
+}
+
 /// Lighting counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LightingStats {
@@ -62,8 +73,8 @@ pub struct LightingStats {
 }
 
 enum Request {
-    SetLook { look: Look, fade: Duration, full: bool, reply: oneshot::Sender<Vec<String>> },
-    Blackout { fade: Duration, reply: oneshot::Sender<()> },
+    SetLook { look: Look, fade: Duration, full: bool, first_frame: Option<FirstFrame>, reply: oneshot::Sender<Vec<String>> },
+    Blackout { fade: Duration, first_frame: Option<FirstFrame>, reply: oneshot::Sender<()> },
     GrandMaster { value: f64, reply: oneshot::Sender<()> },
     ShutdownLook { look: Option<Look>, reply: oneshot::Sender<()> },
     CurrentValues { reply: oneshot::Sender<Look> },
@@ -94,19 +105,30 @@ impl LightingHandle {
     /// attributes it omits keep their current target. Returns the
     /// `fixture[.attribute]` names that are not patched (and were skipped).
     pub async fn set_look(&self, look: Look, fade: Duration) -> Result<Vec<String>, LightingError> {
-        self.call(|reply| Request::SetLook { look, fade, full: false, reply }).await
+        self.set_look_timed(look, fade, None).await
+    }
+
+    /// [`set_look`](Self::set_look), and record the time from
+    /// `first_frame.received` to the first frame rendered with the look.
+    pub async fn set_look_timed(&self, look: Look, fade: Duration, first_frame: Option<FirstFrame>) -> Result<Vec<String>, LightingError> {
+        self.call(|reply| Request::SetLook { look, fade, full: false, first_frame, reply }).await
     }
 
     /// Apply the safe look: like `set_look`, but every attribute it omits fades
     /// back to its profile default, so the room reaches a known state whatever
     /// was on before.
     pub async fn apply_safe(&self, look: Look, fade: Duration) -> Result<Vec<String>, LightingError> {
-        self.call(|reply| Request::SetLook { look, fade, full: true, reply }).await
+        self.call(|reply| Request::SetLook { look, fade, full: true, first_frame: None, reply }).await
     }
 
     /// Fade intensities (and the emitters of fixtures without one) to zero.
     pub async fn blackout(&self, fade: Duration) -> Result<(), LightingError> {
-        self.call(|reply| Request::Blackout { fade, reply }).await
+        self.blackout_timed(fade, None).await
+    }
+
+    /// [`blackout`](Self::blackout), timed like [`set_look_timed`](Self::set_look_timed).
+    pub async fn blackout_timed(&self, fade: Duration, first_frame: Option<FirstFrame>) -> Result<(), LightingError> {
+        self.call(|reply| Request::Blackout { fade, first_frame, reply }).await
     }
 
     /// Grand master 0.0–1.0; scales intensity attributes only, immediately.
@@ -225,6 +247,8 @@ pub async fn spawn(
         artsync: config.artsync,
         shutdown_look: None,
         ticks: 0,
+        // Reused: after the first few looks, recording allocates nothing.
+        first_frame: Vec::with_capacity(8),
         port_addresses: outputs.iter().map(|o| o.universe).collect(),
         clock: config.clock,
     };
@@ -246,6 +270,8 @@ struct LightingTask {
     artsync: bool,
     shutdown_look: Option<Look>,
     ticks: u64,
+    /// Looks accepted since the last frame whose first frame someone times.
+    first_frame: Vec<FirstFrame>,
     port_addresses: Vec<u16>,
     clock: ClockSource,
 }
@@ -300,7 +326,8 @@ impl LightingTask {
     fn handle(&mut self, req: Request) -> bool {
         let now = Instant::now();
         match req {
-            Request::SetLook { look, fade, full, reply } => {
+            Request::SetLook { look, fade, full, first_frame, reply } => {
+                self.first_frame.extend(first_frame);
                 let unknown = if full { self.engine.set_target_full(&look, fade, now) } else { self.engine.set_target(&look, fade, now) };
                 if !unknown.is_empty() {
                     tracing::warn!(?unknown, "look names unpatched fixtures or attributes");
@@ -309,7 +336,8 @@ impl LightingTask {
                 let _ = reply.send(unknown);
                 true
             }
-            Request::Blackout { fade, reply } => {
+            Request::Blackout { fade, first_frame, reply } => {
+                self.first_frame.extend(first_frame);
                 self.engine.blackout(fade, now);
                 self.publish_target();
                 let _ = reply.send(());
@@ -350,6 +378,9 @@ impl LightingTask {
         self.ticks += 1;
         let rendered = self.engine.render(now);
         let mut sent_to = Vec::new();
+        // When this frame's first ArtDmx reached the kernel (wall clock, so
+        // paused-time tests cannot distort it); only taken when someone waits.
+        let mut first_out: Option<std::time::Instant> = None;
         for (u, (frame, &changed)) in rendered.frames.iter().zip(rendered.changed).enumerate() {
             let stale = match self.sender.last_sent(u) {
                 None => true,
@@ -362,6 +393,9 @@ impl LightingTask {
                 continue;
             };
             sent_to.push(u);
+            if !self.first_frame.is_empty() && first_out.is_none() {
+                first_out = Some(std::time::Instant::now());
+            }
             // Copying the frame costs an allocation; only when someone listens.
             if self.frames.receiver_count() > 0 {
                 let _ = self.frames.send(FrameSent {
@@ -382,6 +416,16 @@ impl LightingTask {
         // later single-universe change without a sync would stall.
         if self.artsync && !sent_to.is_empty() {
             self.sender.send_sync(sent_to, now);
+        }
+        // This frame is the first rendered with every look accepted since the
+        // last one (the first step of a fade). A look that changes nothing on
+        // the wire counts too (at the end of the frame): the output already
+        // carries it.
+        if !self.first_frame.is_empty() {
+            let sent = first_out.unwrap_or_else(std::time::Instant::now);
+            for f in self.first_frame.drain(..) {
+                f.histogram.observe(sent.saturating_duration_since(f.received));
+            }
         }
     }
 

@@ -112,7 +112,7 @@ impl Booth {
     }
 
     pub async fn exec(&self, command: studiod::command::Command) -> studiod::command::Outcome {
-        let req = studiod::engine::Request { id: None, origin: studiod::command::Origin::Cli, command };
+        let req = studiod::engine::Request::new(None, studiod::command::Origin::Cli, command);
         self.daemon().engine.execute(req).await
     }
 

@@ -353,6 +353,9 @@ fn rand_suffix() -> u64 {
 pub struct FakeEngine {
     pub handle: EngineHandle,
     pub received: Arc<Mutex<Vec<Request>>>,
+    /// Per request, in arrival order: from the adapter's receipt
+    /// (`Request::received`) to this engine getting it.
+    pub waited: Arc<Mutex<Vec<Duration>>>,
     pub state: watch::Sender<BoothState>,
     pub events: tokio::sync::broadcast::Sender<studiod::engine::Event>,
     /// How many requests arrived so far (to wait on without sleeping).
@@ -365,10 +368,12 @@ impl FakeEngine {
         let (handle, inbox) = EngineHandle::channel(BoothState::default());
         let EngineInbox { mut rx, state, events } = inbox;
         let received = Arc::new(Mutex::new(Vec::new()));
-        let (rec, st) = (Arc::clone(&received), state.clone());
+        let waited = Arc::new(Mutex::new(Vec::new()));
+        let (rec, wait, st) = (Arc::clone(&received), Arc::clone(&waited), state.clone());
         let (arrived_tx, arrived) = watch::channel(0);
         let task = tokio::spawn(async move {
             while let Some((req, reply)) = rx.recv().await {
+                wait.lock().unwrap().push(req.received.elapsed());
                 let n = {
                     let mut rec = rec.lock().unwrap();
                     rec.push(req.clone());
@@ -386,7 +391,7 @@ impl FakeEngine {
                 });
             }
         });
-        FakeEngine { handle, received, state, events, arrived, task }
+        FakeEngine { handle, received, waited, state, events, arrived, task }
     }
 
     pub fn instant() -> FakeEngine {

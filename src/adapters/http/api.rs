@@ -272,6 +272,8 @@ pub async fn command(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // The body has arrived: from here on the caller is waiting on us.
+    let received = std::time::Instant::now();
     let caller = authenticate(&st, &headers, peer)?;
     check_csrf(&caller, &headers)?;
     let body = with_id(body);
@@ -312,7 +314,7 @@ pub async fn command(
         Some(b"ctl") => Origin::Cli,
         _ => Origin::Http,
     };
-    let outcome = st.engine.execute(EngineRequest { id: id.clone(), origin, command: cmd.clone() }).await;
+    let outcome = st.engine.execute(EngineRequest { id: id.clone(), origin, command: cmd.clone(), received }).await;
     if let (Some((camera, motion, true)), Some(e)) = (&watch, &outcome.error) {
         // A refused move (unknown camera, busy) is not running: nothing to stop later.
         if e.code != crate::command::ErrorCode::DeviceFailed {

@@ -126,7 +126,7 @@ impl Deadman {
 
 async fn stop(engine: &EngineHandle, camera: &str, motion: Motion) {
     let id = format!("deadman-{}", super::auth::random_token());
-    let out = engine.execute(Request { id: Some(id), origin: Origin::Http, command: motion.stop(camera) }).await;
+    let out = engine.execute(Request::new(Some(id), Origin::Http, motion.stop(camera))).await;
     if !out.ok {
         tracing::warn!(camera = %camera, error = ?out.error.map(|e| e.message), "dead-man stop failed");
     }
