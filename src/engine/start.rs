@@ -210,7 +210,7 @@ mod tests {
         else {
             panic!("not a blackout")
         };
-        let s = start(&Devices::default(), &steps).await;
+        let s = start(&Devices::default(), &steps, None).await;
         assert_eq!(s.parts.len(), c.fixtures.len());
         assert!(results(&s).iter().all(|(_, r)| r.as_ref().is_some_and(|r| !r.ok)));
     }
