@@ -4,16 +4,21 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use studiod::visca::{decode, encode, Address, Command, Direction, ErrorCode, Inquiry, MemoryOp, Nibbles, Packet, Raw, Reply, ZoomDrive};
+use studiod::visca::{
+    decode, encode, Address, Direction, Inquiry, MemoryOp, Nibbles, Packet, Raw, Reply, ViscaCommand, ViscaErrorCode, ZoomDrive,
+};
 
 fn packets() -> Vec<Packet> {
     let a = Address::new(1).unwrap();
     vec![
-        Packet::command(a, Command::Memory { op: MemoryOp::Recall, memory: 3 }),
-        Packet::command(a, Command::PanTiltDrive { direction: Direction::UpLeft, pan_speed: 0x10, tilt_speed: 0x10 }),
-        Packet::command(a, Command::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0x14, pan: -432, tilt: 72, nibbles: Nibbles::Four }),
-        Packet::command(a, Command::ZoomDirect(0x1000)),
-        Packet::command(a, Command::Zoom(ZoomDrive::TeleVariable(3))),
+        Packet::command(a, ViscaCommand::Memory { op: MemoryOp::Recall, memory: 3 }),
+        Packet::command(a, ViscaCommand::PanTiltDrive { direction: Direction::UpLeft, pan_speed: 0x10, tilt_speed: 0x10 }),
+        Packet::command(
+            a,
+            ViscaCommand::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0x14, pan: -432, tilt: 72, nibbles: Nibbles::Four },
+        ),
+        Packet::command(a, ViscaCommand::ZoomDirect(0x1000)),
+        Packet::command(a, ViscaCommand::Zoom(ZoomDrive::TeleVariable(3))),
         Packet::inquiry(a, Inquiry::PanTiltPosition),
         Packet::inquiry(a, Inquiry::Power),
         Packet::AddressSet,
@@ -27,7 +32,7 @@ fn reply_stream() -> (Vec<u8>, usize) {
         Reply::Completion { address: 2, socket: 2 },
         Reply::Answer { address: 3, payload: Raw::new(&[0x0F, 0x0E, 0x05, 0x00, 0x00, 0x00, 0x04, 0x08]).unwrap() },
         Reply::Answer { address: 4, payload: Raw::new(&[0x02]).unwrap() },
-        Reply::Error { address: 5, socket: 1, code: ErrorCode::NotExecutable },
+        Reply::Error { address: 5, socket: 1, code: ViscaErrorCode::NotExecutable },
         Reply::AddressSet { next: 8 },
         Reply::NetworkChange { address: 7 },
     ];

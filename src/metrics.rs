@@ -93,6 +93,8 @@ struct Family {
     histograms: BTreeMap<Labels, Histogram>,
     /// Histograms only: series recorded lock-free through a [`DurationHistogram`].
     durations: BTreeMap<Labels, DurationHistogram>,
+    /// Counters recorded lock-free through a [`Counter`] handle.
+    counters: BTreeMap<Labels, Counter>,
 }
 
 impl Family {
@@ -104,6 +106,7 @@ impl Family {
             buckets: Vec::new(),
             histograms: BTreeMap::new(),
             durations: BTreeMap::new(),
+            counters: BTreeMap::new(),
         }
     }
 }
@@ -166,6 +169,32 @@ impl DurationHistogram {
     }
 }
 
+/// One counter series, incremented without a lock or an allocation (one
+/// atomic add), for hot paths (every Art-Net frame) and for counters owned by
+/// a component (MQTT reconnects). Get it once from [`Metrics::counter`];
+/// clones count into the same series.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// A counter in no registry (a component's default when the daemon gave it none).
+    pub fn detached() -> Counter {
+        Counter::default()
+    }
+
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Histogram {
     /// Non-cumulative counts per bucket; one more than the bounds (+Inf).
@@ -204,6 +233,8 @@ impl Metrics {
         m.describe(SERIAL_ERRORS, Kind::Counter, "Serial link errors by port and kind");
         m.describe(SERIAL_RETRIES, Kind::Counter, "VISCA packets resent after a timeout, by port");
         m.describe(MQTT_RECONNECTS, Kind::Counter, "Reconnections to the MQTT broker");
+        // At 0 from the start, with or without MQTT, so "never reconnected" reads 0.
+        m.counter(MQTT_RECONNECTS, &[]);
         m.describe_histogram(
             COMMAND_FIRST_FRAME_SECONDS,
             "Command received by an adapter to the first Art-Net frame with its look sent, by origin",
@@ -251,6 +282,15 @@ impl Metrics {
         });
         let buckets = fam.buckets.clone();
         fam.durations.entry(owned(labels)).or_insert_with(|| DurationHistogram::new(&buckets)).clone()
+    }
+
+    /// The lock-free series of counter family `name` with these labels
+    /// (created at 0, so it is exported before the first event). Call once,
+    /// keep the handle.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Counter {
+        let mut f = self.lock();
+        let fam = f.entry(name.to_string()).or_insert_with(|| Family::new(name, Kind::Counter));
+        fam.counters.entry(owned(labels)).or_default().clone()
     }
 
     /// Record one observation in a histogram series. An undescribed family
@@ -305,7 +345,10 @@ impl Metrics {
 
     /// Current value of one series (tests and diagnostics).
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.lock().get(name).and_then(|f| f.series.get(&owned(labels)).copied()).unwrap_or(0.0)
+        let labels = owned(labels);
+        let f = self.lock();
+        let fam = f.get(name);
+        fam.and_then(|f| f.series.get(&labels).copied().or_else(|| f.counters.get(&labels).map(|c| c.get() as f64))).unwrap_or(0.0)
     }
 
     /// Prometheus text exposition format 0.0.4 (collectors run first).
@@ -322,6 +365,9 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} {}", fam.kind.as_str());
             for (labels, v) in &fam.series {
                 write_sample(&mut out, name, labels, None, *v);
+            }
+            for (labels, c) in &fam.counters {
+                write_sample(&mut out, name, labels, None, c.get() as f64);
             }
             for (labels, h) in &fam.histograms {
                 let bucket = format!("{name}_bucket");

@@ -165,7 +165,8 @@ async fn abandoned_recall_is_never_sent_to_the_camera() {
     support::wait_watch(&mut cam.health(), Duration::from_secs(5), "cam1 online", |h| h.online).await;
 
     chain.set_fault(1, Fault::SlowAck(Duration::from_secs(2)));
-    let first = cam.submit(studiod::visca::Command::Memory { op: studiod::visca::MemoryOp::Recall, memory: cam.memory_byte(1).unwrap() });
+    let first =
+        cam.submit(studiod::visca::ViscaCommand::Memory { op: studiod::visca::MemoryOp::Recall, memory: cam.memory_byte(1).unwrap() });
     let first = first.await.unwrap();
     let gave_up = tokio::time::timeout(Duration::from_millis(200), cam.recall_preset(2)).await;
     assert!(gave_up.is_err(), "still queued behind the slow recall: {gave_up:?}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use studiod::camera::{spawn_port, CameraError, CameraHandle, Port, PortOptions, DEFAULT_QUEUE_CAPACITY};
 use studiod::config::model::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
-use studiod::visca::{Command, MemoryOp};
+use studiod::visca::{MemoryOp, ViscaCommand as Command};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use studiod::camera::{spawn_port, CameraError, CameraHandle, Failure, Health, Opener, Port, PortOptions, SerialOpener};
 use studiod::config::model::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
-use studiod::visca::{ErrorCode, Version};
+use studiod::visca::{Version, ViscaErrorCode as ErrorCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -37,7 +37,9 @@ pub async fn start(
     let current = config.borrow().clone();
     let mut started = Started::default();
     if let Some(m) = &current.mqtt {
-        let task = mqtt::run(m, &current.studio.id, &current.studio.state_dir, engine.clone(), cancel.clone()).context("starting MQTT")?;
+        let opts = mqtt::Options { reconnects: metrics.counter(crate::metrics::MQTT_RECONNECTS, &[]), ..Default::default() };
+        let task = mqtt::run_with(m, &current.studio.id, &current.studio.state_dir, engine.clone(), cancel.clone(), opts)
+            .context("starting MQTT")?;
         started.tasks.push(tokio::spawn(task));
     }
     if let Some(h) = &current.http {

@@ -35,7 +35,6 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +54,7 @@ use super::json;
 use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
 use crate::config::model::Mqtt;
 use crate::engine::{BoothState, EngineHandle, Request};
+use crate::metrics::Counter;
 
 /// Retained on `status` by the Last Will and on clean shutdown.
 pub const OFFLINE: &str = r#"{"online":false}"#;
@@ -85,6 +85,8 @@ pub struct Options {
     pub reconnect_max_delay: Duration,
     /// On shutdown, how long in-flight commands may take to finish and reply.
     pub shutdown_grace: Duration,
+    /// Counts successful reconnections (the daemon passes its `/metrics` series).
+    pub reconnects: Counter,
 }
 
 impl Default for Options {
@@ -97,6 +99,7 @@ impl Default for Options {
             session_expiry: Duration::from_secs(24 * 3600),
             reconnect_max_delay: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(1),
+            reconnects: Counter::detached(),
         }
     }
 }
@@ -114,14 +117,6 @@ pub enum MqttError {
     NoCertificate(String),
     #[error("TLS set-up: {0}")]
     Tls(#[from] rustls::Error),
-}
-
-static RECONNECTS: AtomicU64 = AtomicU64::new(0);
-
-/// Successful reconnections to the broker since the process started (all
-/// adapters in the process), for `/metrics`.
-pub fn reconnects() -> u64 {
-    RECONNECTS.load(Ordering::Relaxed)
 }
 
 /// The topics of one booth: `{prefix}/{studio}/…`.
@@ -218,6 +213,7 @@ async fn supervise(ctx: Arc<Ctx>, eventloop: EventLoop, cancel: CancellationToke
         Arc::clone(&connected),
         stopping.clone(),
         opts.reconnect_max_delay,
+        opts.reconnects.clone(),
     ));
     let mut publisher_task = JoinSet::new();
     publisher_task.spawn(publisher(Arc::clone(&ctx), connected, ctx.engine.state(), ctx.engine.events()));
@@ -267,6 +263,7 @@ async fn pump(
     connected: Arc<Notify>,
     stopping: CancellationToken,
     max_delay: Duration,
+    reconnects: Counter,
 ) {
     let mut handlers = JoinSet::new();
     let mut delay = RECONNECT_MIN_DELAY;
@@ -283,7 +280,7 @@ async fn pump(
                 let session_present = ack.session_present;
                 match down_since.take() {
                     Some(since) if ever_connected => {
-                        RECONNECTS.fetch_add(1, Ordering::Relaxed);
+                        reconnects.inc();
                         tracing::info!(outage_ms = since.elapsed().as_millis() as u64, session_present, "reconnected to MQTT broker");
                     }
                     _ => tracing::info!(session_present, "connected to MQTT broker"),

@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::visca::{Address, Answer, AnswerError, ErrorCode};
+use crate::visca::{Address, Answer, AnswerError, ViscaErrorCode};
 
 /// Which reply did not come in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,7 @@ impl LinkDown {
 pub enum Failure {
     /// The camera answered with a VISCA error: a refusal, never retried.
     #[error("camera refused: {0}")]
-    Refused(ErrorCode),
+    Refused(ViscaErrorCode),
     /// No reply in time, after `attempts` sends.
     #[error("no {waited} within {} ms{}", after.as_millis(), attempts_note(*attempts))]
     Timeout { waited: Waited, after: Duration, attempts: u32 },
@@ -208,7 +208,7 @@ pub enum CameraError {
     Link(Failure),
     /// The camera answered with a VISCA error; retrying will not help.
     #[error("camera refused the command: {code}")]
-    Refused { code: ErrorCode },
+    Refused { code: ViscaErrorCode },
     /// The camera's queue is full; refused at once without sending. Try
     /// again when earlier requests have finished.
     #[error("camera busy: {queued} requests queued")]
@@ -286,7 +286,7 @@ mod tests {
                 Failure::PortClosed(LinkDown::WriteFailed { port: port(), error: io(io::ErrorKind::Other, "EIO") }).into(),
                 "link failure: serial port /dev/ttyUSB0 write failed: EIO",
             ),
-            (Failure::Refused(ErrorCode::NotExecutable).into(), "camera refused the command: not executable"),
+            (Failure::Refused(ViscaErrorCode::NotExecutable).into(), "camera refused the command: not executable"),
             (Failure::Busy { queued: 8 }.into(), "camera busy: 8 requests queued"),
             (InvalidRequest::PresetOutOfRange { preset: 17, count: 16 }.into(), "invalid request: preset 17 outside 1–16"),
             (
@@ -310,7 +310,13 @@ mod tests {
         assert!(CameraError::from(timeout).is_link());
         let offline = CameraError::from(Failure::Offline(LinkDown::Stopped));
         assert!(offline.is_link() && !offline.is_refusal());
-        for code in [ErrorCode::Syntax, ErrorCode::NotExecutable, ErrorCode::BufferFull, ErrorCode::Cancelled, ErrorCode::NoSocket] {
+        for code in [
+            ViscaErrorCode::Syntax,
+            ViscaErrorCode::NotExecutable,
+            ViscaErrorCode::BufferFull,
+            ViscaErrorCode::Cancelled,
+            ViscaErrorCode::NoSocket,
+        ] {
             let f = Failure::Refused(code);
             assert!(f.is_refusal() && !f.is_link());
             let e = CameraError::from(f);

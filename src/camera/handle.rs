@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use tracing::{debug, instrument};
 
 use super::error::{AxisName, BadAnswer, CameraError, Failure, InvalidRequest};
-use super::link::{Outcome, Request};
+use super::link::{LinkOutcome, Request};
 use super::profile::CameraProfile;
-use crate::visca::{Address, Answer, Command, Direction, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ZoomDrive};
+use crate::visca::{Address, Answer, Direction, FocusMode, Inquiry, MemoryOp, Nibbles, PowerState, Version, ViscaCommand, ZoomDrive};
 
 /// A camera's health, published on a `watch` channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +42,7 @@ pub struct Position {
 /// Messages from handles to the port actor.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    Request { address: Address, request: Request, reply: oneshot::Sender<Result<Outcome, Failure>> },
+    Request { address: Address, request: Request, reply: oneshot::Sender<Result<LinkOutcome, Failure>> },
     Cancel { address: Address },
 }
 
@@ -98,18 +98,18 @@ impl CameraHandle {
     // --- raw VISCA ----------------------------------------------------
 
     /// Sends one command and waits for its completion.
-    pub async fn command(&self, command: Command) -> Result<(), CameraError> {
-        match self.request(Request::Command(command)).await? {
-            Outcome::Completed => Ok(()),
-            Outcome::Answer(a) => Err(BadAnswer::AnswerToCommand(a).into()),
+    pub async fn command(&self, command: ViscaCommand) -> Result<(), CameraError> {
+        match self.request(Request::ViscaCommand(command)).await? {
+            LinkOutcome::Completed => Ok(()),
+            LinkOutcome::Answer(a) => Err(BadAnswer::AnswerToCommand(a).into()),
         }
     }
 
     /// Sends one inquiry and returns the decoded answer.
     pub async fn inquire(&self, inquiry: Inquiry) -> Result<Answer, CameraError> {
         match self.request(Request::Inquiry(inquiry)).await? {
-            Outcome::Answer(a) => Ok(a),
-            Outcome::Completed => Err(BadAnswer::CompletionToInquiry.into()),
+            LinkOutcome::Answer(a) => Ok(a),
+            LinkOutcome::Completed => Err(BadAnswer::CompletionToInquiry.into()),
         }
     }
 
@@ -119,7 +119,7 @@ impl CameraHandle {
         self.inner.tx.send(Msg::Cancel { address: self.inner.address }).await.map_err(|_| CameraError::Stopped)
     }
 
-    async fn request(&self, request: Request) -> Result<Outcome, CameraError> {
+    async fn request(&self, request: Request) -> Result<LinkOutcome, CameraError> {
         self.enqueue(request).await?.await
     }
 
@@ -131,7 +131,7 @@ impl CameraHandle {
     async fn enqueue(
         &self,
         request: Request,
-    ) -> Result<impl std::future::Future<Output = Result<Outcome, CameraError>> + Send + 'static, CameraError> {
+    ) -> Result<impl std::future::Future<Output = Result<LinkOutcome, CameraError>> + Send + 'static, CameraError> {
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Request { address: self.inner.address, request, reply };
         self.inner.tx.send(msg).await.map_err(|_| CameraError::Stopped)?;
@@ -152,13 +152,13 @@ impl CameraHandle {
     /// sent yet.
     pub async fn submit(
         &self,
-        command: Command,
+        command: ViscaCommand,
     ) -> Result<impl std::future::Future<Output = Result<(), CameraError>> + Send + 'static, CameraError> {
-        let pending = self.enqueue(Request::Command(command)).await?;
+        let pending = self.enqueue(Request::ViscaCommand(command)).await?;
         Ok(async move {
             match pending.await? {
-                Outcome::Completed => Ok(()),
-                Outcome::Answer(a) => Err(BadAnswer::AnswerToCommand(a).into()),
+                LinkOutcome::Completed => Ok(()),
+                LinkOutcome::Answer(a) => Err(BadAnswer::AnswerToCommand(a).into()),
             }
         })
     }
@@ -180,19 +180,19 @@ impl CameraHandle {
     #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn recall_preset(&self, preset: u8) -> Result<(), CameraError> {
         let memory = self.memory_byte(preset)?;
-        self.command(Command::Memory { op: MemoryOp::Recall, memory }).await
+        self.command(ViscaCommand::Memory { op: MemoryOp::Recall, memory }).await
     }
 
     #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn store_preset(&self, preset: u8) -> Result<(), CameraError> {
         let memory = self.memory_byte(preset)?;
-        self.command(Command::Memory { op: MemoryOp::Set, memory }).await
+        self.command(ViscaCommand::Memory { op: MemoryOp::Set, memory }).await
     }
 
     #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]
     pub async fn reset_preset(&self, preset: u8) -> Result<(), CameraError> {
         let memory = self.memory_byte(preset)?;
-        self.command(Command::Memory { op: MemoryOp::Reset, memory }).await
+        self.command(ViscaCommand::Memory { op: MemoryOp::Reset, memory }).await
     }
 
     // --- movement -------------------------------------------------------
@@ -210,7 +210,7 @@ impl CameraHandle {
     }
 
     /// Builds the absolute pan-tilt command for a position in degrees.
-    pub fn absolute_command(&self, pan_deg: f64, tilt_deg: f64) -> Result<Command, CameraError> {
+    pub fn absolute_command(&self, pan_deg: f64, tilt_deg: f64) -> Result<ViscaCommand, CameraError> {
         let p = &self.inner.profile;
         for (name, axis, value) in [(AxisName::Pan, &p.pan, pan_deg), (AxisName::Tilt, &p.tilt, tilt_deg)] {
             if !value.is_finite() || !axis.contains(value) {
@@ -219,7 +219,7 @@ impl CameraHandle {
         }
         let (pan, tilt) = (p.pan.to_units(pan_deg), p.tilt.to_units(tilt_deg));
         self.check_units(pan, tilt)?;
-        Ok(Command::PanTiltAbsolute { pan_speed: p.max_pan_speed, tilt_speed: p.max_tilt_speed, pan, tilt, nibbles: self.nibbles() })
+        Ok(ViscaCommand::PanTiltAbsolute { pan_speed: p.max_pan_speed, tilt_speed: p.max_tilt_speed, pan, tilt, nibbles: self.nibbles() })
     }
 
     /// The VISCA zoom position for a magnification, checked against the profile.
@@ -241,7 +241,7 @@ impl CameraHandle {
         match zoom {
             None => self.command(pt).await,
             Some(m) => {
-                let z = Command::ZoomDirect(self.zoom_position(m)?);
+                let z = ViscaCommand::ZoomDirect(self.zoom_position(m)?);
                 // Both are queued now, so the camera gets them back to back.
                 let (a, b) = tokio::join!(self.command(pt), self.command(z));
                 a.and(b)
@@ -260,7 +260,7 @@ impl CameraHandle {
         let pan = (pan_deg * p.pan.units_per_degree).round() as i32;
         let tilt = (tilt_deg * p.tilt.units_per_degree).round() as i32;
         self.check_units(pan, tilt)?;
-        self.command(Command::PanTiltRelative {
+        self.command(ViscaCommand::PanTiltRelative {
             pan_speed: p.max_pan_speed,
             tilt_speed: p.max_tilt_speed,
             pan,
@@ -274,7 +274,7 @@ impl CameraHandle {
     /// drive. Speeds are VISCA speed bytes, capped at the profile's maximum.
     pub async fn drive(&self, direction: Direction, pan_speed: u8, tilt_speed: u8) -> Result<(), CameraError> {
         let p = &self.inner.profile;
-        self.command(Command::PanTiltDrive {
+        self.command(ViscaCommand::PanTiltDrive {
             direction,
             pan_speed: pan_speed.clamp(1, p.max_pan_speed.max(1)),
             tilt_speed: tilt_speed.clamp(1, p.max_tilt_speed.max(1)),
@@ -288,33 +288,33 @@ impl CameraHandle {
     }
 
     pub async fn zoom(&self, drive: ZoomDrive) -> Result<(), CameraError> {
-        self.command(Command::Zoom(drive)).await
+        self.command(ViscaCommand::Zoom(drive)).await
     }
 
     /// Zooms to an optical magnification using the profile's table.
     pub async fn zoom_to(&self, magnification: f64) -> Result<(), CameraError> {
         let pos = self.zoom_position(magnification)?;
-        self.command(Command::ZoomDirect(pos)).await
+        self.command(ViscaCommand::ZoomDirect(pos)).await
     }
 
     pub async fn focus_auto(&self) -> Result<(), CameraError> {
-        self.command(Command::FocusAuto).await
+        self.command(ViscaCommand::FocusAuto).await
     }
 
     pub async fn focus_manual(&self) -> Result<(), CameraError> {
-        self.command(Command::FocusManual).await
+        self.command(ViscaCommand::FocusManual).await
     }
 
     pub async fn focus_one_push(&self) -> Result<(), CameraError> {
-        self.command(Command::FocusOnePush).await
+        self.command(ViscaCommand::FocusOnePush).await
     }
 
     pub async fn home(&self) -> Result<(), CameraError> {
-        self.command(Command::Home).await
+        self.command(ViscaCommand::Home).await
     }
 
     pub async fn power(&self, on: bool) -> Result<(), CameraError> {
-        self.command(Command::Power(on)).await
+        self.command(ViscaCommand::Power(on)).await
     }
 
     // --- inquiries ------------------------------------------------------

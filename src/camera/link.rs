@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 pub use super::error::{Failure, LinkDown, Waited};
 use super::profile::CameraTiming;
-use crate::visca::{encode, Address, Answer, Command, CommandKind, ErrorCode, Inquiry, Packet, Reply};
+use crate::visca::{encode, Address, Answer, CommandKind, Inquiry, Packet, Reply, ViscaCommand, ViscaErrorCode};
 
 /// Identifies a submitted request in [`Output::Done`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,13 +32,13 @@ pub struct RequestId(u64);
 /// What a caller asks of a camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
-    Command(Command),
+    ViscaCommand(ViscaCommand),
     Inquiry(Inquiry),
 }
 
 /// A successful result.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Outcome {
+pub enum LinkOutcome {
     /// The command reported completion.
     Completed,
     /// The inquiry's answer.
@@ -51,7 +51,7 @@ pub enum Output {
     /// Write these bytes to the port, in order.
     Transmit(Bytes),
     /// A request finished.
-    Done { id: RequestId, address: Address, result: Result<Outcome, Failure> },
+    Done { id: RequestId, address: Address, result: Result<LinkOutcome, Failure> },
     /// A camera's health changed.
     Health { address: Address, online: bool, reason: Option<LinkDown> },
 }
@@ -406,7 +406,7 @@ impl Link {
                 match std::mem::replace(&mut cam.slot, Slot::Idle) {
                     Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::Inquiry(_)) => {
                         let Request::Inquiry(q) = p.request else { unreachable!() };
-                        let result = q.interpret(payload.as_slice()).map(Outcome::Answer).map_err(Failure::BadAnswer);
+                        let result = q.interpret(payload.as_slice()).map(LinkOutcome::Answer).map_err(Failure::BadAnswer);
                         self.finish(i, p, result);
                     }
                     other => {
@@ -509,7 +509,7 @@ impl Link {
         self.out.push_back(Output::Health { address: cam.address, online, reason });
     }
 
-    fn finish(&mut self, i: usize, p: Pending, result: Result<Outcome, Failure>) {
+    fn finish(&mut self, i: usize, p: Pending, result: Result<LinkOutcome, Failure>) {
         if !p.probe {
             self.out.push_back(Output::Done { id: p.id, address: self.cams[i].address, result });
         }
@@ -520,8 +520,8 @@ impl Link {
         let address = cam.address;
         match std::mem::replace(&mut cam.slot, Slot::Idle) {
             // A reply during the backoff is the late answer to the previous attempt: take it, don't resend.
-            Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::Command(_)) => {
-                let Request::Command(c) = p.request else { unreachable!() };
+            Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::ViscaCommand(_)) => {
+                let Request::ViscaCommand(c) = p.request else { unreachable!() };
                 let after = cam.completion_timeout(c.kind());
                 let mut lost = None;
                 if let Some(k) = cam.executing.iter().position(|e| e.socket == socket) {
@@ -548,13 +548,13 @@ impl Link {
         let cam = &mut self.cams[i];
         if let Some(k) = cam.executing.iter().position(|e| e.socket == socket) {
             let e = cam.executing.remove(k);
-            self.out.push_back(Output::Done { id: e.id, address: cam.address, result: Ok(Outcome::Completed) });
+            self.out.push_back(Output::Done { id: e.id, address: cam.address, result: Ok(LinkOutcome::Completed) });
             return;
         }
         match std::mem::replace(&mut cam.slot, Slot::Idle) {
             // Completion without ACK: some cameras skip the ACK (profile quirk); accept it from anyone.
-            Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::Command(_)) => {
-                self.finish(i, p, Ok(Outcome::Completed))
+            Slot::Sent { p, .. } | Slot::Backoff { p, .. } if matches!(p.request, Request::ViscaCommand(_)) => {
+                self.finish(i, p, Ok(LinkOutcome::Completed))
             }
             other => {
                 cam.slot = other;
@@ -563,11 +563,11 @@ impl Link {
         }
     }
 
-    fn on_error(&mut self, i: usize, socket: u8, code: ErrorCode) {
+    fn on_error(&mut self, i: usize, socket: u8, code: ViscaErrorCode) {
         let cam = &mut self.cams[i];
         let address = cam.address;
         let running = cam.executing.iter().position(|e| e.socket == socket);
-        if code == ErrorCode::Cancelled {
+        if code == ViscaErrorCode::Cancelled {
             if let Some(k) = running {
                 cam.cancels_pending = cam.cancels_pending.saturating_sub(1);
                 let e = cam.executing.remove(k);
@@ -575,7 +575,7 @@ impl Link {
                 return;
             }
         }
-        if code == ErrorCode::NoSocket && cam.cancels_pending > 0 {
+        if code == ViscaErrorCode::NoSocket && cam.cancels_pending > 0 {
             // Our cancel raced the completion; nothing to do.
             cam.cancels_pending -= 1;
             return;
@@ -678,11 +678,11 @@ impl Link {
         p.attempts += 1;
         let (packet, waited, after) = match p.request {
             Request::Inquiry(q) => (Packet::inquiry(to, q), Waited::Answer, cam.cfg.timing.ack),
-            Request::Command(c) if cam.cfg.completion_without_ack => {
+            Request::ViscaCommand(c) if cam.cfg.completion_without_ack => {
                 // This model may never ACK: wait for the completion instead of retrying early.
                 (Packet::command(to, c), Waited::Completion, cam.cfg.timing.ack + cam.completion_timeout(c.kind()))
             }
-            Request::Command(c) => (Packet::command(to, c), Waited::Ack, cam.cfg.timing.ack),
+            Request::ViscaCommand(c) => (Packet::command(to, c), Waited::Ack, cam.cfg.timing.ack),
         };
         cam.slot = Slot::Sent { p, deadline: now + after, waited, after };
         self.transmit(packet);
@@ -751,8 +751,8 @@ mod tests {
                 })
                 .collect()
         }
-        fn submit(&mut self, a: u8, c: Command) -> RequestId {
-            self.link.submit(self.now, addr(a), Request::Command(c))
+        fn submit(&mut self, a: u8, c: ViscaCommand) -> RequestId {
+            self.link.submit(self.now, addr(a), Request::ViscaCommand(c))
         }
     }
 
@@ -760,7 +760,7 @@ mod tests {
         Reply::Answer { address: a, payload: Raw::new(&[0x02]).unwrap() }
     }
 
-    fn done(outs: &[Output]) -> Vec<(RequestId, Result<Outcome, Failure>)> {
+    fn done(outs: &[Output]) -> Vec<(RequestId, Result<LinkOutcome, Failure>)> {
         outs.iter()
             .filter_map(|o| match o {
                 Output::Done { id, result, .. } => Some((*id, result.clone())),
@@ -769,7 +769,7 @@ mod tests {
             .collect()
     }
 
-    const RECALL: Command = Command::Memory { op: MemoryOp::Recall, memory: 2 };
+    const RECALL: ViscaCommand = ViscaCommand::Memory { op: MemoryOp::Recall, memory: 2 };
 
     #[test]
     fn ack_then_completion() {
@@ -779,15 +779,15 @@ mod tests {
         h.rx(Reply::Ack { address: 1, socket: 1 });
         assert!(done(&h.drain()).is_empty());
         h.rx(Reply::Completion { address: 1, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
     fn one_awaiting_ack_per_camera_and_two_sockets() {
         let mut h = Harness::new(false);
         let a = h.submit(1, RECALL);
-        let b = h.submit(1, Command::ZoomDirect(0x1000));
-        let c = h.submit(1, Command::Home);
+        let b = h.submit(1, ViscaCommand::ZoomDirect(0x1000));
+        let c = h.submit(1, ViscaCommand::Home);
         assert_eq!(h.sent().len(), 1, "second command waits for the first ACK");
         h.rx(Reply::Ack { address: 1, socket: 1 });
         assert_eq!(h.sent().len(), 1, "second command goes after the ACK");
@@ -799,12 +799,12 @@ mod tests {
         h.rx(power_on(1));
         h.rx(Reply::Completion { address: 1, socket: 2 });
         let outs = h.drain();
-        assert_eq!(done(&outs), vec![(b, Ok(Outcome::Completed))]);
+        assert_eq!(done(&outs), vec![(b, Ok(LinkOutcome::Completed))]);
         assert!(outs.contains(&Output::Transmit(Bytes::from_static(&[0x81, 0x01, 0x06, 0x04, 0xFF]))));
         h.rx(Reply::Ack { address: 1, socket: 2 });
         h.rx(Reply::Completion { address: 1, socket: 1 });
         h.rx(Reply::Completion { address: 1, socket: 2 });
-        assert_eq!(done(&h.drain()), vec![(a, Ok(Outcome::Completed)), (c, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed)), (c, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
@@ -812,8 +812,8 @@ mod tests {
         let mut h = Harness::new(false);
         let id = h.submit(1, RECALL);
         assert_eq!(h.sent().len(), 1);
-        h.rx(Reply::Error { address: 1, socket: 1, code: ErrorCode::NotExecutable });
-        assert_eq!(done(&h.drain()), vec![(id, Err(Failure::Refused(ErrorCode::NotExecutable)))]);
+        h.rx(Reply::Error { address: 1, socket: 1, code: ViscaErrorCode::NotExecutable });
+        assert_eq!(done(&h.drain()), vec![(id, Err(Failure::Refused(ViscaErrorCode::NotExecutable)))]);
         h.advance(Duration::from_millis(400));
         assert!(h.sent().is_empty(), "no resend after a refusal");
     }
@@ -862,19 +862,19 @@ mod tests {
         h.advance(Duration::from_millis(100));
         assert!(h.sent().iter().all(|b| b[0] != 0x81 || b[1] == 0x09), "no resend after a late ACK");
         h.rx(Reply::Completion { address: 1, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
     fn silent_camera_does_not_block_the_other() {
         let mut h = Harness::new(false);
         h.submit(1, RECALL);
-        let b = h.submit(2, Command::Home);
+        let b = h.submit(2, ViscaCommand::Home);
         assert_eq!(h.sent().len(), 2, "both cameras get their command at once");
         h.advance(Duration::from_millis(50));
         h.rx(Reply::Ack { address: 2, socket: 1 });
         h.rx(Reply::Completion { address: 2, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(b, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(b, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
@@ -914,19 +914,19 @@ mod tests {
         assert!(h.sent().iter().all(|b| b[0] != 0x81), "no resend to camera 1");
         h.rx(power_on(2)); // camera 2's health probe went out meanwhile
         h.rx(Reply::Completion { address: 1, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Completed))]);
 
         // Tolerated without the quirk too.
-        let id = h.submit(2, Command::Home);
+        let id = h.submit(2, ViscaCommand::Home);
         h.sent();
         h.rx(Reply::Completion { address: 2, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
     fn completion_timeout_is_a_link_failure_without_resend() {
         let mut h = Harness::new(false);
-        let id = h.submit(1, Command::Zoom(crate::visca::ZoomDrive::Stop));
+        let id = h.submit(1, ViscaCommand::Zoom(crate::visca::ZoomDrive::Stop));
         h.sent();
         h.rx(Reply::Ack { address: 1, socket: 1 });
         let mut result = None;
@@ -952,17 +952,17 @@ mod tests {
         let id = h.link.submit(h.now, addr(2), Request::Inquiry(Inquiry::PanTiltPosition));
         assert_eq!(h.sent(), vec![vec![0x82, 0x09, 0x06, 0x12, 0xFF]]);
         h.rx(Reply::Answer { address: 2, payload: Raw::new(&[0, 0, 1, 0, 0x0F, 0x0F, 0x0F, 0x0F]).unwrap() });
-        assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Answer(Answer::PanTiltPosition { pan: 16, tilt: -1 })))]);
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Answer(Answer::PanTiltPosition { pan: 16, tilt: -1 })))]);
         let id = h.link.submit(h.now, addr(2), Request::Inquiry(Inquiry::Power));
         h.sent();
         h.rx(Reply::Answer { address: 2, payload: Raw::new(&[0x03]).unwrap() });
-        assert_eq!(done(&h.drain()), vec![(id, Ok(Outcome::Answer(Answer::Power(PowerState::Standby))))]);
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Answer(Answer::Power(PowerState::Standby))))]);
     }
 
     #[test]
     fn cancel_queued_and_executing() {
         let mut h = Harness::new(false);
-        let a = h.submit(1, Command::PanTiltDrive { direction: Direction::Left, pan_speed: 5, tilt_speed: 5 });
+        let a = h.submit(1, ViscaCommand::PanTiltDrive { direction: Direction::Left, pan_speed: 5, tilt_speed: 5 });
         let b = h.submit(1, RECALL);
         h.sent();
         h.link.cancel(h.now, b);
@@ -970,7 +970,7 @@ mod tests {
         h.rx(Reply::Ack { address: 1, socket: 1 });
         h.link.cancel(h.now, a);
         assert_eq!(h.sent(), vec![vec![0x81, 0x21, 0xFF]]);
-        h.rx(Reply::Error { address: 1, socket: 1, code: ErrorCode::Cancelled });
+        h.rx(Reply::Error { address: 1, socket: 1, code: ViscaErrorCode::Cancelled });
         assert_eq!(done(&h.drain()), vec![(a, Err(Failure::Cancelled))]);
     }
 
@@ -985,15 +985,15 @@ mod tests {
         assert_eq!(h.sent(), vec![vec![0x81, 0x22, 0xFF]]);
         // The command finished first: camera says "no socket", completion already delivered.
         h.rx(Reply::Completion { address: 1, socket: 2 });
-        h.rx(Reply::Error { address: 1, socket: 2, code: ErrorCode::NoSocket });
-        assert_eq!(done(&h.drain()), vec![(a, Ok(Outcome::Completed))]);
+        h.rx(Reply::Error { address: 1, socket: 2, code: ViscaErrorCode::NoSocket });
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
     fn port_closed_fails_everything_and_marks_offline() {
         let mut h = Harness::new(false);
         let a = h.submit(1, RECALL);
-        let b = h.submit(2, Command::Home);
+        let b = h.submit(2, ViscaCommand::Home);
         h.sent();
         let unplugged = LinkDown::Unplugged { port: "/dev/ttyUSB0".into() };
         h.link.closed(h.now, unplugged.clone());
@@ -1020,23 +1020,23 @@ mod tests {
         let cap = LinkOptions::default().queue_capacity;
         let first = h.submit(1, RECALL);
         assert_eq!(h.sent().len(), 1, "on the wire, awaiting its ACK");
-        let queued: Vec<_> = (0..cap).map(|_| h.submit(1, Command::Home)).collect();
+        let queued: Vec<_> = (0..cap).map(|_| h.submit(1, ViscaCommand::Home)).collect();
         assert!(done(&h.drain()).is_empty());
         assert_eq!(h.link.queued(addr(1)), cap);
-        let refused = h.submit(1, Command::Home);
+        let refused = h.submit(1, ViscaCommand::Home);
         let d = done(&h.drain());
         assert_eq!(d, vec![(refused, Err(Failure::Busy { queued: cap }))]);
         assert_eq!(d[0].1.clone().unwrap_err().to_string(), format!("camera busy: {cap} requests queued"));
         assert_eq!(h.link.queued(addr(1)), cap, "the refused request took no place");
         // Another camera's queue is its own.
-        h.submit(2, Command::Home);
+        h.submit(2, ViscaCommand::Home);
         assert_eq!(h.sent().len(), 1);
         // As the head moves on, a place frees up.
         h.rx(Reply::Ack { address: 1, socket: 1 });
         h.rx(Reply::Completion { address: 1, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(first, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(first, Ok(LinkOutcome::Completed))]);
         assert_eq!(h.link.queued(addr(1)), cap - 1);
-        let accepted = h.submit(1, Command::Home);
+        let accepted = h.submit(1, ViscaCommand::Home);
         assert!(done(&h.drain()).is_empty(), "{accepted:?} queued, not refused");
         assert!(!queued.contains(&accepted));
     }
@@ -1045,8 +1045,8 @@ mod tests {
     fn withdrawn_queued_request_is_never_sent() {
         let mut h = Harness::new(false);
         let a = h.submit(1, RECALL);
-        let b = h.submit(1, Command::Home);
-        let c = h.submit(1, Command::ZoomDirect(0x1000));
+        let b = h.submit(1, ViscaCommand::Home);
+        let c = h.submit(1, ViscaCommand::ZoomDirect(0x1000));
         assert_eq!(commands_to(&h.sent(), 1).len(), 1, "only the head is on the wire");
         h.link.withdraw(h.now, [b]);
         assert!(h.drain().is_empty(), "silently dropped: no output at all");
@@ -1057,7 +1057,7 @@ mod tests {
         h.rx(Reply::Ack { address: 1, socket: 2 });
         h.rx(Reply::Completion { address: 1, socket: 1 });
         h.rx(Reply::Completion { address: 1, socket: 2 });
-        assert_eq!(done(&h.drain()), vec![(a, Ok(Outcome::Completed)), (c, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed)), (c, Ok(LinkOutcome::Completed))]);
         // Run well past every deadline: b never shows up.
         for _ in 0..10 {
             h.advance(Duration::from_millis(500));
@@ -1071,8 +1071,8 @@ mod tests {
     fn withdrawn_request_waiting_for_a_socket_is_never_sent() {
         let mut h = Harness::new(false);
         h.submit(1, RECALL);
-        h.submit(1, Command::ZoomDirect(0x1000));
-        let third = h.submit(1, Command::Home);
+        h.submit(1, ViscaCommand::ZoomDirect(0x1000));
+        let third = h.submit(1, ViscaCommand::Home);
         h.sent();
         h.rx(Reply::Ack { address: 1, socket: 1 });
         assert_eq!(commands_to(&h.sent(), 1).len(), 1, "the zoom goes after the first ACK");
@@ -1088,7 +1088,7 @@ mod tests {
     fn withdrawn_request_on_the_wire_finishes_and_its_result_goes_nowhere() {
         let mut h = Harness::new(false);
         let a = h.submit(1, RECALL);
-        let b = h.submit(1, Command::Home);
+        let b = h.submit(1, ViscaCommand::Home);
         h.sent();
         h.link.withdraw(h.now, [a]);
         assert!(h.drain().is_empty());
@@ -1097,7 +1097,7 @@ mod tests {
         h.rx(Reply::Ack { address: 1, socket: 2 });
         h.rx(Reply::Completion { address: 1, socket: 1 });
         h.rx(Reply::Completion { address: 1, socket: 2 });
-        assert_eq!(done(&h.drain()), vec![(a, Ok(Outcome::Completed)), (b, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed)), (b, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
@@ -1122,18 +1122,18 @@ mod tests {
         h.rx(power_on(1));
         assert!(h.drain().is_empty(), "still online, nothing else to do");
         // The link is not wedged: the next request goes at once.
-        let b = h.submit(1, Command::Home);
+        let b = h.submit(1, ViscaCommand::Home);
         assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x06, 0x04, 0xFF]]);
         h.rx(Reply::Ack { address: 1, socket: 1 });
         h.rx(Reply::Completion { address: 1, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(b, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(b, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
     fn withdrawn_request_without_reply_lets_the_next_one_go() {
         let mut h = Harness::new(false);
         let a = h.submit(1, RECALL);
-        let b = h.submit(1, Command::Home);
+        let b = h.submit(1, ViscaCommand::Home);
         assert_eq!(commands_to(&h.sent(), 1).len(), 1);
         h.link.withdraw(h.now, [a]);
         h.advance(ACK);
@@ -1141,7 +1141,7 @@ mod tests {
         assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x06, 0x04, 0xFF]]);
         h.rx(Reply::Ack { address: 1, socket: 1 });
         h.rx(Reply::Completion { address: 1, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(b, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(b, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]
@@ -1150,15 +1150,15 @@ mod tests {
         let a = h.submit(1, RECALL);
         h.sent();
         h.advance(ACK); // a awaits its resend
-        let b = h.submit(1, Command::Home);
-        let c = h.submit(1, Command::ZoomDirect(0x1000));
-        let d = h.submit(1, Command::FocusAuto);
+        let b = h.submit(1, ViscaCommand::Home);
+        let c = h.submit(1, ViscaCommand::ZoomDirect(0x1000));
+        let d = h.submit(1, ViscaCommand::FocusAuto);
         // Freeing a's slot must not send b before b is withdrawn too.
         h.link.withdraw(h.now, [a, b, c]);
         assert_eq!(commands_to(&h.sent(), 1), vec![vec![0x81, 0x01, 0x04, 0x38, 0x02, 0xFF]], "only d goes");
         h.rx(Reply::Ack { address: 1, socket: 1 });
         h.rx(Reply::Completion { address: 1, socket: 1 });
-        assert_eq!(done(&h.drain()), vec![(d, Ok(Outcome::Completed))]);
+        assert_eq!(done(&h.drain()), vec![(d, Ok(LinkOutcome::Completed))]);
     }
 
     #[test]

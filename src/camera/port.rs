@@ -27,7 +27,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::error::{Failure, LinkDown};
 use super::handle::{CameraHandle, Health, Msg};
-use super::link::{CameraLinkConfig, Link, LinkOptions, Outcome, Output, RequestId};
+use super::link::{CameraLinkConfig, Link, LinkOptions, LinkOutcome, Output, RequestId};
 use super::profile::Camera;
 use crate::visca::{decode, Address};
 
@@ -257,7 +257,7 @@ pub fn spawn_port<O: Opener>(
     Ok(Port { name, handles, task, counters })
 }
 
-type Waiting = HashMap<RequestId, oneshot::Sender<Result<Outcome, Failure>>>;
+type Waiting = HashMap<RequestId, oneshot::Sender<Result<LinkOutcome, Failure>>>;
 
 struct Actor<O: Opener> {
     counters: Arc<PortCounters>,

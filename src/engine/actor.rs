@@ -24,7 +24,7 @@ use super::error::{chain, RespawnError};
 use super::plan::{self, Plan, ScenePlan, SceneRef};
 use super::reply::Reply;
 use super::start::{start, Started};
-use super::{BoothState, DeviceHealth, DeviceKind, Devices, EngineInbox, Event, PendingScene, Request};
+use super::{BoothState, DeviceHandles, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request};
 use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
 use crate::config::model::Config;
 use crate::lighting::FirstFrame;
@@ -34,7 +34,7 @@ const ORIGINS: [Origin; 4] = [Origin::Mqtt, Origin::Http, Origin::Cli, Origin::S
 use crate::scene::Scene;
 
 /// Rebuilds the device actors for a new configuration (see [`Engine::on_respawn`]).
-pub type Respawn = Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, RespawnError>> + Send>> + Send + Sync>;
+pub type Respawn = Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<DeviceHandles, RespawnError>> + Send>> + Send + Sync>;
 
 /// At shutdown, how long commands still completing (camera moves) may take
 /// to answer before they are stopped; within the daemon's adapter budget.
@@ -42,7 +42,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 pub struct Engine {
     config: Arc<Config>,
-    devices: Devices,
+    devices: DeviceHandles,
     inbox: EngineInbox,
     state: BoothState,
     /// A scene waiting for its `at` instant, with the caller's reply.
@@ -74,11 +74,11 @@ struct Scheduled {
 }
 
 impl Engine {
-    pub fn new(config: Arc<Config>, devices: Devices, inbox: EngineInbox) -> Engine {
+    pub fn new(config: Arc<Config>, devices: DeviceHandles, inbox: EngineInbox) -> Engine {
         let (health_tx, health_rx) = mpsc::channel(64);
         let mut e = Engine {
             config,
-            devices: Devices::default(),
+            devices: DeviceHandles::default(),
             inbox,
             state: BoothState::default(),
             scheduled: None,
@@ -124,14 +124,14 @@ impl Engine {
     /// How to rebuild the device actors when a reload changes them.
     pub fn on_respawn(
         mut self,
-        f: impl FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<Devices, RespawnError>> + Send>> + Send + Sync + 'static,
+        f: impl FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Result<DeviceHandles, RespawnError>> + Send>> + Send + Sync + 'static,
     ) -> Engine {
         self.respawn = Some(Box::new(f));
         self
     }
 
     /// Register devices in the state and follow each camera's health.
-    fn install_devices(&mut self, devices: Devices) {
+    fn install_devices(&mut self, devices: DeviceHandles) {
         let now = SystemTime::now();
         // The old cameras' followers would only report devices no longer installed.
         self.followers.abort_all();
@@ -283,7 +283,7 @@ impl Engine {
                 self.publish();
                 self.finish(req.command, started, reply, received).await;
             }
-            Plan::Devices(steps) => {
+            Plan::DeviceHandles(steps) => {
                 let started = start(&self.devices, &steps, self.first_frame(&req)).await;
                 self.finish(req.command, started, reply, received).await;
             }
@@ -507,7 +507,7 @@ mod tests {
         fn start() -> Rig {
             let (handle, inbox) = EngineHandle::channel(BoothState::default());
             let metrics = Metrics::new();
-            let engine = Engine::new(example(), Devices::default(), inbox).with_metrics(metrics.clone());
+            let engine = Engine::new(example(), DeviceHandles::default(), inbox).with_metrics(metrics.clone());
             let cancel = CancellationToken::new();
             let run = tokio::spawn(engine.run(cancel.clone()));
             Rig { handle, metrics, cancel, run }

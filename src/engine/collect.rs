@@ -79,7 +79,17 @@ mod tests {
     async fn one_failed_device_fails_the_command_not_the_others() {
         let s = started(vec![
             ("key", Part::Done(DeviceResult::ok())),
-            ("front", pending(Duration::from_millis(10), Err(CameraError::Offline { reason: crate::camera::LinkDown::Silent { waited: crate::camera::Waited::Ack, after: Duration::from_millis(200) } }.into()), None)),
+            (
+                "front",
+                pending(
+                    Duration::from_millis(10),
+                    Err(CameraError::Offline {
+                        reason: crate::camera::LinkDown::Silent { waited: crate::camera::Waited::Ack, after: Duration::from_millis(200) },
+                    }
+                    .into()),
+                    None,
+                ),
+            ),
             ("side", pending(Duration::from_secs(1), Ok(()), None)),
         ]);
         let out = collect(&CMD, s, Instant::now()).await;

@@ -9,7 +9,7 @@ use crate::osc::OscSender;
 
 /// Handles to the device actors of the configuration in force.
 #[derive(Clone, Default)]
-pub struct Devices {
+pub struct DeviceHandles {
     pub cameras: BTreeMap<String, CameraHandle>,
     pub lighting: Option<LightingHandle>,
     pub osc: Option<Arc<OscSender>>,

@@ -19,7 +19,7 @@ mod reply;
 mod start;
 
 pub use actor::{Engine, Respawn};
-pub use devices::Devices;
+pub use devices::DeviceHandles;
 pub use error::{DeviceError, RespawnError};
 
 use std::collections::BTreeMap;

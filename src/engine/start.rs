@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use super::error::{device_result, DeviceError};
 use super::plan::{CameraAction, LightCall, Step};
-use super::Devices;
+use super::DeviceHandles;
 use crate::camera::{CameraError, CameraHandle};
 use crate::command::DeviceResult;
-use crate::lighting::FirstFrame;
 use crate::config::model::CameraProfile;
+use crate::lighting::FirstFrame;
 use crate::scene::CameraTarget;
-use crate::visca::{Command as Visca, Direction, MemoryOp};
+use crate::visca::{Direction, MemoryOp, ViscaCommand as Visca};
 
 /// Extra time allowed on top of the profile's completion timeout before the
 /// engine gives up on a camera (the link has its own, finer timeouts).
@@ -48,7 +48,7 @@ impl Started {
 }
 
 /// Start each step on the devices, in the plan's order.
-pub(crate) async fn start(devices: &Devices, steps: &[Step], mut first_frame: Option<FirstFrame>) -> Started {
+pub(crate) async fn start(devices: &DeviceHandles, steps: &[Step], mut first_frame: Option<FirstFrame>) -> Started {
     let mut started = Started::default();
     for step in steps {
         match step {
@@ -191,7 +191,7 @@ mod tests {
     async fn every_step_without_its_device_fails_alone_and_in_order() {
         let c = example();
         let p = scene_plan(&c, &SceneRef { name: "flash-sale".into(), fade: None, slot: None }).unwrap();
-        let s = start(&Devices::default(), &p.steps, None).await;
+        let s = start(&DeviceHandles::default(), &p.steps, None).await;
         assert!(s.is_done());
         let got = results(&s);
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
@@ -210,7 +210,7 @@ mod tests {
         else {
             panic!("not a blackout")
         };
-        let s = start(&Devices::default(), &steps, None).await;
+        let s = start(&DeviceHandles::default(), &steps, None).await;
         assert_eq!(s.parts.len(), c.fixtures.len());
         assert!(results(&s).iter().all(|(_, r)| r.as_ref().is_some_and(|r| !r.ok)));
     }

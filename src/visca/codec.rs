@@ -11,7 +11,7 @@ use bytes::{Buf, BytesMut};
 
 pub use super::command::encode;
 use super::command::{MAX_PACKET, TERMINATOR};
-use super::reply::{ErrorCode, Raw, Reply};
+use super::reply::{Raw, Reply, ViscaErrorCode};
 
 /// Bytes the decoder threw away. The buffer has already been advanced past
 /// them: log it and call [`decode`] again.
@@ -82,7 +82,7 @@ pub fn parse(p: &[u8]) -> Option<Reply> {
         [z, y, 0xFF] if y & 0xF0 == 0x40 => camera(z).map(|address| Reply::Ack { address, socket: y & 0x0F }),
         [z, y, 0xFF] if y & 0xF0 == 0x50 => camera(z).map(|address| Reply::Completion { address, socket: y & 0x0F }),
         [z, y, e, 0xFF] if y & 0xF0 == 0x60 => {
-            camera(z).map(|address| Reply::Error { address, socket: y & 0x0F, code: ErrorCode::from_byte(e) })
+            camera(z).map(|address| Reply::Error { address, socket: y & 0x0F, code: ViscaErrorCode::from_byte(e) })
         }
         [z, 0x50, ref payload @ .., 0xFF] if !payload.is_empty() => {
             let address = camera(z)?;
@@ -133,11 +133,11 @@ mod tests {
                 Reply::Ack { address: 1, socket: 1 },
                 Reply::Completion { address: 2, socket: 2 },
                 Reply::Answer { address: 1, payload: Raw::new(&[0x02]).unwrap() },
-                Reply::Error { address: 1, socket: 1, code: ErrorCode::NotExecutable },
+                Reply::Error { address: 1, socket: 1, code: ViscaErrorCode::NotExecutable },
                 Reply::AddressSet { next: 3 },
                 Reply::IfClearBroadcast,
                 Reply::NetworkChange { address: 7 },
-                Reply::Error { address: 1, socket: 2, code: ErrorCode::Other(0x7A) },
+                Reply::Error { address: 1, socket: 2, code: ViscaErrorCode::Other(0x7A) },
             ]
         );
     }
@@ -186,7 +186,7 @@ mod tests {
             (addr.clone(), sock, 0u8..=0xFE).prop_map(|(address, socket, c)| Reply::Error {
                 address,
                 socket,
-                code: ErrorCode::from_byte(c)
+                code: ViscaErrorCode::from_byte(c)
             }),
             (0u8..=0x0F).prop_map(|next| Reply::AddressSet { next }),
             Just(Reply::IfClearBroadcast),
@@ -194,7 +194,7 @@ mod tests {
         ]
     }
 
-    fn command_strategy() -> impl Strategy<Value = Command> {
+    fn command_strategy() -> impl Strategy<Value = ViscaCommand> {
         let nib = prop_oneof![Just(Nibbles::Four), Just(Nibbles::Five)];
         let dir = prop_oneof![
             Just(Direction::Up),
@@ -223,29 +223,29 @@ mod tests {
         ];
         let op = prop_oneof![Just(MemoryOp::Reset), Just(MemoryOp::Set), Just(MemoryOp::Recall)];
         prop_oneof![
-            any::<bool>().prop_map(Command::Power),
-            zoom.prop_map(Command::Zoom),
-            any::<u16>().prop_map(Command::ZoomDirect),
-            focus.prop_map(Command::Focus),
-            any::<u16>().prop_map(Command::FocusDirect),
-            Just(Command::FocusAuto),
-            Just(Command::FocusManual),
-            Just(Command::FocusOnePush),
-            (dir, any::<u8>(), any::<u8>()).prop_map(|(direction, pan_speed, tilt_speed)| Command::PanTiltDrive {
+            any::<bool>().prop_map(ViscaCommand::Power),
+            zoom.prop_map(ViscaCommand::Zoom),
+            any::<u16>().prop_map(ViscaCommand::ZoomDirect),
+            focus.prop_map(ViscaCommand::Focus),
+            any::<u16>().prop_map(ViscaCommand::FocusDirect),
+            Just(ViscaCommand::FocusAuto),
+            Just(ViscaCommand::FocusManual),
+            Just(ViscaCommand::FocusOnePush),
+            (dir, any::<u8>(), any::<u8>()).prop_map(|(direction, pan_speed, tilt_speed)| ViscaCommand::PanTiltDrive {
                 direction,
                 pan_speed,
                 tilt_speed
             }),
             (any::<u8>(), any::<u8>(), any::<i32>(), any::<i32>(), nib.clone()).prop_map(|(pan_speed, tilt_speed, pan, tilt, nibbles)| {
-                Command::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles }
+                ViscaCommand::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles }
             }),
             (any::<u8>(), any::<u8>(), any::<i32>(), any::<i32>(), nib).prop_map(|(pan_speed, tilt_speed, pan, tilt, nibbles)| {
-                Command::PanTiltRelative { pan_speed, tilt_speed, pan, tilt, nibbles }
+                ViscaCommand::PanTiltRelative { pan_speed, tilt_speed, pan, tilt, nibbles }
             }),
-            Just(Command::Home),
-            Just(Command::PanTiltReset),
-            (op, any::<u8>()).prop_map(|(op, memory)| Command::Memory { op, memory }),
-            Just(Command::IfClear),
+            Just(ViscaCommand::Home),
+            Just(ViscaCommand::PanTiltReset),
+            (op, any::<u8>()).prop_map(|(op, memory)| ViscaCommand::Memory { op, memory }),
+            Just(ViscaCommand::IfClear),
         ]
     }
 
@@ -261,7 +261,7 @@ mod tests {
             Just(Inquiry::Version),
         ];
         prop_oneof![
-            (dest, command_strategy()).prop_map(|(to, command)| Packet::Command { to, command }),
+            (dest, command_strategy()).prop_map(|(to, command)| Packet::ViscaCommand { to, command }),
             (addr.clone(), inq).prop_map(|(to, inquiry)| Packet::Inquiry { to, inquiry }),
             (addr, 1u8..=2).prop_map(|(to, socket)| Packet::Cancel { to, socket }),
             Just(Packet::AddressSet),

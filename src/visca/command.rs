@@ -170,7 +170,7 @@ pub enum CommandKind {
 
 /// A VISCA command (answered by ACK then completion, or an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Command {
+pub enum ViscaCommand {
     Power(bool),
     Zoom(ZoomDrive),
     /// Zoom position 0x0000 (wide) upwards, in 4 nibbles.
@@ -212,17 +212,17 @@ pub enum Command {
     IfClear,
 }
 
-impl Command {
+impl ViscaCommand {
     pub fn kind(&self) -> CommandKind {
         match self {
-            Command::Power(_) => CommandKind::Power,
-            Command::ZoomDirect(_)
-            | Command::FocusDirect(_)
-            | Command::PanTiltAbsolute { .. }
-            | Command::PanTiltRelative { .. }
-            | Command::Home
-            | Command::PanTiltReset
-            | Command::Memory { op: MemoryOp::Recall, .. } => CommandKind::Move,
+            ViscaCommand::Power(_) => CommandKind::Power,
+            ViscaCommand::ZoomDirect(_)
+            | ViscaCommand::FocusDirect(_)
+            | ViscaCommand::PanTiltAbsolute { .. }
+            | ViscaCommand::PanTiltRelative { .. }
+            | ViscaCommand::Home
+            | ViscaCommand::PanTiltReset
+            | ViscaCommand::Memory { op: MemoryOp::Recall, .. } => CommandKind::Move,
             _ => CommandKind::Short,
         }
     }
@@ -255,9 +255,9 @@ impl Inquiry {
 /// Anything the controller can put on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Packet {
-    Command {
+    ViscaCommand {
         to: Destination,
-        command: Command,
+        command: ViscaCommand,
     },
     Inquiry {
         to: Address,
@@ -274,10 +274,10 @@ pub enum Packet {
 
 impl Packet {
     /// The IF_Clear broadcast sent when a port opens.
-    pub const IF_CLEAR_BROADCAST: Packet = Packet::Command { to: Destination::Broadcast, command: Command::IfClear };
+    pub const IF_CLEAR_BROADCAST: Packet = Packet::ViscaCommand { to: Destination::Broadcast, command: ViscaCommand::IfClear };
 
-    pub fn command(to: Address, command: Command) -> Packet {
-        Packet::Command { to: Destination::Camera(to), command }
+    pub fn command(to: Address, command: ViscaCommand) -> Packet {
+        Packet::ViscaCommand { to: Destination::Camera(to), command }
     }
     pub fn inquiry(to: Address, inquiry: Inquiry) -> Packet {
         Packet::Inquiry { to, inquiry }
@@ -288,7 +288,7 @@ impl Packet {
 pub fn encode(packet: &Packet, dst: &mut BytesMut) {
     dst.reserve(MAX_PACKET);
     match *packet {
-        Packet::Command { to, command } => {
+        Packet::ViscaCommand { to, command } => {
             dst.put_u8(to.header());
             encode_command(&command, dst);
         }
@@ -306,10 +306,10 @@ pub fn encode(packet: &Packet, dst: &mut BytesMut) {
 }
 
 /// The command body, after the header and before the terminator.
-fn encode_command(command: &Command, dst: &mut BytesMut) {
+fn encode_command(command: &ViscaCommand, dst: &mut BytesMut) {
     match *command {
-        Command::Power(on) => dst.put_slice(&[0x01, 0x04, 0x00, if on { 0x02 } else { 0x03 }]),
-        Command::Zoom(drive) => {
+        ViscaCommand::Power(on) => dst.put_slice(&[0x01, 0x04, 0x00, if on { 0x02 } else { 0x03 }]),
+        ViscaCommand::Zoom(drive) => {
             let p = match drive {
                 ZoomDrive::Stop => 0x00,
                 ZoomDrive::Tele => 0x02,
@@ -319,11 +319,11 @@ fn encode_command(command: &Command, dst: &mut BytesMut) {
             };
             dst.put_slice(&[0x01, 0x04, 0x07, p]);
         }
-        Command::ZoomDirect(pos) => {
+        ViscaCommand::ZoomDirect(pos) => {
             dst.put_slice(&[0x01, 0x04, 0x47]);
             put_nibbles(dst, pos as u32, 4);
         }
-        Command::Focus(drive) => {
+        ViscaCommand::Focus(drive) => {
             let p = match drive {
                 FocusDrive::Stop => 0x00,
                 FocusDrive::Far => 0x02,
@@ -333,30 +333,30 @@ fn encode_command(command: &Command, dst: &mut BytesMut) {
             };
             dst.put_slice(&[0x01, 0x04, 0x08, p]);
         }
-        Command::FocusDirect(pos) => {
+        ViscaCommand::FocusDirect(pos) => {
             dst.put_slice(&[0x01, 0x04, 0x48]);
             put_nibbles(dst, pos as u32, 4);
         }
-        Command::FocusAuto => dst.put_slice(&[0x01, 0x04, 0x38, 0x02]),
-        Command::FocusManual => dst.put_slice(&[0x01, 0x04, 0x38, 0x03]),
-        Command::FocusOnePush => dst.put_slice(&[0x01, 0x04, 0x18, 0x01]),
-        Command::PanTiltDrive { direction, pan_speed, tilt_speed } => {
+        ViscaCommand::FocusAuto => dst.put_slice(&[0x01, 0x04, 0x38, 0x02]),
+        ViscaCommand::FocusManual => dst.put_slice(&[0x01, 0x04, 0x38, 0x03]),
+        ViscaCommand::FocusOnePush => dst.put_slice(&[0x01, 0x04, 0x18, 0x01]),
+        ViscaCommand::PanTiltDrive { direction, pan_speed, tilt_speed } => {
             let [x, y] = direction.bytes();
             dst.put_slice(&[0x01, 0x06, 0x01, pan_speed_byte(pan_speed), tilt_speed_byte(tilt_speed), x, y]);
         }
-        Command::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles } => {
+        ViscaCommand::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles } => {
             dst.put_slice(&[0x01, 0x06, 0x02, pan_speed_byte(pan_speed), tilt_speed_byte(tilt_speed)]);
             put_nibbles(dst, pan as u32, nibbles.count());
             put_nibbles(dst, tilt as u32, nibbles.tilt_count());
         }
-        Command::PanTiltRelative { pan_speed, tilt_speed, pan, tilt, nibbles } => {
+        ViscaCommand::PanTiltRelative { pan_speed, tilt_speed, pan, tilt, nibbles } => {
             dst.put_slice(&[0x01, 0x06, 0x03, pan_speed_byte(pan_speed), tilt_speed_byte(tilt_speed)]);
             put_nibbles(dst, pan as u32, nibbles.count());
             put_nibbles(dst, tilt as u32, nibbles.tilt_count());
         }
-        Command::Home => dst.put_slice(&[0x01, 0x06, 0x04]),
-        Command::PanTiltReset => dst.put_slice(&[0x01, 0x06, 0x05]),
-        Command::Memory { op, memory } => {
+        ViscaCommand::Home => dst.put_slice(&[0x01, 0x06, 0x04]),
+        ViscaCommand::PanTiltReset => dst.put_slice(&[0x01, 0x06, 0x05]),
+        ViscaCommand::Memory { op, memory } => {
             let p = match op {
                 MemoryOp::Reset => 0x00,
                 MemoryOp::Set => 0x01,
@@ -365,7 +365,7 @@ fn encode_command(command: &Command, dst: &mut BytesMut) {
             // Memory numbers are 7-bit on every model we know; masking keeps FF out.
             dst.put_slice(&[0x01, 0x04, 0x3F, p, memory & 0x7F]);
         }
-        Command::IfClear => dst.put_slice(&[0x01, 0x00, 0x01]),
+        ViscaCommand::IfClear => dst.put_slice(&[0x01, 0x00, 0x01]),
     }
 }
 
@@ -402,35 +402,38 @@ mod tests {
 
     #[test]
     fn known_encodings() {
-        assert_eq!(bytes(Packet::command(cam(1), Command::Power(true))), [0x81, 0x01, 0x04, 0x00, 0x02, 0xFF]);
-        assert_eq!(bytes(Packet::command(cam(2), Command::Power(false))), [0x82, 0x01, 0x04, 0x00, 0x03, 0xFF]);
-        assert_eq!(bytes(Packet::command(cam(1), Command::Zoom(ZoomDrive::TeleVariable(5)))), [0x81, 0x01, 0x04, 0x07, 0x25, 0xFF]);
-        assert_eq!(bytes(Packet::command(cam(1), Command::ZoomDirect(0x4000))), [0x81, 0x01, 0x04, 0x47, 0x04, 0x00, 0x00, 0x00, 0xFF]);
-        assert_eq!(bytes(Packet::command(cam(1), Command::FocusAuto)), [0x81, 0x01, 0x04, 0x38, 0x02, 0xFF]);
+        assert_eq!(bytes(Packet::command(cam(1), ViscaCommand::Power(true))), [0x81, 0x01, 0x04, 0x00, 0x02, 0xFF]);
+        assert_eq!(bytes(Packet::command(cam(2), ViscaCommand::Power(false))), [0x82, 0x01, 0x04, 0x00, 0x03, 0xFF]);
+        assert_eq!(bytes(Packet::command(cam(1), ViscaCommand::Zoom(ZoomDrive::TeleVariable(5)))), [0x81, 0x01, 0x04, 0x07, 0x25, 0xFF]);
         assert_eq!(
-            bytes(Packet::command(cam(1), Command::PanTiltDrive { direction: Direction::UpLeft, pan_speed: 0x18, tilt_speed: 0x17 })),
+            bytes(Packet::command(cam(1), ViscaCommand::ZoomDirect(0x4000))),
+            [0x81, 0x01, 0x04, 0x47, 0x04, 0x00, 0x00, 0x00, 0xFF]
+        );
+        assert_eq!(bytes(Packet::command(cam(1), ViscaCommand::FocusAuto)), [0x81, 0x01, 0x04, 0x38, 0x02, 0xFF]);
+        assert_eq!(
+            bytes(Packet::command(cam(1), ViscaCommand::PanTiltDrive { direction: Direction::UpLeft, pan_speed: 0x18, tilt_speed: 0x17 })),
             [0x81, 0x01, 0x06, 0x01, 0x18, 0x17, 0x01, 0x01, 0xFF]
         );
         assert_eq!(
             bytes(Packet::command(
                 cam(1),
-                Command::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0x14, pan: -1, tilt: 0x0123, nibbles: Nibbles::Four }
+                ViscaCommand::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0x14, pan: -1, tilt: 0x0123, nibbles: Nibbles::Four }
             )),
             [0x81, 0x01, 0x06, 0x02, 0x18, 0x14, 0x0F, 0x0F, 0x0F, 0x0F, 0x00, 0x01, 0x02, 0x03, 0xFF]
         );
         assert_eq!(
             bytes(Packet::command(
                 cam(3),
-                Command::PanTiltRelative { pan_speed: 1, tilt_speed: 1, pan: -2, tilt: 5, nibbles: Nibbles::Five }
+                ViscaCommand::PanTiltRelative { pan_speed: 1, tilt_speed: 1, pan: -2, tilt: 5, nibbles: Nibbles::Five }
             )),
             [0x83, 0x01, 0x06, 0x03, 0x01, 0x01, 0x0F, 0x0F, 0x0F, 0x0F, 0x0E, 0x00, 0x00, 0x00, 0x05, 0xFF]
         );
         assert_eq!(
-            bytes(Packet::command(cam(1), Command::Memory { op: MemoryOp::Recall, memory: 2 })),
+            bytes(Packet::command(cam(1), ViscaCommand::Memory { op: MemoryOp::Recall, memory: 2 })),
             [0x81, 0x01, 0x04, 0x3F, 0x02, 0x02, 0xFF]
         );
         assert_eq!(bytes(Packet::IF_CLEAR_BROADCAST), [0x88, 0x01, 0x00, 0x01, 0xFF]);
-        assert_eq!(bytes(Packet::command(cam(4), Command::IfClear)), [0x84, 0x01, 0x00, 0x01, 0xFF]);
+        assert_eq!(bytes(Packet::command(cam(4), ViscaCommand::IfClear)), [0x84, 0x01, 0x00, 0x01, 0xFF]);
         assert_eq!(bytes(Packet::AddressSet), [0x88, 0x30, 0x01, 0xFF]);
         assert_eq!(bytes(Packet::Cancel { to: cam(1), socket: 2 }), [0x81, 0x22, 0xFF]);
         assert_eq!(bytes(Packet::inquiry(cam(1), Inquiry::Version)), [0x81, 0x09, 0x00, 0x02, 0xFF]);
@@ -439,7 +442,7 @@ mod tests {
 
     #[test]
     fn speeds_are_clamped_not_wrapped() {
-        let b = bytes(Packet::command(cam(1), Command::PanTiltDrive { direction: Direction::Stop, pan_speed: 0, tilt_speed: 0xFF }));
+        let b = bytes(Packet::command(cam(1), ViscaCommand::PanTiltDrive { direction: Direction::Stop, pan_speed: 0, tilt_speed: 0xFF }));
         assert_eq!(&b[4..6], &[0x01, 0x17]);
     }
 

@@ -14,7 +14,7 @@ pub mod reply;
 
 pub use codec::{decode, encode, parse, DecodeError};
 pub use command::{
-    Address, Command, CommandKind, Destination, Direction, FocusDrive, Inquiry, MemoryOp, Nibbles, Packet, ZoomDrive, MAX_PACKET,
+    Address, CommandKind, Destination, Direction, FocusDrive, Inquiry, MemoryOp, Nibbles, Packet, ViscaCommand, ZoomDrive, MAX_PACKET,
     PAN_SPEED_MAX, TILT_SPEED_MAX,
 };
-pub use reply::{Answer, AnswerError, ErrorCode, FocusMode, PowerState, Raw, Reply, Version};
+pub use reply::{Answer, AnswerError, FocusMode, PowerState, Raw, Reply, Version, ViscaErrorCode};

@@ -42,7 +42,7 @@ impl fmt::Debug for Raw {
 
 /// A VISCA error code (`z0 6y ee FF`). Unknown codes are kept, not dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+pub enum ViscaErrorCode {
     MessageLength,
     Syntax,
     BufferFull,
@@ -52,41 +52,41 @@ pub enum ErrorCode {
     Other(u8),
 }
 
-impl ErrorCode {
-    pub fn from_byte(b: u8) -> ErrorCode {
+impl ViscaErrorCode {
+    pub fn from_byte(b: u8) -> ViscaErrorCode {
         match b {
-            0x01 => ErrorCode::MessageLength,
-            0x02 => ErrorCode::Syntax,
-            0x03 => ErrorCode::BufferFull,
-            0x04 => ErrorCode::Cancelled,
-            0x05 => ErrorCode::NoSocket,
-            0x41 => ErrorCode::NotExecutable,
-            other => ErrorCode::Other(other),
+            0x01 => ViscaErrorCode::MessageLength,
+            0x02 => ViscaErrorCode::Syntax,
+            0x03 => ViscaErrorCode::BufferFull,
+            0x04 => ViscaErrorCode::Cancelled,
+            0x05 => ViscaErrorCode::NoSocket,
+            0x41 => ViscaErrorCode::NotExecutable,
+            other => ViscaErrorCode::Other(other),
         }
     }
     pub fn byte(self) -> u8 {
         match self {
-            ErrorCode::MessageLength => 0x01,
-            ErrorCode::Syntax => 0x02,
-            ErrorCode::BufferFull => 0x03,
-            ErrorCode::Cancelled => 0x04,
-            ErrorCode::NoSocket => 0x05,
-            ErrorCode::NotExecutable => 0x41,
-            ErrorCode::Other(b) => b,
+            ViscaErrorCode::MessageLength => 0x01,
+            ViscaErrorCode::Syntax => 0x02,
+            ViscaErrorCode::BufferFull => 0x03,
+            ViscaErrorCode::Cancelled => 0x04,
+            ViscaErrorCode::NoSocket => 0x05,
+            ViscaErrorCode::NotExecutable => 0x41,
+            ViscaErrorCode::Other(b) => b,
         }
     }
 }
 
-impl fmt::Display for ErrorCode {
+impl fmt::Display for ViscaErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrorCode::MessageLength => f.write_str("message length error"),
-            ErrorCode::Syntax => f.write_str("syntax error"),
-            ErrorCode::BufferFull => f.write_str("command buffer full"),
-            ErrorCode::Cancelled => f.write_str("command cancelled"),
-            ErrorCode::NoSocket => f.write_str("no such socket"),
-            ErrorCode::NotExecutable => f.write_str("not executable"),
-            ErrorCode::Other(b) => write!(f, "error code {b:02X}h"),
+            ViscaErrorCode::MessageLength => f.write_str("message length error"),
+            ViscaErrorCode::Syntax => f.write_str("syntax error"),
+            ViscaErrorCode::BufferFull => f.write_str("command buffer full"),
+            ViscaErrorCode::Cancelled => f.write_str("command cancelled"),
+            ViscaErrorCode::NoSocket => f.write_str("no such socket"),
+            ViscaErrorCode::NotExecutable => f.write_str("not executable"),
+            ViscaErrorCode::Other(b) => write!(f, "error code {b:02X}h"),
         }
     }
 }
@@ -103,7 +103,7 @@ pub enum Reply {
     /// [`Inquiry::interpret`].
     Answer { address: u8, payload: Raw },
     /// `z0 6y ee FF`.
-    Error { address: u8, socket: u8, code: ErrorCode },
+    Error { address: u8, socket: u8, code: ViscaErrorCode },
     /// `88 30 0w FF`: AddressSet came back round the chain; `next` is the
     /// address the next (absent) camera would get, so `next - 1` cameras answered.
     AddressSet { next: u8 },
@@ -291,9 +291,9 @@ mod tests {
     #[test]
     fn error_codes_round_trip_and_read_plainly() {
         for b in 0..=255u8 {
-            assert_eq!(ErrorCode::from_byte(b).byte(), b);
+            assert_eq!(ViscaErrorCode::from_byte(b).byte(), b);
         }
-        assert_eq!(ErrorCode::from_byte(0x41).to_string(), "not executable");
-        assert_eq!(ErrorCode::from_byte(0x7A).to_string(), "error code 7Ah");
+        assert_eq!(ViscaErrorCode::from_byte(0x41).to_string(), "not executable");
+        assert_eq!(ViscaErrorCode::from_byte(0x7A).to_string(), "error code 7Ah");
     }
 }
