@@ -14,10 +14,7 @@ use mosquitto::{Broker, TestClient};
 use serde_json::{json, Value};
 use support::{dmx16, Booth};
 
-const CMD: &str = "studiod/la-03/cmd";
-const REPLY: &str = "studiod/la-03/reply";
-const STATUS: &str = "studiod/la-03/status";
-const STATE: &str = "studiod/la-03/state";
+use support::topics::{CMD, REPLY, STATE, STATUS};
 const T: Duration = Duration::from_secs(10);
 
 async fn client(broker: &Broker) -> TestClient {

@@ -3,6 +3,9 @@
 //! `tokio::io::duplex` against a fake camera the test can hold back; time
 //! is paused, so timeouts run on tokio's virtual clock.
 
+
+mod support;
+
 use std::io;
 use std::time::Duration;
 
@@ -67,8 +70,7 @@ impl Fake {
                             Ok(n) => n,
                         };
                         buf.extend_from_slice(&chunk[..n]);
-                        while let Some(end) = buf.iter().position(|&b| b == 0xFF) {
-                            let packet: Vec<u8> = buf.drain(..=end).collect();
+                        for packet in support::take_packets(&mut buf) {
                             let _ = log_tx.send(packet.clone());
                             let out = if held(&packet) { vec![] } else { answer(&packet) };
                             if wr.write_all(&out).await.is_err() {

@@ -18,10 +18,7 @@ use serde_json::{json, Value};
 use studiod_sim::monitor::{ArtNetMonitor, OscMonitor};
 use support::dmx16;
 
-const CMD: &str = "studiod/la-03/cmd";
-const REPLY: &str = "studiod/la-03/reply";
-const STATUS: &str = "studiod/la-03/status";
-const STATE: &str = "studiod/la-03/state";
+use support::topics::{CMD, REPLY, STATE, STATUS};
 const T: Duration = Duration::from_secs(10);
 /// The budget from SIGTERM to exit.
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);

@@ -2,6 +2,9 @@
 //! chain that speaks real VISCA bytes. Time is paused: timeouts, retries and
 //! backoff run on tokio's virtual clock, so timings are asserted exactly.
 
+
+mod support;
+
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,8 +78,7 @@ impl Fake {
                     Ok(n) => n,
                 };
                 buf.extend_from_slice(&chunk[..n]);
-                while let Some(end) = buf.iter().position(|&b| b == 0xFF) {
-                    let packet: Vec<u8> = buf.drain(..=end).collect();
+                for packet in support::take_packets(&mut buf) {
                     // Log before answering: once the caller has its result, the packet is in the log.
                     let _ = tx.send(packet.clone());
                     let out = script(&packet);

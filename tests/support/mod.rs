@@ -173,3 +173,21 @@ impl Noise {
         self.next() % n
     }
 }
+
+/// The example booth's (`la-03`) MQTT topics, CONTRACT §5.
+pub mod topics {
+    pub const CMD: &str = "studiod/la-03/cmd";
+    pub const REPLY: &str = "studiod/la-03/reply";
+    pub const STATUS: &str = "studiod/la-03/status";
+    pub const STATE: &str = "studiod/la-03/state";
+}
+
+/// Take every complete VISCA packet (up to its `FF`) off the front of
+/// `buf`, for the fake cameras of the link tests.
+pub fn take_packets(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(end) = buf.iter().position(|&b| b == 0xFF) {
+        out.push(buf.drain(..=end).collect());
+    }
+    out
+}
