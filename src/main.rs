@@ -87,6 +87,10 @@ fn main() -> ExitCode {
                         c.osc.len(),
                         c.scenes.len()
                     );
+                    // Warnings never change the exit code.
+                    for w in &c.warnings {
+                        println!("{w}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(diags) => {
@@ -108,6 +112,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            for w in &config.warnings {
+                tracing::warn!("{w}");
+            }
             run_runtime(studiod::daemon::run(config))
         }
         Cmd::Ctl(args) => studiod::adapters::ctl::main(args),

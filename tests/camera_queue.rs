@@ -34,6 +34,8 @@ fn camera() -> Camera {
         max_tilt_speed: 0x14,
         timing: CameraTiming::default(),
         completion_without_ack: false,
+        transports: Vec::new(),
+        unconfirmed: Vec::new(),
     };
     Camera { name: "front".into(), profile, port: "/dev/fake0".into(), baud: 9600, address: 1 }
 }

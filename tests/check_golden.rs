@@ -65,3 +65,22 @@ fn one_camera_table_with_three_mistakes_reports_all_three() {
     assert!(stdout.contains("unknown camera profile `no-such-camera`"), "{stdout}");
     assert!(stdout.contains("`address` must be 1–7"), "{stdout}");
 }
+
+#[test]
+fn unconfirmed_profile_values_are_warnings_not_errors() {
+    // generic-visca's zoom table and the P600Bi's CCT curve are marked
+    // `unconfirmed` in their profiles: one warning per key, exit code 0.
+    let (code, stdout) = check(Path::new("tests/check-warnings/studiod.toml"));
+    assert_eq!(code, 0, "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("tests/check-warnings/studiod.toml: ok (1 cameras, 1 fixtures"), "{stdout}");
+    assert_eq!(
+        lines[1],
+        "tests/check-warnings/studiod.toml:10:11: warning: camera `front` uses profile `generic-visca` whose `zoom.table` is unconfirmed (verify on hardware)"
+    );
+    assert_eq!(
+        lines[2],
+        "tests/check-warnings/studiod.toml:21:11: warning: fixture `key` uses profile `godox-p600bi-hard` whose `cct_range` is unconfirmed (verify on hardware)"
+    );
+}

@@ -99,3 +99,82 @@ fn camera_profiles_meet_their_documented_reference_points() {
         assert_eq!(got, *pos, "{id} zoom {mag}x: profile gives {got:#06x}, {source} says {pos:#06x}");
     }
 }
+
+/// Pinned channel maps of fixture modes, written from each fixture's DMX
+/// document (not read from the profile): (profile, mode, attribute, coarse
+/// channel, fine channel, footprint), channels 1-based as in the charts.
+const CHANNELS: &[(&str, &str, &str, u16, Option<u16>, u16)] = &[
+    // Aputure LS600X Pro DMX Profile Specification V1.0 (via OFL ls-600x-pro.json).
+    ("aputure-ls-600x-pro", "lighting-8bit", "intensity", 1, None, 2),
+    ("aputure-ls-600x-pro", "lighting-8bit", "cct", 2, None, 2),
+    ("aputure-ls-600x-pro", "lighting-effects-8bit", "cct", 2, None, 7),
+    // Aputure LS1200D Pro DMX Profile Specification V1.0 (via OFL ls-1200d-pro.json).
+    ("aputure-ls-1200d-pro", "lighting-8bit", "intensity", 1, None, 1),
+    ("aputure-ls-1200d-pro", "lighting-16bit", "intensity", 1, Some(2), 2),
+    ("aputure-ls-1200d-pro", "lighting-effect-8bit", "intensity", 1, None, 6),
+    // Godox SL300R manual (via OFL godox/sl300r.json).
+    ("godox-sl300r", "cct", "cct", 2, None, 3),
+    ("godox-sl300r", "cct", "green_magenta", 3, None, 3),
+    ("godox-sl300r", "rgbw", "white", 5, None, 5),
+    ("godox-sl300r", "cct-rgbw", "crossfade", 4, None, 8),
+    ("godox-sl300r", "cct-rgbw", "red", 5, None, 8),
+    ("godox-sl300r", "cct-rgbw", "white", 8, None, 8),
+    // Nanlite Forza 300B DMX Reference Guide V1 (via OFL nanlite/forza-300b.json).
+    ("nanlite-forza-300b", "cct-8bit", "intensity", 1, None, 3),
+    ("nanlite-forza-300b", "cct-8bit", "cct", 2, None, 3),
+];
+
+#[test]
+fn fixture_profiles_meet_their_documented_channel_maps() {
+    for (id, mode, attr, coarse, fine, footprint) in CHANNELS {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/fixtures").join(format!("{id}.toml"));
+        let p = load_fixture(&path, id).unwrap_or_else(|e| panic!("{e}"));
+        let m = &p.modes[p.mode_index(mode).unwrap_or_else(|| panic!("{id}: no mode {mode}"))];
+        let a = m.attribute(&Attribute::parse(attr)).unwrap_or_else(|| panic!("{id}/{mode}: no {attr}"));
+        // Profiles store 0-based offsets.
+        assert_eq!((a.coarse + 1, a.fine.map(|f| f + 1), m.footprint), (*coarse, *fine, *footprint), "{id}/{mode}/{attr}");
+    }
+}
+
+/// The `unconfirmed` lists the profiles carry (machine-readable flags).
+#[test]
+fn unconfirmed_values_are_listed() {
+    assert_eq!(camera("ptzoptics-20x").unconfirmed.len(), 14, "everything in ptzoptics-20x is unconfirmed");
+    assert!(camera("ptzoptics-20x").unconfirmed.iter().any(|k| k == "pan.units_per_degree"));
+    assert_eq!(camera("generic-visca").unconfirmed, ["zoom.table"]);
+    assert!(camera("sony-srg-300h").unconfirmed.is_empty());
+    assert_eq!(camera("sony-srg-300h").transports, ["serial", "visca-udp"]);
+}
+
+fn temp_profile(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("studiod-profiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const MINIMAL_CAMERA: &str = "label = \"T\"\npreset_count = 16\n[pan]\nmin_deg = -170.0\nmax_deg = 170.0\nunits_per_degree = 14.4\n[tilt]\nmin_deg = -30.0\nmax_deg = 90.0\nunits_per_degree = 14.4\n[zoom]\ntable = [[1.0, 0], [20.0, 16384]]\n";
+
+#[test]
+fn unconfirmed_entries_must_name_existing_keys() {
+    let ok =
+        temp_profile("ok.toml", &format!("unconfirmed = [\"pan.units_per_degree\", \"zoom.table\", \"preset_count\"]\n{MINIMAL_CAMERA}"));
+    assert_eq!(load_camera(&ok, "ok").unwrap().unconfirmed, ["pan.units_per_degree", "zoom.table", "preset_count"]);
+    // `max_pan_speed` is not set in this file; `pan.units` is not a key.
+    let bad = temp_profile("bad.toml", &format!("unconfirmed = [\"max_pan_speed\", \"pan.units\"]\n{MINIMAL_CAMERA}"));
+    let e = load_camera(&bad, "bad").unwrap_err().to_string();
+    assert!(e.contains("bad.toml:1:16: `unconfirmed` names `max_pan_speed`, which is not a key of this profile"), "{e}");
+    assert!(e.contains("bad.toml:1:33: `unconfirmed` names `pan.units`"), "{e}");
+    let tr = temp_profile("tr.toml", &format!("transports = [\"serial\", \"ndi\"]\n{MINIMAL_CAMERA}"));
+    let e = load_camera(&tr, "tr").unwrap_err().to_string();
+    assert!(e.contains("tr.toml:1:25: unknown transport `ndi`"), "{e}");
+    // Fixture modes are addressed by name.
+    let fx = temp_profile(
+        "fx.toml",
+        "label = \"F\"\nunconfirmed = [\"mode.a.footprint\"]\n[[mode]]\nname = \"a\"\nfootprint = 1\nchannels = [{ attribute = \"intensity\", coarse = 1 }]\n",
+    );
+    assert_eq!(load_fixture(&fx, "fx").unwrap().unconfirmed, ["mode.a.footprint"]);
+    let fx2 = temp_profile("fx2.toml", "label = \"F\"\nunconfirmed = [\"mode.b.footprint\"]\n[[mode]]\nname = \"a\"\nchannels = [{ attribute = \"intensity\", coarse = 1 }]\n");
+    assert!(load_fixture(&fx2, "fx2").unwrap_err().to_string().contains("`mode.b.footprint`"));
+}

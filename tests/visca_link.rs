@@ -36,6 +36,8 @@ fn profile() -> CameraProfile {
         max_tilt_speed: 0x14,
         timing: CameraTiming::default(),
         completion_without_ack: false,
+        transports: Vec::new(),
+        unconfirmed: Vec::new(),
     }
 }
 

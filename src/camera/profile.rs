@@ -38,6 +38,12 @@ pub struct CameraProfile {
     pub timing: CameraTiming,
     /// Quirk: camera may send completion without a preceding ACK.
     pub completion_without_ack: bool,
+    /// Transports the model supports (`serial`, `visca-udp`, `visca-tcp`);
+    /// informational, empty when the profile does not say.
+    pub transports: Vec<String>,
+    /// Dotted keys of the profile file whose values no source confirms
+    /// (`studiod check` warns about them).
+    pub unconfirmed: Vec<String>,
 }
 
 /// A linear axis: degrees ↔ signed VISCA position units.

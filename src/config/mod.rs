@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use self::model::*;
 use self::raw::S;
-use crate::diag::{Diagnostics, Source};
+use crate::diag::{Diagnostic, Diagnostics, Source};
 
 /// Where the daemon looks for its config when `--config` is not given.
 pub fn default_path() -> PathBuf {
@@ -33,7 +33,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut d = Diagnostics::default();
     let mut declared = std::collections::BTreeSet::new();
-    let mut v = Validator { src: &src, base: &base, d: &mut d, declared: &mut declared };
+    let mut v = Validator { src: &src, base: &base, d: &mut d, declared: &mut declared, warnings: Vec::new() };
 
     // Stage one: every section deserialized on its own (see toml_src).
     let mut studio = None;
@@ -74,6 +74,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let fixtures = v.fixtures(fixtures, &artnet, &profiles_dir, &mut profiles);
     let osc = v.osc(osc);
     v.unique_names(&cameras, &fixtures);
+    let warnings = std::mem::take(&mut v.warnings);
 
     let Some(studio) = studio else { return Err(d) };
     let devices = scenes::KnownDevices { cameras: &cameras, fixtures: &fixtures, osc: &osc, declared: &declared };
@@ -94,7 +95,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     if !d.is_empty() {
         return Err(d);
     }
-    Ok(Config { path: path.to_path_buf(), studio, mqtt, http, cameras, artnet, fixtures, osc, lighting, scenes })
+    Ok(Config { path: path.to_path_buf(), studio, mqtt, http, cameras, artnet, fixtures, osc, lighting, scenes, warnings })
 }
 
 /// Profiles are read once per load even when many devices share them.
@@ -111,11 +112,24 @@ struct Validator<'a> {
     /// Every device name written in the file, valid or not, so that scenes
     /// naming a device whose entry is broken are not reported a second time.
     declared: &'a mut std::collections::BTreeSet<String>,
+    /// Problems that do not invalidate the config (see `Config::warnings`).
+    warnings: Vec<Diagnostic>,
 }
 
 impl Validator<'_> {
     fn err(&mut self, span: std::ops::Range<usize>, msg: impl Into<String>) {
         self.d.push(self.src.diag(Some(span), msg));
+    }
+
+    /// One warning per unconfirmed value of the profile a device uses,
+    /// positioned at the device's `profile = …`.
+    fn warn_unconfirmed(&mut self, kind: &str, device: &str, profile: &S<String>, keys: &[String]) {
+        for k in keys {
+            self.warnings.push(self.src.diag(
+                Some(profile.span()),
+                format!("warning: {kind} `{device}` uses profile `{}` whose `{k}` is unconfirmed (verify on hardware)", profile.get_ref()),
+            ));
+        }
     }
 
     fn entries<T: serde::de::DeserializeOwned>(
@@ -241,6 +255,7 @@ impl Validator<'_> {
                 self.err(c.port.span(), format!("cameras on one port must share a baud rate (`{}` uses {})", other.name, other.baud));
             }
             if let Some(profile) = profile {
+                self.warn_unconfirmed("camera", &name, &c.profile, &profile.unconfirmed);
                 out.push(Camera { name, profile, port, baud, address: address.clamp(1, 7) as u8 });
             }
         }
@@ -286,6 +301,7 @@ impl Validator<'_> {
                 continue;
             }
             let Some(profile) = profile else { continue };
+            self.warn_unconfirmed("fixture", &name, &f.profile, &profile.unconfirmed);
             let mode = match &f.mode {
                 Some(m) => match profile.mode_index(m.get_ref()) {
                     Some(i) => i,

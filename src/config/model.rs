@@ -45,6 +45,10 @@ pub struct Config {
     pub lighting: Lighting,
     /// Scenes by name (file stem), already validated against the devices.
     pub scenes: BTreeMap<String, Scene>,
+    /// Things worth a look that do not make the config invalid (e.g. a device
+    /// whose profile has unconfirmed values), already worded as
+    /// `warning: …`. `studiod check` prints them; `studiod run` logs them.
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -59,6 +59,8 @@ pub fn load_camera(path: &Path, id: &str) -> Result<CameraProfile, Diagnostics> 
     let tilt = axis(&src, &r.tilt, "tilt", &mut d);
     let zoom_span = doc.get("zoom").and_then(|z| z.get("table")).and_then(|t| t.span());
     let zoom = zoom(&src, &r.zoom, zoom_span, &mut d);
+    let transports = transports(&src, &doc, &mut d);
+    let unconfirmed = unconfirmed(&src, &doc, &mut d);
     if !d.is_empty() {
         return Err(d);
     }
@@ -75,7 +77,65 @@ pub fn load_camera(path: &Path, id: &str) -> Result<CameraProfile, Diagnostics> 
         max_tilt_speed,
         timing,
         completion_without_ack: r.completion_without_ack.unwrap_or(false),
+        transports,
+        unconfirmed,
     })
+}
+
+/// The transports a camera profile may name.
+pub const TRANSPORTS: &[&str] = &["serial", "visca-udp", "visca-tcp"];
+
+/// `transports = ["serial", "visca-udp", …]`: known values, each once.
+fn transports(src: &Source, doc: &toml_edit::ImDocument<String>, d: &mut Diagnostics) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(arr) = doc.get("transports").and_then(|t| t.as_array()) else { return out };
+    for v in arr.iter() {
+        let Some(t) = v.as_str() else { continue };
+        if !TRANSPORTS.contains(&t) {
+            d.push(src.diag(v.span(), format!("unknown transport `{t}` (expected {})", TRANSPORTS.join(", "))));
+        } else if out.iter().any(|o| o == t) {
+            d.push(src.diag(v.span(), format!("transport `{t}` is listed twice")));
+        } else {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+/// `unconfirmed = ["pan.units_per_degree", "zoom.table", …]`: each entry must
+/// name a key that this file sets. A `[[mode]]` is addressed by its name:
+/// `mode.cct-16bit.footprint`.
+fn unconfirmed(src: &Source, doc: &toml_edit::ImDocument<String>, d: &mut Diagnostics) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(arr) = doc.get("unconfirmed").and_then(|t| t.as_array()) else { return out };
+    for v in arr.iter() {
+        let Some(k) = v.as_str() else { continue };
+        let segs: Vec<&str> = k.split('.').collect();
+        if k == "unconfirmed" || segs.iter().any(|s| s.is_empty()) || !key_exists(doc.as_table(), &segs) {
+            d.push(src.diag(v.span(), format!("`unconfirmed` names `{k}`, which is not a key of this profile")));
+        } else if out.iter().any(|o| o == k) {
+            d.push(src.diag(v.span(), format!("`unconfirmed` lists `{k}` twice")));
+        } else {
+            out.push(k.to_string());
+        }
+    }
+    out
+}
+
+fn key_exists(t: &toml_edit::Table, segs: &[&str]) -> bool {
+    use toml_edit::Item;
+    let Some((first, rest)) = segs.split_first() else { return true };
+    match t.get(first) {
+        None => false,
+        Some(_) if rest.is_empty() => true,
+        Some(Item::Table(sub)) => key_exists(sub, rest),
+        Some(Item::Value(toml_edit::Value::InlineTable(it))) => key_exists(&it.clone().into_table(), rest),
+        Some(Item::ArrayOfTables(a)) => {
+            let (name, rest) = rest.split_first().expect("rest is not empty");
+            a.iter().any(|m| m.get("name").and_then(|n| n.as_str()) == Some(name) && key_exists(m, rest))
+        }
+        Some(_) => false,
+    }
 }
 
 fn axis(src: &Source, r: &raw::Axis, name: &str, d: &mut Diagnostics) -> Axis {
@@ -183,10 +243,11 @@ pub fn load_fixture(path: &Path, id: &str) -> Result<FixtureProfile, Diagnostics
         };
         modes.push(FixtureMode { name, footprint, attributes, fixed });
     }
+    let unconfirmed = unconfirmed(&src, &doc, &mut d);
     if !d.is_empty() {
         return Err(d);
     }
-    Ok(FixtureProfile { id: id.to_string(), label: r.label.into_inner(), cct_range, modes })
+    Ok(FixtureProfile { id: id.to_string(), label: r.label.into_inner(), cct_range, modes, unconfirmed })
 }
 
 pub fn valid_attribute_name(s: &str) -> bool {

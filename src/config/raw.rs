@@ -95,6 +95,10 @@ pub struct CameraProfile {
     pub max_pan_speed: Option<S<i64>>,
     pub max_tilt_speed: Option<S<i64>>,
     pub completion_without_ack: Option<bool>,
+    /// Dotted keys of this file whose values are not confirmed by a source.
+    pub unconfirmed: Option<Vec<String>>,
+    /// Transports the model supports: `serial`, `visca-udp`, `visca-tcp`.
+    pub transports: Option<Vec<String>>,
     pub pan: Axis,
     pub tilt: Axis,
     pub zoom: Zoom,
@@ -128,6 +132,8 @@ pub struct Timing {
 #[serde(deny_unknown_fields)]
 pub struct FixtureProfile {
     pub label: S<String>,
+    /// Dotted keys of this file whose values are not confirmed by a source.
+    pub unconfirmed: Option<Vec<String>>,
     pub manufacturer: Option<String>,
     pub source: Option<String>,
     pub cct_range: Option<(i64, i64)>,

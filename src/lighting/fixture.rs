@@ -36,6 +36,7 @@ impl Fixture {
                 label: "ad-hoc".into(),
                 cct_range: None,
                 modes: vec![FixtureMode { name: "default".into(), footprint, attributes, fixed: fixed.to_vec() }],
+                unconfirmed: Vec::new(),
             },
             mode: 0,
             artnet: output.into(),
@@ -52,6 +53,9 @@ pub struct FixtureProfile {
     /// Colour-temperature range in kelvin, when the fixture has a `cct` attribute.
     pub cct_range: Option<(u32, u32)>,
     pub modes: Vec<FixtureMode>,
+    /// Dotted keys of the profile file whose values no source confirms
+    /// (`studiod check` warns about them).
+    pub unconfirmed: Vec<String>,
 }
 
 impl FixtureProfile {
