@@ -240,6 +240,11 @@ async fn readme_demo_command_in_a_terminal_applies_a_typed_scene_and_stops_on_ct
         // the script's process group the terminal's foreground group.
         .args(["--ctty", "scripts/demo.sh"])
         .current_dir(root)
+        // A person's shell: none of the CARGO_*/RUSTUP_* variables cargo
+        // sets for tests (they would make the script's `cargo run` rebuild).
+        .env_clear()
+        .envs(["PATH", "HOME", "USER", "LANG", "CARGO_HOME", "RUSTUP_HOME"].into_iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+        .env("TERM", "xterm")
         .env("TMPDIR", tmp.path())
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
