@@ -283,7 +283,7 @@ impl Engine {
                 self.publish();
                 self.finish(req.command, started, reply, received).await;
             }
-            Plan::DeviceHandles(steps) => {
+            Plan::Devices(steps) => {
                 let started = start(&self.devices, &steps, self.first_frame(&req)).await;
                 self.finish(req.command, started, reply, received).await;
             }

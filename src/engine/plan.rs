@@ -29,7 +29,7 @@ pub(crate) enum Plan {
     /// All lights to zero; the booth then shows no scene.
     Blackout(Vec<Step>),
     /// Camera control or a live light: device parts, no change of scene.
-    DeviceHandles(Vec<Step>),
+    Devices(Vec<Step>),
     Status,
     Reload,
     /// A validated scene to save at `path` (the TOML as sent).
@@ -131,7 +131,7 @@ fn camera<'a, C: CameraProfiles + ?Sized>(cameras: &'a C, name: &str) -> Result<
 
 /// Plan `cmd`; `now` decides whether an `at` is still ahead.
 pub(crate) fn plan<C: CameraProfiles + ?Sized>(config: &Config, cameras: &C, cmd: &Command, now: SystemTime) -> Result<Plan, CommandError> {
-    let device = |camera: &str, action| Plan::DeviceHandles(vec![Step::Camera { camera: camera.to_string(), action }]);
+    let device = |camera: &str, action| Plan::Devices(vec![Step::Camera { camera: camera.to_string(), action }]);
     Ok(match cmd {
         Command::ApplyScene { scene, fade, at, slot } => {
             let scene = SceneRef { name: scene.clone(), fade: *fade, slot: slot.clone() };
@@ -186,7 +186,7 @@ pub(crate) fn plan<C: CameraProfiles + ?Sized>(config: &Config, cameras: &C, cmd
                 let msg = problems.into_iter().map(|(_, _, m)| m).collect::<Vec<_>>().join("; ");
                 return Err(refusal(ErrorCode::InvalidCommand, msg));
             }
-            Plan::DeviceHandles(vec![Step::Lights {
+            Plan::Devices(vec![Step::Lights {
                 call: LightCall::Look(Look::from([(fixture.clone(), look)])),
                 fade: fade.unwrap_or(Duration::ZERO),
                 fixtures: vec![fixture.clone()],
@@ -377,7 +377,7 @@ pub(crate) mod tests {
         let count = example().cameras[0].profile.preset_count;
         assert_eq!(code(plan_of(recall("front", count + 1))), ErrorCode::InvalidCommand);
         let store = plan_of(Command::StorePreset { camera: "side".into(), preset: 2 }).unwrap();
-        assert_eq!(store, Plan::DeviceHandles(vec![Step::Camera { camera: "side".into(), action: CameraAction::Store(2) }]));
+        assert_eq!(store, Plan::Devices(vec![Step::Camera { camera: "side".into(), action: CameraAction::Store(2) }]));
     }
 
     #[test]
@@ -385,7 +385,7 @@ pub(crate) mod tests {
         let max = example().cameras[0].profile.max_pan_speed;
         let p = plan_of(Command::Jog { camera: "front".into(), pan: 1.0, tilt: 0.0 }).unwrap();
         let want = CameraAction::Drive { direction: Direction::Right, pan_speed: max, tilt_speed: 1 };
-        assert_eq!(p, Plan::DeviceHandles(vec![Step::Camera { camera: "front".into(), action: want }]));
+        assert_eq!(p, Plan::Devices(vec![Step::Camera { camera: "front".into(), action: want }]));
         assert_eq!(jog_drive(-0.5, 0.5, 24, 20).0, Direction::UpLeft);
         assert_eq!(jog_drive(0.0, 0.0, 24, 20), (Direction::Stop, 1, 1));
         assert_eq!(zoom_drive(1.0), ZoomDrive::TeleVariable(7));
@@ -402,7 +402,7 @@ pub(crate) mod tests {
         };
         assert_eq!(code(plan_of(set("nope", "intensity", LightValue::Number(0.5)))), ErrorCode::UnknownDevice);
         assert_eq!(code(plan_of(set("key", "intensity", LightValue::Number(2.0)))), ErrorCode::InvalidCommand);
-        let Ok(Plan::DeviceHandles(steps)) = plan_of(set("key", "intensity", LightValue::Number(0.5))) else { panic!("not planned") };
+        let Ok(Plan::Devices(steps)) = plan_of(set("key", "intensity", LightValue::Number(0.5))) else { panic!("not planned") };
         let [Step::Lights { call: LightCall::Look(look), fixtures, .. }] = steps.as_slice() else { panic!("{steps:?}") };
         assert_eq!(fixtures, &["key"]);
         assert_eq!(look.keys().collect::<Vec<_>>(), ["key"]);
