@@ -3,14 +3,13 @@
 //! `tokio::io::duplex` against a fake camera the test can hold back; time
 //! is paused, so timeouts run on tokio's virtual clock.
 
-
 mod support;
 
 use std::io;
 use std::time::Duration;
 
 use studiod::camera::{spawn_port, CameraError, CameraHandle, Port, PortOptions, DEFAULT_QUEUE_CAPACITY};
-use studiod::config::model::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
+use studiod::config::model::Camera;
 use studiod::visca::{MemoryOp, ViscaCommand as Command};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
@@ -21,23 +20,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn camera() -> Camera {
-    let profile = CameraProfile {
-        id: "test-visca".into(),
-        label: "Test camera".into(),
-        preset_count: 16,
-        preset_memory_offset: 0,
-        pan: Axis { min_deg: -170.0, max_deg: 170.0, units_per_degree: 14.4 },
-        tilt: Axis { min_deg: -20.0, max_deg: 90.0, units_per_degree: 14.4 },
-        zoom: Zoom { table: vec![(1.0, 0x0000), (20.0, 0x4000)] },
-        pan_tilt_nibbles: 4,
-        max_pan_speed: 0x18,
-        max_tilt_speed: 0x14,
-        timing: CameraTiming::default(),
-        completion_without_ack: false,
-        transports: Vec::new(),
-        unconfirmed: Vec::new(),
-    };
-    Camera { name: "front".into(), profile, port: "/dev/fake0".into(), baud: 9600, address: 1 }
+    Camera { name: "front".into(), profile: support::test_camera_profile(), port: "/dev/fake0".into(), baud: 9600, address: 1 }
 }
 
 /// `81 01 04 3F 02 mm FF`: recall of memory `mm` (preset `mm + 1`).

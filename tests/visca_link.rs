@@ -2,7 +2,6 @@
 //! chain that speaks real VISCA bytes. Time is paused: timeouts, retries and
 //! backoff run on tokio's virtual clock, so timings are asserted exactly.
 
-
 mod support;
 
 use std::io;
@@ -11,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use studiod::camera::{spawn_port, CameraError, CameraHandle, Failure, Health, Opener, Port, PortOptions, SerialOpener};
-use studiod::config::model::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
+use studiod::config::model::Camera;
 use studiod::visca::{Version, ViscaErrorCode as ErrorCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
@@ -22,27 +21,8 @@ use tokio_util::sync::CancellationToken;
 /// Upper bound for waiting on an event; virtual time, so it costs nothing.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn profile() -> CameraProfile {
-    CameraProfile {
-        id: "test-visca".into(),
-        label: "Test camera".into(),
-        preset_count: 16,
-        preset_memory_offset: 0,
-        pan: Axis { min_deg: -170.0, max_deg: 170.0, units_per_degree: 14.4 },
-        tilt: Axis { min_deg: -20.0, max_deg: 90.0, units_per_degree: 14.4 },
-        zoom: Zoom { table: vec![(1.0, 0x0000), (2.0, 0x1000), (20.0, 0x4000)] },
-        pan_tilt_nibbles: 4,
-        max_pan_speed: 0x18,
-        max_tilt_speed: 0x14,
-        timing: CameraTiming::default(),
-        completion_without_ack: false,
-        transports: Vec::new(),
-        unconfirmed: Vec::new(),
-    }
-}
-
 fn camera(name: &str, address: u8) -> Camera {
-    Camera { name: name.into(), profile: profile(), port: "/dev/fake0".into(), baud: 9600, address }
+    Camera { name: name.into(), profile: support::test_camera_profile(), port: "/dev/fake0".into(), baud: 9600, address }
 }
 
 /// An opener handing out fresh duplex pipes; the test gets the camera ends.

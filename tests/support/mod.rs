@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use studiod::config::model::{Camera, CameraProfile};
+use studiod::config::model::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -190,4 +190,25 @@ pub fn take_packets(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
         out.push(buf.drain(..=end).collect());
     }
     out
+}
+
+/// A Sony-convention camera profile made in code, for the link tests
+/// (their fake cameras answer by hand; no profile file is involved).
+pub fn test_camera_profile() -> CameraProfile {
+    CameraProfile {
+        id: "test-visca".into(),
+        label: "Test camera".into(),
+        preset_count: 16,
+        preset_memory_offset: 0,
+        pan: Axis { min_deg: -170.0, max_deg: 170.0, units_per_degree: 14.4 },
+        tilt: Axis { min_deg: -20.0, max_deg: 90.0, units_per_degree: 14.4 },
+        zoom: Zoom { table: vec![(1.0, 0x0000), (2.0, 0x1000), (20.0, 0x4000)] },
+        pan_tilt_nibbles: 4,
+        max_pan_speed: 0x18,
+        max_tilt_speed: 0x14,
+        timing: CameraTiming::default(),
+        completion_without_ack: false,
+        transports: Vec::new(),
+        unconfirmed: Vec::new(),
+    }
 }
