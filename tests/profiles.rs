@@ -103,7 +103,8 @@ fn camera_profiles_meet_their_documented_reference_points() {
 /// Pinned channel maps of fixture modes, written from each fixture's DMX
 /// document (not read from the profile): (profile, mode, attribute, coarse
 /// channel, fine channel, footprint), channels 1-based as in the charts.
-const CHANNELS: &[(&str, &str, &str, u16, Option<u16>, u16)] = &[
+type PinnedChannel = (&'static str, &'static str, &'static str, u16, Option<u16>, u16);
+const CHANNELS: &[PinnedChannel] = &[
     // Aputure LS600X Pro DMX Profile Specification V1.0 (via OFL ls-600x-pro.json).
     ("aputure-ls-600x-pro", "lighting-8bit", "intensity", 1, None, 2),
     ("aputure-ls-600x-pro", "lighting-8bit", "cct", 2, None, 2),
