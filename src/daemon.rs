@@ -98,7 +98,8 @@ async fn count_frames(
     // no lock and no allocation (they come 44 times a second per universe).
     let frames_of: Vec<_> = outputs.iter().map(|o| metrics.counter(metrics::ARTNET_FRAMES, &[("output", o)])).collect();
     let errors_of: Vec<_> = outputs.iter().map(|o| metrics.counter(metrics::ARTNET_SEND_ERRORS, &[("output", o)])).collect();
-    let lagged = metrics.counter(metrics::ARTNET_FRAMES, &[("output", "unknown")]);
+    // Frames not told apart by output: missed by this counter (lagged) or of an unknown output.
+    let unknown = metrics.counter(metrics::ARTNET_FRAMES, &[("output", "unknown")]);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -106,7 +107,7 @@ async fn count_frames(
                 Ok(f) => {
                     match frames_of.get(f.output) {
                         Some(c) => c.inc(),
-                        None => lagged.inc(),
+                        None => unknown.inc(),
                     }
                     if !f.ok {
                         if let Some(c) = errors_of.get(f.output) {
@@ -114,7 +115,7 @@ async fn count_frames(
                         }
                     }
                 }
-                Err(RecvError::Lagged(n)) => lagged.add(n),
+                Err(RecvError::Lagged(n)) => unknown.add(n),
                 Err(RecvError::Closed) => break,
             }
         }

@@ -139,7 +139,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     // Without --dir the demo's folder is its own and goes when it stops
     // (also on an error): a demo leaves nothing behind.
-    let (dir, _cleanup) = match opts.dir {
+    let (dir, cleanup) = match opts.dir {
         Some(d) => (d, None),
         None => {
             let t = TempFolder::create()?;
@@ -164,7 +164,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     println!();
     println!("studiod demo — a booth on this machine (loopback only)");
-    println!("  folder:        {}{}", dir.display(), if _cleanup.is_some() { "   (removed when the demo stops)" } else { "" });
+    println!("  folder:        {}{}", dir.display(), if cleanup.is_some() { "   (removed when the demo stops)" } else { "" });
     println!("  config:        {}", config_path.display());
     println!("  cameras:       3 virtual VISCA cameras on {}", serial.display());
     println!("  Art-Net:       monitor on {}", artnet.local_addr()?);
@@ -279,13 +279,13 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     println!("stopping…");
     // A second Ctrl-C (or SIGTERM) while stopping ends the demo at once, as
     // people expect of a terminal program; its folder still goes.
-    let forced_cleanup = _cleanup.as_ref().map(|t| t.0.clone());
+    let forced_removal = cleanup.as_ref().map(|t| t.0.clone());
     let mut force = tokio::spawn(async move {
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        if let Some(d) = forced_cleanup {
+        if let Some(d) = forced_removal {
             let _ = std::fs::remove_dir_all(d);
         }
         eprintln!("studiod demo: stopped at once");

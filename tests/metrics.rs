@@ -48,6 +48,12 @@ async fn booth_with_http() -> (Booth, tempfile::TempDir) {
     (Booth::start_with(None, &http).await, secrets)
 }
 
+/// POST one command to the technician API; it must be accepted (200).
+async fn post_command(client: &reqwest::Client, url: &str, body: &'static str) {
+    let r = client.post(format!("{url}/api/commands")).bearer_auth(TOKEN).body(body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 async fn scrape(b: &Booth) -> (String, BTreeMap<String, f64>) {
     let url = b.daemon().http_url.clone().expect("HTTP configured");
     let r = reqwest::Client::new().get(format!("{url}/metrics")).bearer_auth(TOKEN).send().await.unwrap();
@@ -68,14 +74,7 @@ async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
     assert!(out.ok, "{out:?}");
     let refused = b.apply("no-such-scene", None).await;
     assert!(refused.error.is_some());
-    let r = client
-        .post(format!("{url}/api/commands"))
-        .bearer_auth(TOKEN)
-        .body(r#"{"id":"m-1","action":"apply_scene","scene":"intro","fade_ms":0}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    post_command(&client, &url, r#"{"id":"m-1","action":"apply_scene","scene":"intro","fade_ms":0}"#).await;
     // The last look (intro: backdrop #2040ff at ch 16–18) is on the wire.
     b.frame_where(Duration::from_secs(10), "intro's backdrop", |d| d.len() >= 18 && d[15..18] == [0x20, 0x40, 0xff]).await;
 
@@ -199,14 +198,7 @@ async fn first_frame_histogram_counts_each_light_command_once() {
 
     // Over HTTP, counted under `http` and exported.
     let url = daemon.http_url.clone().expect("HTTP configured");
-    let r = reqwest::Client::new()
-        .post(format!("{url}/api/commands"))
-        .bearer_auth(TOKEN)
-        .body(r#"{"id":"ff-1","action":"apply_scene","scene":"house","fade_ms":0}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    post_command(&reqwest::Client::new(), &url, r#"{"id":"ff-1","action":"apply_scene","scene":"house","fade_ms":0}"#).await;
     wait_count(&lighting, &mut frames, &http, 1).await;
     let (text, m) = scrape(&b).await;
     assert!(text.contains(&format!("# TYPE {NAME} histogram")), "{text}");

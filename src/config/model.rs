@@ -92,22 +92,17 @@ pub struct Lighting {
     pub shutdown_scene: Option<String>,
 }
 
-impl Lighting {
-    /// What the lighting device needs of this section (the scene names stay here).
-    pub fn options(&self) -> crate::lighting::LightingOptions {
-        crate::lighting::LightingOptions {
-            frame_rate: self.frame_rate,
-            keepalive: self.keepalive,
-            artsync: self.artsync,
-            restore_last_look: self.restore_last_look,
-            ..Default::default()
-        }
-    }
-}
-
+/// What the lighting device needs of `[lighting]` (the scene names stay
+/// here; the clock is the device's own default).
 impl From<&Lighting> for crate::lighting::LightingOptions {
     fn from(l: &Lighting) -> Self {
-        l.options()
+        crate::lighting::LightingOptions {
+            frame_rate: l.frame_rate,
+            keepalive: l.keepalive,
+            artsync: l.artsync,
+            restore_last_look: l.restore_last_look,
+            ..Default::default()
+        }
     }
 }
 
