@@ -4,6 +4,12 @@
 //! Baseline in the same run: the frame period (1/44 s), which bounds the
 //! wait for the next frame-clock tick.
 //!
+//! Each sample is checked to be *caused* by its apply: the receiver's socket
+//! is drained before the clock starts, and the matching frame's sequence
+//! number must be one the lighting task sent after the apply began. (Before
+//! 2026-11-28 neither held: frames buffered while learning the looks made
+//! the receiver match frames sent two applies earlier, and report 0.06 ms.)
+//!
 //! Run: `cargo bench --bench scene`
 
 use std::time::{Duration, Instant};
@@ -56,28 +62,54 @@ fn main() {
             looks.push((scene, data));
         }
         let frame = Duration::from_secs_f64(1.0 / 44.0);
-        println!("apply_scene → first ArtDmx with the new look, {applies} applies (fade 0, 3 cameras, 6 fixtures)");
+        println!("apply_scene → first ArtDmx with the new look at the receiver, {applies} applies (fade 0, 3 cameras, 6 fixtures)");
         // Two cadences: a booth where scenes come one at a time (the last frame
         // is older than one frame period, so the look goes out at once), and
         // applies back to back (each must wait for the frame-rate ceiling).
         for (label, gap) in [("spaced 50 ms apart", Duration::from_millis(50)), ("back to back", Duration::ZERO)] {
             let mut times = Vec::with_capacity(applies);
+            // Apply → the lighting task sending the frame (the daemon's part,
+            // before loopback delivery and the receiver waking).
+            let mut sent = Vec::with_capacity(applies);
+            let mut frames = running.devices.lighting.as_ref().unwrap().subscribe_frames();
             for i in 0..applies {
                 let (scene, want) = &looks[i % 2];
                 tokio::time::sleep(gap).await;
+                // Only frames sent from now on may count.
+                while let Ok(Ok(_)) = tokio::time::timeout(Duration::ZERO, artnet.next()).await {}
+                while frames.try_recv().is_ok() {}
                 let t0 = Instant::now();
                 let done = apply(scene);
                 let got = artnet.wait_for(Duration::from_secs(2), |d| d.data == *want).await;
                 times.push(t0.elapsed());
-                assert!(got.is_some(), "frame with the new look");
+                let got = got.expect("frame with the new look");
                 done.await.unwrap();
+                // The lighting task announces a frame just after sending it,
+                // so the announcement may trail the packet: wait for it.
+                let at = loop {
+                    match tokio::time::timeout(Duration::from_secs(1), frames.recv()).await {
+                        Ok(Ok(f)) if f.sequence == got.sequence && f.data[..] == got.data[..] => break f.at.into_std(),
+                        Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                        _ => panic!("apply {i}: the matching frame was not sent by this run"),
+                    }
+                };
+                assert!(at >= t0, "apply {i} matched a frame sent before it began");
+                sent.push(at - t0);
             }
             times.sort();
+            sent.sort();
+
             println!(
                 "  {label:>18}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 ms(percentile(&times, 0.5)),
                 ms(percentile(&times, 0.99)),
                 ms(times[times.len() - 1])
+            );
+            println!(
+                "  {:>18}  apply → the daemon sending it: p50 {:.2} ms, p99 {:.2} ms",
+                "",
+                ms(percentile(&sent, 0.5)),
+                ms(percentile(&sent, 0.99))
             );
         }
         println!("  baseline: frame period at 44 Hz {:.2} ms", ms(frame));
