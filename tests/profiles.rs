@@ -70,6 +70,26 @@ const ANGLES: &[(&str, &str, f64, i32, &str)] = &[
     ("generic-visca", "tilt", -30.0, -0x01B0, "Telycam TLC-700-S table: 0xFE50"),
     // PTZOptics 20X: the same OEM tables, UNCONFIRMED for this model (see its profile).
     ("ptzoptics-20x", "pan", 170.0, 0x0990, "OEM table, unconfirmed"),
+    // Sony Command List BRC-X400/X401, SRG-X400/X402/201M2/X120/HD1M2, setting values
+    // "Pan/Tilt Position" (IMG Flip off), via Companion protocol/Sony_BRC-X400.html.
+    ("sony-srg-x400", "pan", 170.0, 0x2200, "SRG-X400 command list"),
+    ("sony-srg-x400", "pan", -170.0, -0x2200, "SRG-X400 command list: 0xDE00"),
+    ("sony-srg-x400", "tilt", 90.0, 0x1200, "SRG-X400 command list"),
+    ("sony-srg-x400", "tilt", -20.0, -0x0400, "SRG-X400 command list: 0xFC00"),
+    ("sony-brc-x400", "pan", 170.0, 0x2200, "BRC-X400 command list"),
+    ("sony-brc-x400", "pan", -170.0, -0x2200, "BRC-X400 command list: 0xDE00"),
+    ("sony-brc-x400", "tilt", 90.0, 0x1200, "BRC-X400 command list"),
+    ("sony-brc-x400", "tilt", -20.0, -0x0400, "BRC-X400 command list: 0xFC00"),
+    ("sony-srg-x120", "pan", 170.0, 0x2200, "SRG-X120 command list"),
+    ("sony-srg-x120", "pan", -170.0, -0x2200, "SRG-X120 command list: 0xDE00"),
+    ("sony-srg-x120", "tilt", 90.0, 0x1200, "SRG-X120 command list"),
+    ("sony-srg-x120", "tilt", -20.0, -0x0400, "SRG-X120 command list: 0xFC00"),
+    // Sony SRG-X40UH/H40UH VISCA command list, "Pan/Tilt Position", via Companion
+    // protocol/Sony_SRG-X40UH.html.
+    ("sony-srg-x40uh", "pan", 170.0, 0x2200, "SRG-X40UH command list"),
+    ("sony-srg-x40uh", "pan", -170.0, -0x2200, "SRG-X40UH command list: 0xDE00"),
+    ("sony-srg-x40uh", "tilt", 90.0, 0x1200, "SRG-X40UH command list"),
+    ("sony-srg-x40uh", "tilt", -20.0, -0x0400, "SRG-X40UH command list: 0xFC00"),
 ];
 
 /// (profile, magnification, zoom position, source).
@@ -78,6 +98,19 @@ const ZOOMS: &[(&str, f64, u16, &str)] = &[
     ("sony-srg-300h", 30.0, 0x4000, "SRG-300H manual: optical tele end"),
     ("sony-evi-d70", 1.0, 0x0000, "EVI-D70 manual: wide end"),
     ("sony-evi-d70", 18.0, 0x4000, "EVI-D70 manual: optical tele end (18x)"),
+    // "Zoom Position / Ratio" tables of the SRG-X400 family and SRG-X40UH command lists.
+    ("sony-srg-x400", 1.0, 0x0000, "SRG-X400 command list: wide end"),
+    ("sony-srg-x400", 2.0, 0x0DC1, "SRG-X400 command list: x2"),
+    ("sony-srg-x400", 10.0, 0x342D, "SRG-X400 command list: x10"),
+    ("sony-srg-x400", 20.0, 0x4000, "SRG-X400 command list: optical tele end"),
+    ("sony-brc-x400", 2.0, 0x0DC1, "BRC-X400 command list: x2"),
+    ("sony-brc-x400", 20.0, 0x4000, "BRC-X400 command list: optical tele end"),
+    ("sony-srg-x120", 1.0, 0x0000, "SRG-X120 command list: wide end"),
+    ("sony-srg-x120", 2.0, 0x0FB4, "SRG-X120 command list: x2"),
+    ("sony-srg-x120", 10.0, 0x3BF7, "SRG-X120 command list: x10"),
+    ("sony-srg-x120", 12.0, 0x4000, "SRG-X120 command list: tele end"),
+    ("sony-srg-x40uh", 2.0, 0x0DC1, "SRG-X40UH command list: x2"),
+    ("sony-srg-x40uh", 20.0, 0x4000, "SRG-X40UH command list: optical tele end"),
 ];
 
 fn camera(id: &str) -> studiod::config::model::CameraProfile {
@@ -145,6 +178,14 @@ fn unconfirmed_values_are_listed() {
     assert_eq!(camera("generic-visca").unconfirmed, ["zoom.table"]);
     assert!(camera("sony-srg-300h").unconfirmed.is_empty());
     assert_eq!(camera("sony-srg-300h").transports, ["serial", "visca-udp"]);
+    // The SRG-X / BRC-X400 family: every value from Sony's command lists.
+    for id in ["sony-srg-x400", "sony-brc-x400", "sony-srg-x120", "sony-srg-x40uh"] {
+        let c = camera(id);
+        assert!(c.unconfirmed.is_empty(), "{id}");
+        assert_eq!(c.transports, ["serial", "visca-udp"], "{id}");
+        assert_eq!((c.preset_count, c.preset_memory_offset), (100, 0), "{id}: presets 1-100 as memory bytes 00-63");
+        assert_eq!((c.max_pan_speed, c.max_tilt_speed), (0x18, 0x17), "{id}");
+    }
 }
 
 fn temp_profile(name: &str, text: &str) -> std::path::PathBuf {
