@@ -156,6 +156,36 @@ const CHANNELS: &[PinnedChannel] = &[
     // Nanlite Forza 300B DMX Reference Guide V1 (via OFL nanlite/forza-300b.json).
     ("nanlite-forza-300b", "cct-8bit", "intensity", 1, None, 3),
     ("nanlite-forza-300b", "cct-8bit", "cct", 2, None, 3),
+    // ARRI Orbiter DMX Mode Specification V5.0, P01/P02 (via OFL arri/orbiter.json).
+    ("arri-orbiter", "cct-8bit", "intensity", 1, None, 6),
+    ("arri-orbiter", "cct-8bit", "cct", 2, None, 6),
+    ("arri-orbiter", "cct-8bit", "green_magenta", 3, None, 6),
+    ("arri-orbiter", "cct-16bit", "intensity", 1, Some(2), 9),
+    ("arri-orbiter", "cct-16bit", "cct", 3, Some(4), 9),
+    ("arri-orbiter", "cct-16bit", "green_magenta", 5, Some(6), 9),
+    // Aputure Nova P300c DMX Table 2020-12-09 (via OFL aputure/nova-p300c.json).
+    ("aputure-nova-p300c", "cct", "intensity", 1, None, 3),
+    ("aputure-nova-p300c", "cct", "cct", 2, None, 3),
+    ("aputure-nova-p300c", "cct", "green_magenta", 3, None, 3),
+    ("aputure-nova-p300c", "cct-rgb", "intensity", 1, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "cct", 2, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "green_magenta", 3, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "crossfade", 4, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "red", 5, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "green", 6, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "blue", 7, None, 7),
+    ("aputure-nova-p300c", "rgb", "intensity", 1, None, 4),
+    ("aputure-nova-p300c", "rgb", "red", 2, None, 4),
+    ("aputure-nova-p300c", "rgb", "green", 3, None, 4),
+    ("aputure-nova-p300c", "rgb", "blue", 4, None, 4),
+    // Nanlite Forza 60B II DMX Reference Guide (via OFL nanlite/forza-60b-ii.json).
+    ("nanlite-forza-60b-ii", "cct-8bit-reduced", "intensity", 1, None, 2),
+    ("nanlite-forza-60b-ii", "cct-8bit-reduced", "cct", 2, None, 2),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", "intensity", 1, None, 6),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", "cct", 2, None, 6),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", "strobe", 4, None, 6),
+    // Aputure LS C300d II product manual, "Lighting & Effect 8-bit" (via OFL aputure/ls-300d-ii.json).
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", "intensity", 1, None, 5),
 ];
 
 #[test]
@@ -167,6 +197,40 @@ fn fixture_profiles_meet_their_documented_channel_maps() {
         let a = m.attribute(&Attribute::parse(attr)).unwrap_or_else(|| panic!("{id}/{mode}: no {attr}"));
         // Profiles store 0-based offsets.
         assert_eq!((a.coarse + 1, a.fine.map(|f| f + 1), m.footprint), (*coarse, *fine, *footprint), "{id}/{mode}/{attr}");
+    }
+}
+
+/// Channels that the documents say must sit at a safe value (fan on, effects
+/// off, motorised optics "no effect", reserved): (profile, mode, channel
+/// 1-based, raw DMX value), written from each fixture's DMX document.
+const HELD: &[(&str, &str, u16, u8)] = &[
+    // ARRI Orbiter P01/P02: zoom and focus 0-19 = no effect; reserved.
+    ("arri-orbiter", "cct-8bit", 4, 0),
+    ("arri-orbiter", "cct-8bit", 5, 0),
+    ("arri-orbiter", "cct-8bit", 6, 0),
+    ("arri-orbiter", "cct-16bit", 7, 0),
+    ("arri-orbiter", "cct-16bit", 8, 0),
+    ("arri-orbiter", "cct-16bit", 9, 0),
+    // Nanlite Forza 60B II "CCT 8bit Full": fan 0-127 = on; reserved.
+    ("nanlite-forza-60b-ii", "cct-8bit-full", 3, 0),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", 5, 0),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", 6, 0),
+    // Aputure LS C300d II: mode selection 0-127 (lighting), effect, frequency, trigger 0-10 = stop.
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 2, 0),
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 3, 0),
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 4, 0),
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 5, 0),
+];
+
+#[test]
+fn fixture_profiles_hold_documented_safe_values() {
+    for (id, mode, channel, value) in HELD {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/fixtures").join(format!("{id}.toml"));
+        let p = load_fixture(&path, id).unwrap_or_else(|e| panic!("{e}"));
+        let m = &p.modes[p.mode_index(mode).unwrap_or_else(|| panic!("{id}: no mode {mode}"))];
+        // Profiles store 0-based offsets.
+        let held = m.fixed.iter().find(|(c, _)| c + 1 == *channel).map(|(_, v)| *v);
+        assert_eq!(held, Some(*value), "{id}/{mode}: channel {channel} should be held at {value}");
     }
 }
 
