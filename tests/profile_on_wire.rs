@@ -1,4 +1,4 @@
-//! A camera profile's scale is what reaches the wire: the Sony SRG-300H
+//! A camera profile's scale is what reaches the wire: the Sony SRG-300H (and SRG-X family)
 //! profile, driven through the real serial opener and camera link to the
 //! independent simulator (its own VISCA parser), puts the manual's position
 //! values on the line for the angles asked (issue: 14.4 instead of 51.2
@@ -25,14 +25,27 @@ fn absolute_position(packet: &[u8]) -> Option<(i16, i16)> {
 
 #[tokio::test]
 async fn srg_300h_moves_to_the_documented_positions() {
+    moves_to_the_documented_positions("sony-srg-300h").await;
+}
+
+/// The SRG-X400 family (SRG-X400, BRC-X400, SRG-X120, SRG-X40UH) publishes the
+/// same Pan/Tilt Position table as the SRG-300H (pan DE00-2200 = +-170 deg,
+/// tilt FC00-1200 = -20..+90 deg, IMG Flip off) in its command lists.
+#[tokio::test]
+async fn srg_x_family_moves_to_the_documented_positions() {
+    for id in ["sony-srg-x400", "sony-brc-x400", "sony-srg-x120", "sony-srg-x40uh"] {
+        moves_to_the_documented_positions(id).await;
+    }
+}
+
+async fn moves_to_the_documented_positions(profile: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ttyVISCA0");
-    // An SRG-300H's mechanical limits, per its manual (pan DE00–2200, tilt FC00–1200).
+    // The mechanical limits, per the manuals (pan DE00–2200, tilt FC00–1200).
     let opts = ChainOptions { instant_moves: true, pan_limits: (-0x2200, 0x2200), tilt_limits: (-0x0400, 0x1200), ..Default::default() };
     let chain = VirtualChain::spawn(&path, 1, opts).unwrap();
     let cancel = CancellationToken::new();
-    let cam =
-        Camera { name: "front".into(), profile: support::camera_profile("sony-srg-300h"), port: path.clone(), baud: 9600, address: 1 };
+    let cam = Camera { name: "front".into(), profile: support::camera_profile(profile), port: path.clone(), baud: 9600, address: 1 };
     let ports = spawn_serial_ports(&[cam], PortOptions::default(), cancel.clone()).unwrap();
     let front = ports[0].handles()[0].clone();
     support::wait_watch(&mut front.health(), Duration::from_secs(5), "front online", |h| h.online).await;
@@ -40,9 +53,9 @@ async fn srg_300h_moves_to_the_documented_positions() {
     for (pan, tilt, want) in [(170.0, 90.0, (0x2200, 0x1200)), (-170.0, -20.0, (-0x2200, -0x0400)), (45.0, 10.0, (0x0900, 0x0200))] {
         front.move_absolute(pan, tilt, None).await.unwrap_or_else(|e| panic!("move to {pan}°/{tilt}°: {e}"));
         let sent = chain.packets(1).iter().rev().find_map(|p| absolute_position(p)).expect("an absolute move on the wire");
-        assert_eq!(sent, want, "{pan}°/{tilt}° on the wire (simulator's view)");
+        assert_eq!(sent, want, "{profile}: {pan}°/{tilt}° on the wire (simulator's view)");
         let st = chain.camera_state(1);
-        assert_eq!((st.pan, st.tilt), (i32::from(want.0), i32::from(want.1)), "the camera ends where the manual says");
+        assert_eq!((st.pan, st.tilt), (i32::from(want.0), i32::from(want.1)), "{profile}: the camera ends where the manual says");
     }
     cancel.cancel();
     chain.shutdown().await;

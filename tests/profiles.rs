@@ -70,6 +70,26 @@ const ANGLES: &[(&str, &str, f64, i32, &str)] = &[
     ("generic-visca", "tilt", -30.0, -0x01B0, "Telycam TLC-700-S table: 0xFE50"),
     // PTZOptics 20X: the same OEM tables, UNCONFIRMED for this model (see its profile).
     ("ptzoptics-20x", "pan", 170.0, 0x0990, "OEM table, unconfirmed"),
+    // Sony Command List BRC-X400/X401, SRG-X400/X402/201M2/X120/HD1M2, setting values
+    // "Pan/Tilt Position" (IMG Flip off), via Companion protocol/Sony_BRC-X400.html.
+    ("sony-srg-x400", "pan", 170.0, 0x2200, "SRG-X400 command list"),
+    ("sony-srg-x400", "pan", -170.0, -0x2200, "SRG-X400 command list: 0xDE00"),
+    ("sony-srg-x400", "tilt", 90.0, 0x1200, "SRG-X400 command list"),
+    ("sony-srg-x400", "tilt", -20.0, -0x0400, "SRG-X400 command list: 0xFC00"),
+    ("sony-brc-x400", "pan", 170.0, 0x2200, "BRC-X400 command list"),
+    ("sony-brc-x400", "pan", -170.0, -0x2200, "BRC-X400 command list: 0xDE00"),
+    ("sony-brc-x400", "tilt", 90.0, 0x1200, "BRC-X400 command list"),
+    ("sony-brc-x400", "tilt", -20.0, -0x0400, "BRC-X400 command list: 0xFC00"),
+    ("sony-srg-x120", "pan", 170.0, 0x2200, "SRG-X120 command list"),
+    ("sony-srg-x120", "pan", -170.0, -0x2200, "SRG-X120 command list: 0xDE00"),
+    ("sony-srg-x120", "tilt", 90.0, 0x1200, "SRG-X120 command list"),
+    ("sony-srg-x120", "tilt", -20.0, -0x0400, "SRG-X120 command list: 0xFC00"),
+    // Sony SRG-X40UH/H40UH VISCA command list, "Pan/Tilt Position", via Companion
+    // protocol/Sony_SRG-X40UH.html.
+    ("sony-srg-x40uh", "pan", 170.0, 0x2200, "SRG-X40UH command list"),
+    ("sony-srg-x40uh", "pan", -170.0, -0x2200, "SRG-X40UH command list: 0xDE00"),
+    ("sony-srg-x40uh", "tilt", 90.0, 0x1200, "SRG-X40UH command list"),
+    ("sony-srg-x40uh", "tilt", -20.0, -0x0400, "SRG-X40UH command list: 0xFC00"),
 ];
 
 /// (profile, magnification, zoom position, source).
@@ -78,6 +98,19 @@ const ZOOMS: &[(&str, f64, u16, &str)] = &[
     ("sony-srg-300h", 30.0, 0x4000, "SRG-300H manual: optical tele end"),
     ("sony-evi-d70", 1.0, 0x0000, "EVI-D70 manual: wide end"),
     ("sony-evi-d70", 18.0, 0x4000, "EVI-D70 manual: optical tele end (18x)"),
+    // "Zoom Position / Ratio" tables of the SRG-X400 family and SRG-X40UH command lists.
+    ("sony-srg-x400", 1.0, 0x0000, "SRG-X400 command list: wide end"),
+    ("sony-srg-x400", 2.0, 0x0DC1, "SRG-X400 command list: x2"),
+    ("sony-srg-x400", 10.0, 0x342D, "SRG-X400 command list: x10"),
+    ("sony-srg-x400", 20.0, 0x4000, "SRG-X400 command list: optical tele end"),
+    ("sony-brc-x400", 2.0, 0x0DC1, "BRC-X400 command list: x2"),
+    ("sony-brc-x400", 20.0, 0x4000, "BRC-X400 command list: optical tele end"),
+    ("sony-srg-x120", 1.0, 0x0000, "SRG-X120 command list: wide end"),
+    ("sony-srg-x120", 2.0, 0x0FB4, "SRG-X120 command list: x2"),
+    ("sony-srg-x120", 10.0, 0x3BF7, "SRG-X120 command list: x10"),
+    ("sony-srg-x120", 12.0, 0x4000, "SRG-X120 command list: tele end"),
+    ("sony-srg-x40uh", 2.0, 0x0DC1, "SRG-X40UH command list: x2"),
+    ("sony-srg-x40uh", 20.0, 0x4000, "SRG-X40UH command list: optical tele end"),
 ];
 
 fn camera(id: &str) -> studiod::config::model::CameraProfile {
@@ -123,6 +156,36 @@ const CHANNELS: &[PinnedChannel] = &[
     // Nanlite Forza 300B DMX Reference Guide V1 (via OFL nanlite/forza-300b.json).
     ("nanlite-forza-300b", "cct-8bit", "intensity", 1, None, 3),
     ("nanlite-forza-300b", "cct-8bit", "cct", 2, None, 3),
+    // ARRI Orbiter DMX Mode Specification V5.0, P01/P02 (via OFL arri/orbiter.json).
+    ("arri-orbiter", "cct-8bit", "intensity", 1, None, 6),
+    ("arri-orbiter", "cct-8bit", "cct", 2, None, 6),
+    ("arri-orbiter", "cct-8bit", "green_magenta", 3, None, 6),
+    ("arri-orbiter", "cct-16bit", "intensity", 1, Some(2), 9),
+    ("arri-orbiter", "cct-16bit", "cct", 3, Some(4), 9),
+    ("arri-orbiter", "cct-16bit", "green_magenta", 5, Some(6), 9),
+    // Aputure Nova P300c DMX Table 2020-12-09 (via OFL aputure/nova-p300c.json).
+    ("aputure-nova-p300c", "cct", "intensity", 1, None, 3),
+    ("aputure-nova-p300c", "cct", "cct", 2, None, 3),
+    ("aputure-nova-p300c", "cct", "green_magenta", 3, None, 3),
+    ("aputure-nova-p300c", "cct-rgb", "intensity", 1, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "cct", 2, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "green_magenta", 3, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "crossfade", 4, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "red", 5, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "green", 6, None, 7),
+    ("aputure-nova-p300c", "cct-rgb", "blue", 7, None, 7),
+    ("aputure-nova-p300c", "rgb", "intensity", 1, None, 4),
+    ("aputure-nova-p300c", "rgb", "red", 2, None, 4),
+    ("aputure-nova-p300c", "rgb", "green", 3, None, 4),
+    ("aputure-nova-p300c", "rgb", "blue", 4, None, 4),
+    // Nanlite Forza 60B II DMX Reference Guide (via OFL nanlite/forza-60b-ii.json).
+    ("nanlite-forza-60b-ii", "cct-8bit-reduced", "intensity", 1, None, 2),
+    ("nanlite-forza-60b-ii", "cct-8bit-reduced", "cct", 2, None, 2),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", "intensity", 1, None, 6),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", "cct", 2, None, 6),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", "strobe", 4, None, 6),
+    // Aputure LS C300d II product manual, "Lighting & Effect 8-bit" (via OFL aputure/ls-300d-ii.json).
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", "intensity", 1, None, 5),
 ];
 
 #[test]
@@ -137,6 +200,40 @@ fn fixture_profiles_meet_their_documented_channel_maps() {
     }
 }
 
+/// Channels that the documents say must sit at a safe value (fan on, effects
+/// off, motorised optics "no effect", reserved): (profile, mode, channel
+/// 1-based, raw DMX value), written from each fixture's DMX document.
+const HELD: &[(&str, &str, u16, u8)] = &[
+    // ARRI Orbiter P01/P02: zoom and focus 0-19 = no effect; reserved.
+    ("arri-orbiter", "cct-8bit", 4, 0),
+    ("arri-orbiter", "cct-8bit", 5, 0),
+    ("arri-orbiter", "cct-8bit", 6, 0),
+    ("arri-orbiter", "cct-16bit", 7, 0),
+    ("arri-orbiter", "cct-16bit", 8, 0),
+    ("arri-orbiter", "cct-16bit", 9, 0),
+    // Nanlite Forza 60B II "CCT 8bit Full": fan 0-127 = on; reserved.
+    ("nanlite-forza-60b-ii", "cct-8bit-full", 3, 0),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", 5, 0),
+    ("nanlite-forza-60b-ii", "cct-8bit-full", 6, 0),
+    // Aputure LS C300d II: mode selection 0-127 (lighting), effect, frequency, trigger 0-10 = stop.
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 2, 0),
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 3, 0),
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 4, 0),
+    ("aputure-ls-300d-ii", "lighting-effect-8bit", 5, 0),
+];
+
+#[test]
+fn fixture_profiles_hold_documented_safe_values() {
+    for (id, mode, channel, value) in HELD {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/fixtures").join(format!("{id}.toml"));
+        let p = load_fixture(&path, id).unwrap_or_else(|e| panic!("{e}"));
+        let m = &p.modes[p.mode_index(mode).unwrap_or_else(|| panic!("{id}: no mode {mode}"))];
+        // Profiles store 0-based offsets.
+        let held = m.fixed.iter().find(|(c, _)| c + 1 == *channel).map(|(_, v)| *v);
+        assert_eq!(held, Some(*value), "{id}/{mode}: channel {channel} should be held at {value}");
+    }
+}
+
 /// The `unconfirmed` lists the profiles carry (machine-readable flags).
 #[test]
 fn unconfirmed_values_are_listed() {
@@ -145,6 +242,14 @@ fn unconfirmed_values_are_listed() {
     assert_eq!(camera("generic-visca").unconfirmed, ["zoom.table"]);
     assert!(camera("sony-srg-300h").unconfirmed.is_empty());
     assert_eq!(camera("sony-srg-300h").transports, ["serial", "visca-udp"]);
+    // The SRG-X / BRC-X400 family: every value from Sony's command lists.
+    for id in ["sony-srg-x400", "sony-brc-x400", "sony-srg-x120", "sony-srg-x40uh"] {
+        let c = camera(id);
+        assert!(c.unconfirmed.is_empty(), "{id}");
+        assert_eq!(c.transports, ["serial", "visca-udp"], "{id}");
+        assert_eq!((c.preset_count, c.preset_memory_offset), (100, 0), "{id}: presets 1-100 as memory bytes 00-63");
+        assert_eq!((c.max_pan_speed, c.max_tilt_speed), (0x18, 0x17), "{id}");
+    }
 }
 
 fn temp_profile(name: &str, text: &str) -> std::path::PathBuf {
