@@ -70,11 +70,13 @@ fn one_camera_table_with_three_mistakes_reports_all_three() {
 fn unconfirmed_profile_values_are_warnings_not_errors() {
     // generic-visca's zoom table and the P600Bi's CCT curve are marked
     // `unconfirmed` in their profiles: one warning per key, exit code 0.
+    // The Nova P300c's unconfirmed `cct_range` does not matter in its `rgb`
+    // mode (no colour-temperature channel): no warning.
     let (code, stdout) = check(Path::new("tests/check-warnings/studiod.toml"));
     assert_eq!(code, 0, "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].starts_with("tests/check-warnings/studiod.toml: ok (1 cameras, 1 fixtures"), "{stdout}");
+    assert!(lines[0].starts_with("tests/check-warnings/studiod.toml: ok (1 cameras, 2 fixtures"), "{stdout}");
     assert_eq!(
         lines[1],
         "tests/check-warnings/studiod.toml:10:11: warning: camera `front` uses profile `generic-visca` whose `zoom.table` is unconfirmed (verify on hardware)"

@@ -25,20 +25,21 @@ fn absolute_position(packet: &[u8]) -> Option<(i16, i16)> {
 
 #[tokio::test]
 async fn srg_300h_moves_to_the_documented_positions() {
-    moves_to_the_documented_positions("sony-srg-300h").await;
+    moves_to_the_documented_positions("sony-srg-300h", (0x18, 0x17)).await;
 }
 
 /// The SRG-X400 family (SRG-X400, BRC-X400, SRG-X120, SRG-X40UH) publishes the
 /// same Pan/Tilt Position table as the SRG-300H (pan DE00-2200 = +-170 deg,
-/// tilt FC00-1200 = -20..+90 deg, IMG Flip off) in its command lists.
+/// tilt FC00-1200 = -20..+90 deg, IMG Flip off) in its command lists, and
+/// documents the absolute command's speed bytes as `vv 00`.
 #[tokio::test]
 async fn srg_x_family_moves_to_the_documented_positions() {
     for id in ["sony-srg-x400", "sony-brc-x400", "sony-srg-x120", "sony-srg-x40uh"] {
-        moves_to_the_documented_positions(id).await;
+        moves_to_the_documented_positions(id, (0x18, 0x00)).await;
     }
 }
 
-async fn moves_to_the_documented_positions(profile: &str) {
+async fn moves_to_the_documented_positions(profile: &str, speeds: (u8, u8)) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ttyVISCA0");
     // The mechanical limits, per the manuals (pan DE00–2200, tilt FC00–1200).
@@ -54,6 +55,8 @@ async fn moves_to_the_documented_positions(profile: &str) {
         front.move_absolute(pan, tilt, None).await.unwrap_or_else(|e| panic!("move to {pan}°/{tilt}°: {e}"));
         let sent = chain.packets(1).iter().rev().find_map(|p| absolute_position(p)).expect("an absolute move on the wire");
         assert_eq!(sent, want, "{profile}: {pan}°/{tilt}° on the wire (simulator's view)");
+        let packet = chain.packets(1).into_iter().rev().find(|p| absolute_position(p).is_some()).unwrap();
+        assert_eq!((packet[4], packet[5]), speeds, "{profile}: the speed bytes its command list prescribes");
         let st = chain.camera_state(1);
         assert_eq!((st.pan, st.tilt), (i32::from(want.0), i32::from(want.1)), "{profile}: the camera ends where the manual says");
     }

@@ -219,7 +219,8 @@ impl CameraHandle {
         }
         let (pan, tilt) = (p.pan.to_units(pan_deg), p.tilt.to_units(tilt_deg));
         self.check_units(pan, tilt)?;
-        Ok(ViscaCommand::PanTiltAbsolute { pan_speed: p.max_pan_speed, tilt_speed: p.max_tilt_speed, pan, tilt, nibbles: self.nibbles() })
+        let (pan_speed, tilt_speed) = p.absolute_speeds();
+        Ok(ViscaCommand::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles: self.nibbles() })
     }
 
     /// The VISCA zoom position for a magnification, checked against the profile.

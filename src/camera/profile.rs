@@ -35,6 +35,9 @@ pub struct CameraProfile {
     /// Maximum VISCA pan speed byte (e.g. 0x18) and tilt speed byte (e.g. 0x14/0x17).
     pub max_pan_speed: u8,
     pub max_tilt_speed: u8,
+    /// Quirk: the byte sent as tilt speed in Pan-tiltDrive AbsolutePosition
+    /// when it is not `max_tilt_speed` (Sony's SRG-X/BRC-X lists fix it at 00).
+    pub absolute_tilt_speed: Option<u8>,
     pub timing: CameraTiming,
     /// Quirk: camera may send completion without a preceding ACK.
     pub completion_without_ack: bool,
@@ -44,6 +47,14 @@ pub struct CameraProfile {
     /// Dotted keys of the profile file whose values no source confirms
     /// (`studiod check` warns about them).
     pub unconfirmed: Vec<String>,
+}
+
+impl CameraProfile {
+    /// The (pan, tilt) speed bytes of an absolute move: as fast as the
+    /// model goes, with the tilt byte its command list prescribes.
+    pub fn absolute_speeds(&self) -> (u8, u8) {
+        (self.max_pan_speed, self.absolute_tilt_speed.unwrap_or(self.max_tilt_speed))
+    }
 }
 
 /// A linear axis: degrees ↔ signed VISCA position units.

@@ -98,6 +98,25 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     Ok(Config { path: path.to_path_buf(), studio, mqtt, http, cameras, artnet, fixtures, osc, lighting, scenes, warnings })
 }
 
+/// The unconfirmed keys of a fixture profile that matter in one of its
+/// modes: another mode's keys do not, nor `cct_range` in a mode without a
+/// colour-temperature channel.
+fn unconfirmed_in_mode(profile: &FixtureProfile, mode: usize) -> Vec<String> {
+    let m = &profile.modes[mode];
+    let own = format!("mode.{}.", m.name);
+    let has_cct = m.attributes.iter().any(|a| a.attribute == crate::lighting::fixture::Attribute::Cct);
+    profile
+        .unconfirmed
+        .iter()
+        .filter(|k| match k.as_str() {
+            "cct_range" => has_cct,
+            k if k.starts_with("mode.") => k.starts_with(&own),
+            _ => true,
+        })
+        .cloned()
+        .collect()
+}
+
 /// Profiles are read once per load even when many devices share them.
 #[derive(Default)]
 struct ProfileCache {
@@ -301,7 +320,6 @@ impl Validator<'_> {
                 continue;
             }
             let Some(profile) = profile else { continue };
-            self.warn_unconfirmed("fixture", &name, &f.profile, &profile.unconfirmed);
             let mode = match &f.mode {
                 Some(m) => match profile.mode_index(m.get_ref()) {
                     Some(i) => i,
@@ -321,6 +339,8 @@ impl Validator<'_> {
                     continue;
                 }
             };
+            let relevant = unconfirmed_in_mode(&profile, mode);
+            self.warn_unconfirmed("fixture", &name, &f.profile, &relevant);
             let fixture = Fixture { name, profile, mode, artnet, address: address as u16 };
             let (first, last) = (fixture.address, fixture.address + fixture.mode().footprint.max(1) - 1);
             if last > 512 {

@@ -32,6 +32,7 @@ pub fn load_camera(path: &Path, id: &str) -> Result<CameraProfile, Diagnostics> 
     let pan_tilt_nibbles = int(&r.pan_tilt_nibbles, 4, 4, 5, "pan_tilt_nibbles") as u8;
     let max_pan_speed = int(&r.max_pan_speed, 0x18, 1, 0x7F, "max_pan_speed") as u8;
     let max_tilt_speed = int(&r.max_tilt_speed, 0x14, 1, 0x7F, "max_tilt_speed") as u8;
+    let absolute_tilt_speed = r.absolute_tilt_speed.as_ref().map(|_| int(&r.absolute_tilt_speed, 0, 0, 0x7F, "absolute_tilt_speed") as u8);
     if (preset_memory_offset as u16) + (preset_count as u16) > 128 {
         d.push(src.diag(Some(r.preset_count.span()), "presets would map past memory byte 0x7F"));
     }
@@ -75,6 +76,7 @@ pub fn load_camera(path: &Path, id: &str) -> Result<CameraProfile, Diagnostics> 
         pan_tilt_nibbles,
         max_pan_speed,
         max_tilt_speed,
+        absolute_tilt_speed,
         timing,
         completion_without_ack: r.completion_without_ack.unwrap_or(false),
         transports,

@@ -94,6 +94,7 @@ pub struct CameraProfile {
     pub pan_tilt_nibbles: Option<S<i64>>,
     pub max_pan_speed: Option<S<i64>>,
     pub max_tilt_speed: Option<S<i64>>,
+    pub absolute_tilt_speed: Option<S<i64>>,
     pub completion_without_ack: Option<bool>,
     /// Dotted keys of this file whose values are not confirmed by a source.
     pub unconfirmed: Option<Vec<String>>,

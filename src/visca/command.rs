@@ -185,7 +185,9 @@ pub enum ViscaCommand {
         pan_speed: u8,
         tilt_speed: u8,
     },
-    /// Absolute position in signed VISCA units.
+    /// Absolute position in signed VISCA units. A `tilt_speed` of 0 is sent
+    /// as `00`, as Sony's SRG-X/BRC-X command lists prescribe for this
+    /// command (`8x 01 06 02 vv 00 …`); other speeds are clamped to 1..=max.
     PanTiltAbsolute {
         pan_speed: u8,
         tilt_speed: u8,
@@ -345,7 +347,8 @@ fn encode_command(command: &ViscaCommand, dst: &mut BytesMut) {
             dst.put_slice(&[0x01, 0x06, 0x01, pan_speed_byte(pan_speed), tilt_speed_byte(tilt_speed), x, y]);
         }
         ViscaCommand::PanTiltAbsolute { pan_speed, tilt_speed, pan, tilt, nibbles } => {
-            dst.put_slice(&[0x01, 0x06, 0x02, pan_speed_byte(pan_speed), tilt_speed_byte(tilt_speed)]);
+            let tilt_byte = if tilt_speed == 0 { 0 } else { tilt_speed_byte(tilt_speed) };
+            dst.put_slice(&[0x01, 0x06, 0x02, pan_speed_byte(pan_speed), tilt_byte]);
             put_nibbles(dst, pan as u32, nibbles.count());
             put_nibbles(dst, tilt as u32, nibbles.tilt_count());
         }
@@ -420,6 +423,18 @@ mod tests {
                 ViscaCommand::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0x14, pan: -1, tilt: 0x0123, nibbles: Nibbles::Four }
             )),
             [0x81, 0x01, 0x06, 0x02, 0x18, 0x14, 0x0F, 0x0F, 0x0F, 0x0F, 0x00, 0x01, 0x02, 0x03, 0xFF]
+        );
+        // Sony SRG-X/BRC-X: "8x 01 06 02 vv 00 …"; the drive's tilt speed 0 still clamps to 1.
+        assert_eq!(
+            bytes(Packet::command(
+                cam(1),
+                ViscaCommand::PanTiltAbsolute { pan_speed: 0x18, tilt_speed: 0, pan: 0, tilt: 0, nibbles: Nibbles::Four }
+            ))[4..6],
+            [0x18, 0x00]
+        );
+        assert_eq!(
+            bytes(Packet::command(cam(1), ViscaCommand::PanTiltDrive { direction: Direction::Up, pan_speed: 0, tilt_speed: 0 }))[4..6],
+            [0x01, 0x01]
         );
         assert_eq!(
             bytes(Packet::command(

@@ -206,6 +206,7 @@ pub fn test_camera_profile() -> CameraProfile {
         pan_tilt_nibbles: 4,
         max_pan_speed: 0x18,
         max_tilt_speed: 0x14,
+        absolute_tilt_speed: None,
         timing: CameraTiming::default(),
         completion_without_ack: false,
         transports: Vec::new(),
