@@ -325,12 +325,16 @@ async fn last_will_when_the_process_hangs_with_its_connection_open() {
     adapter.crash().await;
 }
 
-/// The child process of the SIGKILL tests; does nothing unless started by
-/// them (with the broker port and state folder in the environment). Its
-/// `recall_preset` takes a minute; it prints `RECEIVED` when its engine got one.
+/// The child process of the SIGKILL tests, not a test of its own: ignored
+/// (so never counted as passed), started by them with `--ignored` and the
+/// broker port and state folder in the environment. Its `recall_preset`
+/// takes a minute; it prints `RECEIVED` when its engine got one.
 #[test]
+#[ignore = "the SIGKILL tests' child process; they start it with --ignored"]
 fn child_process_running_the_adapter() {
-    let (Ok(port), Ok(dir)) = (std::env::var("STUDIOD_MQTT_CHILD_PORT"), std::env::var("STUDIOD_MQTT_CHILD_DIR")) else { return };
+    let (Ok(port), Ok(dir)) = (std::env::var("STUDIOD_MQTT_CHILD_PORT"), std::env::var("STUDIOD_MQTT_CHILD_DIR")) else {
+        panic!("only the SIGKILL tests run this, with STUDIOD_MQTT_CHILD_PORT and STUDIOD_MQTT_CHILD_DIR set")
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let engine =
@@ -371,7 +375,7 @@ impl Drop for ChildGuard {
 fn spawn_child(broker: &Broker, dir: &Path) -> ChildGuard {
     ChildGuard(
         std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_running_the_adapter", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "child_process_running_the_adapter", "--ignored", "--nocapture", "--test-threads=1"])
             .env("STUDIOD_MQTT_CHILD_PORT", broker.port.to_string())
             .env("STUDIOD_MQTT_CHILD_DIR", dir)
             .stdout(std::process::Stdio::piped())
@@ -507,20 +511,45 @@ async fn username_and_password_file() {
     init_logs();
     let pw_dir = tempfile::tempdir().unwrap();
     let passwd = pw_dir.path().join("passwd");
-    let ok = std::process::Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&passwd).args(["studiod", "s3cret"]).status().unwrap();
-    assert!(ok.success());
-    // Anonymous clients (the test client) may connect; studiod must log in.
-    let broker = Broker::start_with(None, &format!("password_file {}\n", passwd.display()));
+    for (user, password, create) in [("studiod", "s3cret", true), ("tester", "t3st", false)] {
+        let mut cmd = std::process::Command::new("mosquitto_passwd");
+        cmd.arg("-b");
+        if create {
+            cmd.arg("-c");
+        }
+        assert!(cmd.arg(&passwd).args([user, password]).status().unwrap().success());
+    }
+    // The broker refuses anonymous clients, so studiod is online only if it
+    // really sends its username and the password read from the file.
+    let broker = Broker::start_with(None, &format!("allow_anonymous false\npassword_file {}\n", passwd.display()));
+    let refused = anonymous_connect_error(broker.port).await;
+    assert!(refused.contains("NotAuthorized") || refused.contains("BadUserNamePassword"), "anonymous refused: {refused}");
     let secret = pw_dir.path().join("mqtt-password");
     std::fs::write(&secret, "s3cret\n").unwrap();
     let t = topics();
-    let mut client = TestClient::connect(broker.port, &all_topics(&t)).await;
+    let mut client = TestClient::connect_as(broker.port, &all_topics(&t), Some(("tester", "t3st"))).await;
     let cfg = Mqtt { username: Some("studiod".into()), password_file: Some(secret), ..broker.mqtt_config("studiod-auth") };
     let engine = FakeEngine::instant();
     let adapter = Adapter::start(&cfg, &pw_dir.path().join("state"), &engine, test_options());
     client.wait_json(&t.status, WAIT, |v| v["online"] == true).await;
     assert_eq!(command(&mut client, r#"{"id":"pw-1","action":"blackout"}"#).await["ok"], true);
     adapter.stop().await;
+}
+
+/// How the broker answers a client that sends no credentials.
+async fn anonymous_connect_error(port: u16) -> String {
+    let opts = rumqttc::MqttOptions::new("anonymous-probe", "127.0.0.1", port);
+    let (_client, mut eventloop) = rumqttc::AsyncClient::new(opts, 8);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, eventloop.poll()).await.expect("the broker answers the anonymous client") {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a))) if a.code == rumqttc::ConnectReturnCode::Success => {
+                panic!("the broker accepted an anonymous client")
+            }
+            Ok(_) => {}
+            Err(e) => return format!("{e:?}"),
+        }
+    }
 }
 
 #[test]

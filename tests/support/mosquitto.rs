@@ -177,14 +177,17 @@ fn write_config(dir: &Path, port: u16, tls: Option<(u16, &TlsFiles)>, extra: &st
         "# private test broker\n\
          user root\n\
          per_listener_settings false\n\
-         allow_anonymous true\n\
+         {anonymous}\
          persistence true\n\
          persistence_location {dir}/\n\
          log_dest stderr\n\
          set_tcp_nodelay true\n\
          log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
          listener {port} 127.0.0.1\n",
-        dir = dir.display()
+        dir = dir.display(),
+        // A broker given a password file for real refuses anonymous clients
+        // when `extra` says so; else the test clients connect anonymously.
+        anonymous = if extra.contains("allow_anonymous") { "" } else { "allow_anonymous true\n" },
     );
     if let Some((tls_port, files)) = tls {
         let write = |name: &str, pem: &str| -> PathBuf {
@@ -231,8 +234,16 @@ pub struct TestClient {
 impl TestClient {
     /// Connect to `port` and subscribe to `topics` (QoS 1); returns once subscribed.
     pub async fn connect(port: u16, topics: &[&str]) -> TestClient {
+        TestClient::connect_as(port, topics, None).await
+    }
+
+    /// [`connect`](Self::connect) with a username and password.
+    pub async fn connect_as(port: u16, topics: &[&str], login: Option<(&str, &str)>) -> TestClient {
         let id = format!("test-{}-{}", std::process::id(), rand_suffix());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some((user, password)) = login {
+            opts.set_credentials(user, password);
+        }
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
         opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(Some(8 * 1024 * 1024)).set_network_options(net);
