@@ -188,7 +188,12 @@ async fn scene_scheduled_for_slot_start_applies_at_that_instant() {
     assert_eq!(s.pending.as_ref().map(|p| p.scene.as_str()), Some("flash-sale"));
     let expected = flash_sale_dmx();
     b.frame_where(Duration::from_secs(3), "the flash-sale look", |d| d[..expected.len()] == expected[..]).await;
-    assert!(std::time::SystemTime::now() >= at, "applied before its time");
+    let seen = std::time::SystemTime::now();
+    assert!(seen >= at, "applied before its time");
+    // Measured on a loaded CI machine, so generous; the engine's own test
+    // (paused time) holds it to one frame period.
+    let late = seen.duration_since(at).unwrap();
+    assert!(late < Duration::from_millis(250), "applied {late:?} after its time");
     let out = pending.await.unwrap();
     assert!(out.ok, "{out:?}");
     let s = state.borrow().clone();

@@ -629,8 +629,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_scheduled_scene_applies_at_its_time() {
         let rig = Rig::start();
-        // Paused time: the engine's timer fires as soon as everything is idle.
-        let out = rig.exec(apply("intro", Some(SystemTime::now() + Duration::from_secs(3600)))).await;
+        // Paused time: the engine's timer fires as soon as everything is
+        // idle, and the clock then reads exactly when it fired.
+        let (wall, t0) = (SystemTime::now(), tokio::time::Instant::now());
+        let out = rig.exec(apply("intro", Some(wall + Duration::from_secs(3600)))).await;
+        let late = t0.elapsed().abs_diff(Duration::from_secs(3600));
+        // Within one frame period (1/44 s) of its time, neither early nor late.
+        assert!(late <= Duration::from_secs(1) / 44, "applied {late:?} off its time");
         assert_eq!(out.scene.as_deref(), Some("intro"));
         assert_eq!(code(&out), Some(ErrorCode::DeviceFailed), "applied, on no devices: {out:?}");
         let st = rig.state_where("intro applied", |s| s.scene.as_deref() == Some("intro")).await;
