@@ -1142,6 +1142,25 @@ mod tests {
         assert_eq!(first(&store, "day2").await, reply("day2"));
     }
 
+    /// CONTRACT §5: "kept for ≥24 h". Written in hours, not in terms of
+    /// [`KEEP_FOR`], so shortening the retention fails here.
+    #[test]
+    fn every_id_younger_than_24_hours_is_kept_beyond_the_floor() {
+        const HOUR: Duration = Duration::from_secs(3600);
+        let now = SystemTime::now();
+        let mut inner = Inner::new(keyed_hash);
+        for i in 0..MIN_IDS + 5 {
+            let id = format!("d{i}");
+            let hash = inner.hash(&id);
+            inner.add(hash, now - 24 * HOUR + Duration::from_secs(60), id.into());
+        }
+        inner.evict(now);
+        assert_eq!(inner.index.len(), MIN_IDS + 5, "a day's ids, even past the floor, all stay");
+        // The day after, the floor is what remains.
+        inner.evict(now + 2 * HOUR);
+        assert_eq!(inner.index.len(), MIN_IDS);
+    }
+
     #[test]
     fn the_index_keeps_the_cap_and_the_floor() {
         let mut inner = Inner::new(keyed_hash);
