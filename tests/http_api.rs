@@ -549,6 +549,21 @@ async fn deadman_stops_a_jog_when_keepalives_stop() {
 }
 
 #[tokio::test]
+async fn deadman_stops_a_zoom_when_keepalives_stop() {
+    let mut h = start().await;
+    let (st, reply) = h.cmd_bearer(json!({"action": "zoom", "camera": "side", "speed": -0.4})).await;
+    assert_eq!((st.as_u16(), &reply["ok"]), (200, &json!(true)), "{reply}");
+    h.expect_request("zoom", |r| matches!(&r.command, Command::Zoom { speed, .. } if *speed == -0.4)).await;
+    // A lens zooming with nobody holding the button is stopped like a jog.
+    let started = tokio::time::Instant::now();
+    let stop =
+        h.expect_request("zoom stop", |r| matches!(&r.command, Command::Zoom { camera, speed } if camera == "side" && *speed == 0.0)).await;
+    assert!(stop.id.as_deref().unwrap().starts_with("deadman-"), "{stop:?}");
+    assert!(started.elapsed() >= Duration::from_millis(500), "stopped too early");
+    assert_eq!(h.metrics.get("studiod_http_deadman_stops_total", &[("camera", "side")]), 1.0);
+}
+
+#[tokio::test]
 async fn deadman_is_fed_by_repeats_and_disarmed_by_stop() {
     let mut h = start_with(Options { deadman_timeout: Duration::from_millis(600), ..Options::default() }).await;
     // repeats every 200 ms for ~1.2 s (twice the timeout): no dead-man stop in between
@@ -575,7 +590,8 @@ async fn deadman_is_fed_by_repeats_and_disarmed_by_stop() {
         loop {
             let r = h.fake.requests.recv().await.unwrap();
             after.push(r.command.clone());
-            if matches!(r.command, Command::JogStop { .. }) {
+            // Any stop the server sends by itself (jog or zoom).
+            if r.id.as_deref().is_some_and(|id| id.starts_with("deadman-")) {
                 return;
             }
         }
