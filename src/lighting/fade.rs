@@ -280,6 +280,31 @@ mod tests {
         assert_eq!(e.current_values(Instant::now())["key"][&Attribute::Intensity], 1.0);
     }
 
+    /// The end of a fade, frame by frame at 44 Hz: a fade that ended one
+    /// frame early would pass the quarter points above, not this.
+    #[test]
+    fn a_fade_runs_to_its_exact_end_and_not_a_frame_less() {
+        let t0 = Instant::now();
+        let mut e = engine(t0);
+        let second = Duration::from_secs(1);
+        e.set_target(&look(&[("key", Attribute::Intensity, 1.0)]), second, t0);
+        let period = second / 44;
+        // Ticks at t0 + k·period while k·period < 1 s: k = 0..=44 (44 periods
+        // are 999.99997 ms), so 45 frames carry the fade and the 46th does not.
+        let fading = (0..100u32).take_while(|&k| e.fading(t0 + period * k)).count();
+        assert_eq!(fading, 45);
+        // The last full period before the end is still exactly on the line…
+        let t = t0 + second - period;
+        let (e_ns, d_ns) = ((second - period).as_nanos() as u64, second.as_nanos() as u64);
+        let exact = (2 * 65535 * e_ns + d_ns) / (2 * d_ns); // rounded half up, as `Fade::value`
+        assert_eq!(u64::from(key16(&mut e, t)), exact, "{:?} before the end", period);
+        // … one nanosecond before the end it is still fading, and at the end it is the target.
+        assert!(e.fading(t0 + second - Duration::from_nanos(1)));
+        assert!(!e.fading(t0 + second));
+        assert_eq!(key16(&mut e, t0 + second), 65535);
+        assert_eq!(e.current_values(t0 + second)["key"][&Attribute::Intensity], 1.0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retarget_mid_fade_starts_from_current_value() {
         let t0 = Instant::now();
