@@ -69,10 +69,19 @@ test('a state change pushed by the server updates the open page without reload',
 
 test('screenshot of the tablet page', async () => {
   await fake.control('heal side');
+  await fake.control('online side');
   // A fresh load (the session cookie stays): no leftover button states.
   await page.reload();
   await page.waitForSelector('#app:not([hidden]) .scene[data-scene="product-closeup"]');
   await page.click('.scene[data-scene="product-closeup"]');
   await page.waitForSelector('.scene[data-scene="product-closeup"].done.current');
-  await page.screenshot({ animations: 'disabled', path: shotPath('tablet.png') });
+  // What the screenshot shows is checked, not just taken: the tapped scene
+  // on air, exactly one current button, no banner once the camera is back,
+  // and nothing wider than the screen.
+  await page.waitForFunction(() => document.getElementById('current').textContent === 'Product close-up');
+  assert.equal(await page.locator('.scene.current').count(), 1);
+  assert.equal(await page.locator('.banner').count(), 0, 'no banner once the camera is back');
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no horizontal scrolling');
+  const png = await page.screenshot({ animations: 'disabled', path: shotPath('tablet.png') });
+  assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
 });

@@ -98,5 +98,7 @@ test('screenshot of the technician page', async () => {
     await page.locator(`.fixture[data-fixture="${fx}"] input[data-key="intensity"]`).fill(String(v));
   }
   await page.locator('.fixture[data-fixture="backdrop"] input[data-key="color"]').fill('#ff8800');
-  await page.screenshot({ animations: 'disabled', path: shotPath('tech.png') });
+  assert.equal(await page.locator('.fixture[data-fixture="hair"] input[data-key="intensity"]').inputValue(), '0.45');
+  const png = await page.screenshot({ animations: 'disabled', path: shotPath('tech.png') });
+  assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
 });
