@@ -31,8 +31,10 @@ for m in "${MODULES[@]}"; do
   if [ -d "$m" ]; then m="$m/*.rs"; fi
   args+=(-f "$m")
 done
-test_args=(-- --lib)
-[ "${MUTANTS_TESTS:-lib}" = all ] && test_args=()
+# Unit tests only by default: `-C --lib` builds and runs the library's tests
+# alone (building every integration test binary per mutant takes minutes).
+lib=(-C --lib)
+[ "${MUTANTS_TESTS:-lib}" = all ] && lib=()
 # Two copies build side by side (each its own target dir); a mutant whose
 # tests hang is a timeout, not a failure of the run.
-exec cargo mutants --jobs "${MUTANTS_JOBS:-2}" --timeout 90 "${args[@]}" --output target/mutants "${test_args[@]}"
+exec cargo mutants --jobs "${MUTANTS_JOBS:-2}" --timeout 90 "${lib[@]}" "${args[@]}" --output target/mutants
