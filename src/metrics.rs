@@ -63,6 +63,8 @@ pub const SSE_CLIENTS: &str = "studiod_http_sse_clients";
 pub const DEADMAN_STOPS: &str = "studiod_http_deadman_stops_total";
 /// Wrong PINs/tokens and lockouts.
 pub const AUTH_FAILURES: &str = "studiod_http_auth_failures_total";
+/// Connections closed to make room (`evicted`) or refused (`refused_per_address`, `refused_total`).
+pub const HTTP_CONNECTIONS_DROPPED: &str = "studiod_http_connections_dropped_total";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -245,6 +247,7 @@ impl Metrics {
         m.describe(SSE_CLIENTS, Kind::Gauge, "Open live-update (SSE) streams");
         m.describe(DEADMAN_STOPS, Kind::Counter, "Camera moves stopped because the client's keep-alive stopped");
         m.describe(AUTH_FAILURES, Kind::Counter, "Rejected PINs and tokens by reason");
+        m.describe(HTTP_CONNECTIONS_DROPPED, Kind::Counter, "HTTP connections closed to make room or refused, by reason");
         m
     }
 

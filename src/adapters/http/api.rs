@@ -13,7 +13,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use super::auth::{self, Role, Strike, CSRF_HEADER, SESSION_COOKIE};
+use super::auth::{self, Credential, Role, Strike, CSRF_HEADER, SESSION_COOKIE};
 use super::deadman;
 use super::metrics;
 use super::AppState;
@@ -38,7 +38,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status, code, message: message.into(), retry_after: None, extra: None }
     }
     fn unauthorized(message: &str) -> ApiError {
@@ -53,6 +53,18 @@ impl ApiError {
     fn locked(wait: Duration) -> ApiError {
         let secs = wait.as_secs().max(1);
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "locked", format!("Too many wrong tries. Please wait {secs} seconds."));
+        e.retry_after = Some(Duration::from_secs(secs));
+        e.extra = Some(json!({"retry_after_s": secs}));
+        e
+    }
+    /// Right secret, but this address has logged in too often just now.
+    fn too_many_logins(wait: Duration) -> ApiError {
+        let secs = wait.as_secs().max(1);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_logins",
+            format!("Too many logins from this device. Please wait {secs} seconds."),
+        );
         e.retry_after = Some(Duration::from_secs(secs));
         e.extra = Some(json!({"retry_after_s": secs}));
         e
@@ -83,30 +95,31 @@ impl IntoResponse for ApiError {
 /// Who is calling.
 pub struct Caller {
     pub role: Role,
-    /// Cookie session (token, CSRF token); `None` for bearer-token callers.
-    session: Option<(String, String)>,
+    /// Cookie session (token, CSRF token, ended); `None` for bearer-token callers.
+    session: Option<(String, String, tokio_util::sync::CancellationToken)>,
 }
 
 fn client_ip(addr: &SocketAddr) -> std::net::IpAddr {
     addr.ip()
 }
 
-/// Bearer token first (technician tools), else the session cookie.
+/// Bearer token first (technician tools), else the session cookie. Only the
+/// token's own guess budget can refuse a bearer token: PIN guessing never does.
 fn authenticate(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, ApiError> {
     if let Some(presented) = auth::bearer(headers) {
         let ip = client_ip(&peer);
-        if let Err(wait) = st.limiter.check(ip) {
+        if let Err(wait) = st.limiter.check(Credential::Token, ip) {
             return Err(ApiError::locked(wait));
         }
         return match &st.token {
             Some(t) if t.matches(presented) => {
-                st.limiter.success(ip);
+                st.limiter.success(Credential::Token, ip);
                 Ok(Caller { role: Role::Technician, session: None })
             }
             _ => {
                 st.metrics.inc(metrics::AUTH_FAILURES, &[("reason", "wrong_token")]);
                 tracing::warn!(client = %ip, "wrong technician token presented");
-                match st.limiter.failure(ip) {
+                match st.limiter.failure(Credential::Token, ip) {
                     Strike::Locked(wait) => Err(ApiError::locked(wait)),
                     Strike::Left(_) => Err(ApiError::unauthorized("That technician token is not valid.")),
                 }
@@ -115,7 +128,7 @@ fn authenticate(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<
     }
     match auth::cookie(headers, SESSION_COOKIE) {
         Some(tok) => match st.sessions.get(tok) {
-            Some(s) => Ok(Caller { role: s.role, session: Some((tok.to_string(), s.csrf)) }),
+            Some(s) => Ok(Caller { role: s.role, session: Some((tok.to_string(), s.csrf, s.ended)) }),
             None => Err(ApiError::unauthorized("Your session has ended. Please log in again.")),
         },
         None => Err(ApiError::unauthorized("Please log in.")),
@@ -140,7 +153,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// CSRF check for state-changing requests from cookie sessions. Bearer-token
 /// requests are exempt: a browser never attaches that header cross-site.
 fn check_csrf(caller: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some((_, expected)) = &caller.session else { return Ok(()) };
+    let Some((_, expected, _)) = &caller.session else { return Ok(()) };
     let given = headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     if !same_origin(headers) || !bool::from(given.ct_eq(expected.as_bytes())) {
         return Err(ApiError::csrf());
@@ -167,9 +180,9 @@ pub async fn login(
     }
     let login: Login = serde_json::from_slice(&body)
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Send {\"pin\": \"…\"} or {\"token\": \"…\"}."))?;
-    let (role, presented, secret, what) = match (&login.pin, &login.token) {
-        (Some(p), None) => (Role::Creator, p, &st.pin, "PIN"),
-        (None, Some(t)) => (Role::Technician, t, &st.token, "token"),
+    let (role, cred, presented, secret, what) = match (&login.pin, &login.token) {
+        (Some(p), None) => (Role::Creator, Credential::Pin, p, &st.pin, "PIN"),
+        (None, Some(t)) => (Role::Technician, Credential::Token, t, &st.token, "token"),
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Send either a PIN or a token.")),
     };
     let Some(secret) = secret else {
@@ -180,14 +193,14 @@ pub async fn login(
         ));
     };
     let ip = client_ip(&peer);
-    if let Err(wait) = st.limiter.check(ip) {
+    if let Err(wait) = st.limiter.check(cred, ip) {
         st.metrics.inc(metrics::AUTH_FAILURES, &[("reason", "locked")]);
         return Err(ApiError::locked(wait));
     }
     if !secret.matches(presented) {
         st.metrics.inc(metrics::AUTH_FAILURES, &[("reason", if role == Role::Creator { "wrong_pin" } else { "wrong_token" })]);
         tracing::warn!(client = %ip, role = role.as_str(), "wrong {what} at login");
-        return Err(match st.limiter.failure(ip) {
+        return Err(match st.limiter.failure(cred, ip) {
             Strike::Locked(wait) => ApiError::locked(wait),
             Strike::Left(n) => {
                 let code = if role == Role::Creator { "wrong_pin" } else { "wrong_token" };
@@ -201,7 +214,12 @@ pub async fn login(
             }
         });
     }
-    st.limiter.success(ip);
+    st.limiter.success(cred, ip);
+    if let Err(wait) = st.limiter.login(role, ip) {
+        st.metrics.inc(metrics::AUTH_FAILURES, &[("reason", "too_many_logins")]);
+        tracing::warn!(client = %ip, role = role.as_str(), "too many logins from one address");
+        return Err(ApiError::too_many_logins(wait));
+    }
     if let Some(old) = auth::cookie(&headers, SESSION_COOKIE) {
         st.sessions.remove(old);
     }
@@ -218,7 +236,8 @@ pub async fn login(
 pub async fn logout(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = authenticate(&st, &headers, peer)?;
     check_csrf(&caller, &headers)?;
-    if let Some((tok, _)) = &caller.session {
+    if let Some((tok, _, _)) = &caller.session {
+        // Also ends this session's live streams at once (`Session::ended`).
         st.sessions.remove(tok);
     }
     let mut resp = Json(json!({"ok": true})).into_response();
@@ -363,7 +382,12 @@ pub async fn track(State(st): St, req: Request, next: Next) -> Response {
     resp
 }
 
-/// For `/api/events`: any role; returns the session token to re-check while streaming.
-pub(super) fn authenticate_for_stream(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Option<String>, ApiError> {
-    authenticate(st, headers, peer).map(|c| c.session.map(|s| s.0))
+/// For `/api/events`: any role; returns the session token (to re-check its
+/// expiry while streaming) and its `ended` token (fires at logout).
+pub(super) fn authenticate_for_stream(
+    st: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<Option<(String, tokio_util::sync::CancellationToken)>, ApiError> {
+    authenticate(st, headers, peer).map(|c| c.session.map(|(tok, _, ended)| (tok, ended)))
 }

@@ -6,7 +6,7 @@
 //! everything. A role whose secret file is not configured is disabled: its
 //! login is refused with `role_disabled` (the daemon logs this once at start).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 
 use super::HttpError;
 
@@ -26,7 +27,7 @@ pub const CSRF_HEADER: &str = "x-studiod-csrf";
 /// Longest PIN/token we even look at: bounds the comparison work.
 const MAX_SECRET_LEN: usize = 256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     Creator,
     Technician,
@@ -70,6 +71,15 @@ impl Secret {
         Secret(s.into())
     }
 
+    /// Length in characters (to warn about short tokens; reveals nothing else).
+    pub fn len(&self) -> usize {
+        self.0.chars().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Constant-time in the contents; the loop length depends only on the
     /// longer input, so neither a prefix match nor the secret's length leaks.
     pub fn matches(&self, candidate: &str) -> bool {
@@ -99,35 +109,56 @@ pub struct Session {
     pub role: Role,
     pub csrf: String,
     expires: Instant,
+    /// Cancelled when the session ends (logout, eviction, expiry noticed):
+    /// its live streams end at once rather than on their next tick.
+    pub ended: CancellationToken,
 }
 
-/// Server-side session store, bounded in size.
+/// Server-side session store, bounded per role: a flood of logins of one
+/// role can never push out a session of the other (a creator's login never
+/// evicts the technician).
 #[derive(Debug)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     ttl: Duration,
-    max: usize,
+    max_creator: usize,
+    max_technician: usize,
 }
 
 impl Sessions {
-    pub fn new(ttl: Duration, max: usize) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), ttl, max: max.max(1) }
+    pub fn new(ttl: Duration, max_creator: usize, max_technician: usize) -> Sessions {
+        Sessions { map: Mutex::new(HashMap::new()), ttl, max_creator: max_creator.max(1), max_technician: max_technician.max(1) }
     }
 
-    /// New session: (cookie token, session).
+    fn max(&self, role: Role) -> usize {
+        match role {
+            Role::Creator => self.max_creator,
+            Role::Technician => self.max_technician,
+        }
+    }
+
+    /// New session: (cookie token, session). When the role's sessions are all
+    /// taken, its session closest to expiry ends (never one of the other role),
+    /// so the newest login of a role always works and memory stays bounded.
     pub fn create(&self, role: Role) -> (String, Session) {
         let now = Instant::now();
         let token = random_token();
-        let s = Session { role, csrf: random_token(), expires: now + self.ttl };
+        let s = Session { role, csrf: random_token(), expires: now + self.ttl, ended: CancellationToken::new() };
         let mut map = self.lock();
-        if map.len() >= self.max {
-            map.retain(|_, s| s.expires > now);
+        let count = |map: &HashMap<String, Session>| map.values().filter(|s| s.role == role).count();
+        if count(&map) >= self.max(role) {
+            map.retain(|_, s| {
+                let live = s.expires > now;
+                if !live {
+                    s.ended.cancel();
+                }
+                live
+            });
         }
-        if map.len() >= self.max {
-            // Still full of live sessions: drop the one closest to expiry, so a
-            // flood of logins can neither grow memory nor lock out the booth.
-            if let Some(k) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
-                map.remove(&k);
+        if count(&map) >= self.max(role) {
+            let oldest = map.iter().filter(|(_, s)| s.role == role).min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone());
+            if let Some(s) = oldest.and_then(|k| map.remove(&k)) {
+                s.ended.cancel();
             }
         }
         map.insert(token.clone(), s.clone());
@@ -139,7 +170,9 @@ impl Sessions {
         match map.get(token) {
             Some(s) if s.expires > Instant::now() => Some(s.clone()),
             Some(_) => {
-                map.remove(token);
+                if let Some(s) = map.remove(token) {
+                    s.ended.cancel();
+                }
                 None
             }
             None => None,
@@ -147,7 +180,9 @@ impl Sessions {
     }
 
     pub fn remove(&self, token: &str) {
-        self.lock().remove(token);
+        if let Some(s) = self.lock().remove(token) {
+            s.ended.cancel();
+        }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -159,24 +194,49 @@ impl Sessions {
     }
 }
 
-/// Limits on PIN/token guessing.
+/// What is being guessed. Each has its own budgets, so guessing the
+/// creator's PIN can never lock out the technician's token (or the reverse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    Pin,
+    Token,
+}
+
+/// Limits on PIN/token guessing and on successful logins.
 #[derive(Debug, Clone)]
 pub struct LockoutPolicy {
-    /// Wrong attempts from one client address before it is locked out.
+    /// Wrong attempts of one credential from one client address before that
+    /// address is locked out (for that credential only).
     pub max_failures: u32,
     /// How long a lockout lasts (per address and global).
     pub lockout: Duration,
-    /// Wrong attempts from all addresses together within `lockout` before
-    /// every login is refused for `lockout` (bounds guessing from many addresses).
+    /// Wrong attempts of one credential from all addresses together within
+    /// `lockout` before the global lock (bounds guessing from many addresses).
+    /// PIN: every PIN login is refused (a 4-digit PIN must not fall to many
+    /// addresses guessing a few times each). Token: only addresses that have
+    /// guessed wrong are refused; an address with no wrong guess may still
+    /// present the token, so a holder of the correct token is never locked
+    /// out by others' guessing, while each new address gets one guess.
     pub global_max_failures: u32,
-    /// Addresses tracked at once; beyond this, logins are refused globally
-    /// rather than memory growing.
+    /// Addresses tracked at once per credential; beyond this, attempts from
+    /// untracked addresses are refused rather than memory growing.
     pub max_tracked: usize,
+    /// Successful logins per address and role within `login_window`: a PIN
+    /// holder cannot churn the session store.
+    pub max_logins: u32,
+    pub login_window: Duration,
 }
 
 impl Default for LockoutPolicy {
     fn default() -> Self {
-        LockoutPolicy { max_failures: 5, lockout: Duration::from_secs(60), global_max_failures: 30, max_tracked: 1024 }
+        LockoutPolicy {
+            max_failures: 5,
+            lockout: Duration::from_secs(60),
+            global_max_failures: 30,
+            max_tracked: 1024,
+            max_logins: 10,
+            login_window: Duration::from_secs(60),
+        }
     }
 }
 
@@ -187,11 +247,29 @@ struct Record {
     last: Instant,
 }
 
+/// One credential's guess budgets.
+#[derive(Debug, Default)]
+struct Budget {
+    per_ip: HashMap<IpAddr, Record>,
+    recent: VecDeque<Instant>,
+    global_locked_until: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
 struct LimiterState {
-    per_ip: HashMap<IpAddr, Record>,
-    recent: std::collections::VecDeque<Instant>,
-    global_locked_until: Option<Instant>,
+    pin: Budget,
+    token: Budget,
+    /// Successful logins per (address, role), newest last.
+    logins: HashMap<(IpAddr, Role), VecDeque<Instant>>,
+}
+
+impl LimiterState {
+    fn budget(&mut self, c: Credential) -> &mut Budget {
+        match c {
+            Credential::Pin => &mut self.pin,
+            Credential::Token => &mut self.token,
+        }
+    }
 }
 
 /// What a wrong attempt led to.
@@ -214,41 +292,49 @@ impl Limiter {
         Limiter { policy, state: Mutex::new(LimiterState::default()) }
     }
 
-    /// `Err(remaining)` while this address (or everyone) is locked out.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// `Err(remaining)` while this address may not try `cred` (see [`LockoutPolicy`]).
+    pub fn check(&self, cred: Credential, ip: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
-        let st = self.lock();
-        if let Some(until) = st.global_locked_until.filter(|u| *u > now) {
+        let max_tracked = self.policy.max_tracked;
+        let mut st = self.lock();
+        let b = st.budget(cred);
+        let record = b.per_ip.get(&ip);
+        if let Some(until) = record.and_then(|r| r.locked_until).filter(|u| *u > now) {
             return Err(until - now);
         }
-        match st.per_ip.get(&ip).and_then(|r| r.locked_until).filter(|u| *u > now) {
-            Some(until) => Err(until - now),
-            None => Ok(()),
+        if let Some(until) = b.global_locked_until.filter(|u| *u > now) {
+            let guessed_wrong = record.is_some_and(|r| r.failures > 0 && now.duration_since(r.last) < self.policy.lockout);
+            let untrackable = record.is_none() && b.per_ip.len() >= max_tracked;
+            if cred == Credential::Pin || guessed_wrong || untrackable {
+                return Err(until - now);
+            }
         }
+        Ok(())
     }
 
-    pub fn failure(&self, ip: IpAddr) -> Strike {
+    pub fn failure(&self, cred: Credential, ip: IpAddr) -> Strike {
         let now = Instant::now();
         let p = &self.policy;
         let mut st = self.lock();
-        st.recent.push_back(now);
-        while st.recent.front().is_some_and(|t| now.duration_since(*t) > p.lockout) {
-            st.recent.pop_front();
+        let b = st.budget(cred);
+        b.recent.push_back(now);
+        while b.recent.front().is_some_and(|t| now.duration_since(*t) > p.lockout) {
+            b.recent.pop_front();
         }
-        if st.recent.len() >= p.global_max_failures as usize {
-            st.global_locked_until = Some(now + p.lockout);
-            st.recent.clear();
+        if b.recent.len() >= p.global_max_failures as usize {
+            b.global_locked_until = Some(now + p.lockout);
+            b.recent.clear();
         }
-        if !st.per_ip.contains_key(&ip) && st.per_ip.len() >= p.max_tracked {
-            st.per_ip.retain(|_, r| r.locked_until.is_some_and(|u| u > now) || now.duration_since(r.last) < p.lockout);
-            if st.per_ip.len() >= p.max_tracked {
-                st.global_locked_until = Some(now + p.lockout);
+        if !b.per_ip.contains_key(&ip) && b.per_ip.len() >= p.max_tracked {
+            b.per_ip.retain(|_, r| r.locked_until.is_some_and(|u| u > now) || now.duration_since(r.last) < p.lockout);
+            if b.per_ip.len() >= p.max_tracked {
+                b.global_locked_until = Some(now + p.lockout);
                 return Strike::Locked(p.lockout);
             }
         }
-        let r = st.per_ip.entry(ip).or_insert(Record { failures: 0, locked_until: None, last: now });
-        // A lockout that has run out starts a fresh count.
-        if r.locked_until.is_some_and(|u| u <= now) {
+        let r = b.per_ip.entry(ip).or_insert(Record { failures: 0, locked_until: None, last: now });
+        // A lockout (or a quiet spell) that has run out starts a fresh count.
+        if r.locked_until.is_some_and(|u| u <= now) || now.duration_since(r.last) >= p.lockout {
             r.locked_until = None;
             r.failures = 0;
         }
@@ -256,17 +342,42 @@ impl Limiter {
         r.last = now;
         if r.failures >= p.max_failures {
             r.locked_until = Some(now + p.lockout);
-            r.failures = 0;
             return Strike::Locked(p.lockout);
         }
-        if let Some(until) = st.global_locked_until.filter(|u| *u > now) {
+        let left = p.max_failures - r.failures;
+        if let Some(until) = b.global_locked_until.filter(|u| *u > now) {
             return Strike::Locked(until - now);
         }
-        Strike::Left(p.max_failures - st.per_ip[&ip].failures)
+        Strike::Left(left)
     }
 
-    pub fn success(&self, ip: IpAddr) {
-        self.lock().per_ip.remove(&ip);
+    /// The right secret: this address's wrong guesses of it are forgiven.
+    pub fn success(&self, cred: Credential, ip: IpAddr) {
+        self.lock().budget(cred).per_ip.remove(&ip);
+    }
+
+    /// Count a successful login of `role` from `ip`; `Err(wait)` when this
+    /// address has logged in as often as [`LockoutPolicy::max_logins`] allows.
+    pub fn login(&self, role: Role, ip: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let p = &self.policy;
+        let mut st = self.lock();
+        let window = p.login_window;
+        if !st.logins.contains_key(&(ip, role)) && st.logins.len() >= p.max_tracked {
+            st.logins.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+            if st.logins.len() >= p.max_tracked {
+                return Err(window);
+            }
+        }
+        let q = st.logins.entry((ip, role)).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        if q.len() >= p.max_logins as usize {
+            return Err(q.front().map(|t| window.saturating_sub(now.duration_since(*t))).unwrap_or(window));
+        }
+        q.push_back(now);
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LimiterState> {
@@ -318,34 +429,83 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
     }
 
-    #[test]
-    fn limiter_locks_after_max_and_bounds_globally() {
-        let l = Limiter::new(LockoutPolicy { max_failures: 3, lockout: Duration::from_secs(60), global_max_failures: 7, max_tracked: 100 });
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(l.failure(a), Strike::Left(2));
-        assert_eq!(l.failure(a), Strike::Left(1));
-        assert!(matches!(l.failure(a), Strike::Locked(_)));
-        assert!(l.check(a).is_err());
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
-        assert!(l.check(b).is_ok());
-        l.failure(b);
-        l.failure(b);
-        let c: IpAddr = "127.0.0.3".parse().unwrap();
-        l.failure(c);
-        // 6 so far; the 7th from anyone locks everyone
-        assert!(matches!(l.failure(c), Strike::Locked(_)));
-        assert!(l.check("127.0.0.9".parse().unwrap()).is_err());
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy { max_failures: 3, global_max_failures: 7, max_tracked: 100, ..LockoutPolicy::default() }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
-    fn sessions_are_bounded() {
-        let s = Sessions::new(Duration::from_secs(60), 2);
-        let (a, _) = s.create(Role::Creator);
+    fn limiter_locks_after_max_and_bounds_pins_globally() {
+        let l = Limiter::new(policy());
+        let a = ip("127.0.0.1");
+        assert_eq!(l.failure(Credential::Pin, a), Strike::Left(2));
+        assert_eq!(l.failure(Credential::Pin, a), Strike::Left(1));
+        assert!(matches!(l.failure(Credential::Pin, a), Strike::Locked(_)));
+        assert!(l.check(Credential::Pin, a).is_err());
+        let b = ip("127.0.0.2");
+        assert!(l.check(Credential::Pin, b).is_ok());
+        l.failure(Credential::Pin, b);
+        l.failure(Credential::Pin, b);
+        let c = ip("127.0.0.3");
+        l.failure(Credential::Pin, c);
+        // 6 so far; the 7th from anyone locks every PIN login
+        assert!(matches!(l.failure(Credential::Pin, c), Strike::Locked(_)));
+        assert!(l.check(Credential::Pin, ip("127.0.0.9")).is_err());
+        // …but not the token, not even from the guessing addresses
+        for x in [a, b, c, ip("127.0.0.9")] {
+            assert!(l.check(Credential::Token, x).is_ok());
+        }
+    }
+
+    #[test]
+    fn token_global_lock_holds_back_only_addresses_that_guessed_wrong() {
+        let l = Limiter::new(policy());
+        for i in 1..=7 {
+            l.failure(Credential::Token, ip(&format!("127.0.1.{i}")));
+        }
+        // global token lock on: the guessers are refused, a clean address is not
+        assert!(l.check(Credential::Token, ip("127.0.1.1")).is_err());
+        assert!(l.check(Credential::Token, ip("127.0.0.1")).is_ok());
+        // a new address gets one guess, then it is held back too
+        let n = ip("127.0.1.99");
+        assert!(matches!(l.failure(Credential::Token, n), Strike::Locked(_)));
+        assert!(l.check(Credential::Token, n).is_err());
+        // the PIN budget is untouched
+        assert!(l.check(Credential::Pin, ip("127.0.1.1")).is_ok());
+    }
+
+    #[test]
+    fn successful_logins_are_rate_limited_per_address_and_role() {
+        let l = Limiter::new(LockoutPolicy { max_logins: 2, ..policy() });
+        let a = ip("127.0.0.1");
+        assert!(l.login(Role::Creator, a).is_ok());
+        assert!(l.login(Role::Creator, a).is_ok());
+        let wait = l.login(Role::Creator, a).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60));
+        assert!(l.login(Role::Technician, a).is_ok());
+        assert!(l.login(Role::Creator, ip("127.0.0.2")).is_ok());
+    }
+
+    #[test]
+    fn sessions_are_bounded_per_role() {
+        let s = Sessions::new(Duration::from_secs(60), 2, 1);
+        let (t, ts) = s.create(Role::Technician);
+        let (a, sa) = s.create(Role::Creator);
         let (b, _) = s.create(Role::Creator);
-        let (c, _) = s.create(Role::Technician);
+        let (c, _) = s.create(Role::Creator);
+        // the oldest creator made room; its streams are told at once
         assert!(s.get(&a).is_none());
+        assert!(sa.ended.is_cancelled());
         assert!(s.get(&b).is_some() && s.get(&c).is_some());
+        // the technician was never a candidate
+        assert!(s.get(&t).is_some());
+        assert!(!ts.ended.is_cancelled());
         assert_ne!(b, c);
         assert_eq!(b.len(), 32);
+        s.remove(&t);
+        assert!(ts.ended.is_cancelled());
     }
 }

@@ -27,12 +27,17 @@
 //! `Authorization: Bearer` (exempt from CSRF), or `POST /api/login {"token"}`
 //! for a cookie session. Cookie-authenticated state changes need the session's
 //! CSRF token in `X-Studiod-CSRF`; login needs that header present. PIN/token
-//! attempts are limited per client address and globally (see
-//! [`LockoutPolicy`]). Nothing secret is ever logged.
+//! attempts are limited per client address and globally, with separate
+//! budgets for the PIN and the token, so PIN guessing never locks out the
+//! technician (see [`LockoutPolicy`]); successful logins are limited per
+//! address, and sessions per role (a creator's login never evicts a
+//! technician's session). Connections are timed out and capped (see
+//! [`ConnLimits`]). Nothing secret is ever logged.
 
 mod api;
 mod assets;
 pub mod auth;
+mod conn;
 mod deadman;
 pub mod metrics;
 mod model;
@@ -54,6 +59,7 @@ use crate::config::model::{Config, Http};
 use crate::engine::EngineHandle;
 
 pub use auth::{LockoutPolicy, Role, Secret};
+pub use conn::ConnLimits;
 pub use metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +74,9 @@ pub enum HttpError {
     Serve(std::io::Error),
 }
 
+/// Shorter technician tokens get a warning at start.
+const MIN_TOKEN_LEN: usize = 16;
+
 /// How long `run` waits at shutdown for the stops of cameras still moving.
 const SHUTDOWN_STOPS: Duration = Duration::from_secs(3);
 
@@ -75,8 +84,11 @@ const SHUTDOWN_STOPS: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct Options {
     pub session_ttl: Duration,
-    pub max_sessions: usize,
+    /// Live cookie sessions per role; when a role is full its oldest ends.
+    pub max_creator_sessions: usize,
+    pub max_technician_sessions: usize,
     pub lockout: LockoutPolicy,
+    pub connections: ConnLimits,
     /// Stop a jogging/zooming camera when its client's repeats stop for this long.
     pub deadman_timeout: Duration,
     /// Period of SSE keep-alive comments (and of the session re-check on streams).
@@ -87,8 +99,10 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             session_ttl: Duration::from_secs(12 * 3600),
-            max_sessions: 256,
+            max_creator_sessions: 128,
+            max_technician_sessions: 32,
             lockout: LockoutPolicy::default(),
+            connections: ConnLimits::default(),
             deadman_timeout: Duration::from_millis(1000),
             sse_keepalive: Duration::from_secs(15),
         }
@@ -116,6 +130,8 @@ pub struct Server {
     addr: SocketAddr,
     cancel: CancellationToken,
     deadman: tokio::task::JoinHandle<()>,
+    metrics: Metrics,
+    limits: ConnLimits,
 }
 
 impl Server {
@@ -146,26 +162,33 @@ impl Server {
         if pin.is_none() {
             tracing::warn!("no creator PIN file configured: the creator role (tablet) is disabled");
         }
-        if token.is_none() {
-            tracing::warn!("no technician token file configured: the technician role is disabled");
+        match &token {
+            None => tracing::warn!("no technician token file configured: the technician role is disabled"),
+            // Each address on the network gets a guess per lockout period (see
+            // LockoutPolicy): only a long random token keeps that hopeless.
+            Some(t) if t.len() < MIN_TOKEN_LEN => {
+                tracing::warn!("the technician token is shorter than {MIN_TOKEN_LEN} characters: use a long random one")
+            }
+            Some(_) => {}
         }
         let listener = TcpListener::bind(listen).await.map_err(|source| HttpError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| HttpError::Bind { addr: listen, source })?;
         let cancel = CancellationToken::new();
         let (deadman, deadman_task) = deadman::Deadman::spawn(engine.clone(), metrics.clone(), opts.deadman_timeout, cancel.clone());
+        let limits = opts.connections.clone();
         let state = Arc::new(AppState {
             engine,
             config,
             pin,
             token,
-            sessions: auth::Sessions::new(opts.session_ttl, opts.max_sessions),
+            sessions: auth::Sessions::new(opts.session_ttl, opts.max_creator_sessions, opts.max_technician_sessions),
             limiter: auth::Limiter::new(opts.lockout.clone()),
             deadman,
-            metrics,
+            metrics: metrics.clone(),
             cancel: cancel.clone(),
             opts,
         });
-        Ok(Server { listener, app: router(state), addr, cancel, deadman: deadman_task })
+        Ok(Server { listener, app: router(state), addr, cancel, deadman: deadman_task, metrics, limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -180,21 +203,21 @@ impl Server {
     /// Serve until `cancel` fires, then shut down gracefully: live streams
     /// end, in-flight requests finish, running camera moves are stopped.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), HttpError> {
-        let inner = self.cancel.clone();
         tracing::info!(url = %self.url(), "HTTP server listening");
-        let shutdown = async move {
+        let inner = self.cancel.clone();
+        let forward = tokio::spawn(async move {
             cancel.cancelled().await;
             inner.cancel();
-        };
-        let res =
-            axum::serve(self.listener, self.app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
+        });
+        conn::serve(self.listener, self.app, self.limits, self.metrics, self.cancel.clone()).await;
+        forward.abort();
         self.cancel.cancel();
         // Let the watchdog stop any camera still moving before the engine goes
         // away; bounded, so a wedged engine cannot hold up shutdown.
         if tokio::time::timeout(SHUTDOWN_STOPS, self.deadman).await.is_err() {
             tracing::warn!("camera stops at shutdown did not finish in time");
         }
-        res.map_err(HttpError::Serve)
+        Ok(())
     }
 }
 

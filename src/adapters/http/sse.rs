@@ -4,7 +4,8 @@
 //! after a reload), `state` (the full state JSON; first, and on every change)
 //! and `event` (device online/offline, scene applied). A client that falls
 //! behind on events gets a fresh `state` instead of the ones it missed.
-//! Streams end on server shutdown and when their session is logged out.
+//! Streams end on server shutdown and at once when their session is logged
+//! out (or evicted); an expired session is noticed on the keep-alive tick.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ struct Stream_ {
     events: broadcast::Receiver<Event>,
     config: Option<watch::Receiver<Arc<Config>>>,
     session: Option<String>,
+    /// Fires when the session ends (logout): the stream ends at once.
+    ended: tokio_util::sync::CancellationToken,
     step: u8,
     tick: tokio::time::Interval,
     _gauge: Gauge,
@@ -74,6 +77,7 @@ impl Stream_ {
             };
             tokio::select! {
                 _ = self.st.cancel.cancelled() => return None,
+                _ = self.ended.cancelled() => return None,
                 r = self.state.changed() => return r.ok().map(|_| self.state()),
                 r = self.events.recv() => match r {
                     Ok(e) => return Some(SseEvent::default().event("event").data(json::event(&e).to_string())),
@@ -87,6 +91,7 @@ impl Stream_ {
                     }
                     self.config = None;
                 }
+                // Expiry (12 h) is noticed on the keep-alive tick; logout at once, above.
                 _ = self.tick.tick() => {
                     let logged_out = self.session.as_ref().is_some_and(|tok| self.st.sessions.get(tok).is_none());
                     if logged_out {
@@ -104,6 +109,11 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let caller = super::api::authenticate_for_stream(&st, &headers, peer)?;
+    // Bearer callers have no session to end: a token that is never cancelled.
+    let (session, ended) = match caller {
+        Some((tok, ended)) => (Some(tok), ended),
+        None => (None, tokio_util::sync::CancellationToken::new()),
+    };
     st.metrics.add(metrics::SSE_CLIENTS, &[], 1.0);
     let period = st.opts.sse_keepalive;
     let mut tick = tokio::time::interval(period);
@@ -114,7 +124,8 @@ pub async fn events(
         state: st.engine.state(),
         events: st.engine.events(),
         config: Some(config),
-        session: caller,
+        session,
+        ended,
         step: 0,
         tick,
         _gauge: Gauge(st.metrics.clone()),
