@@ -131,6 +131,22 @@ fn camera_profiles_meet_their_documented_reference_points() {
         let got = camera(id).zoom.to_position(*mag);
         assert_eq!(got, *pos, "{id} zoom {mag}x: profile gives {got:#06x}, {source} says {pos:#06x}");
     }
+    // A camera added to the library comes with its pinned points.
+    for (id, _) in each("cameras") {
+        // (A value no source documents is listed as unconfirmed instead.)
+        let unconfirmed = |key: &str| camera(&id).unconfirmed.iter().any(|k| k == key);
+        for axis in ["pan", "tilt"] {
+            assert!(
+                unconfirmed(&format!("{axis}.units_per_degree")) || ANGLES.iter().any(|a| a.0 == id && a.1 == axis),
+                "{id}: pin at least one documented {axis} angle in ANGLES"
+            );
+        }
+        let zoom_unconfirmed = unconfirmed("zoom.table");
+        assert!(
+            zoom_unconfirmed || ZOOMS.iter().filter(|z| z.0 == id).count() >= 2,
+            "{id}: pin at least two documented zoom points in ZOOMS"
+        );
+    }
 }
 
 /// Pinned channel maps of fixture modes, written from each fixture's DMX
@@ -186,6 +202,45 @@ const CHANNELS: &[PinnedChannel] = &[
     ("nanlite-forza-60b-ii", "cct-8bit-full", "strobe", 4, None, 6),
     // Aputure LS C300d II product manual, "Lighting & Effect 8-bit" (via OFL aputure/ls-300d-ii.json).
     ("aputure-ls-300d-ii", "lighting-effect-8bit", "intensity", 1, None, 5),
+    // Aputure "[LS 300x] Wired DMX Control", "6 DMX Channels" chart (LS-300x-DMX-Table, 2021-02).
+    ("aputure-ls-300x", "default", "intensity", 1, None, 6),
+    ("aputure-ls-300x", "default", "cct", 2, None, 6),
+    // Aputure LS 600d Pro DMX Profile Specification V1.0, "Lighting & Effect 8bit" (via OFL ls-600d-pro.json).
+    ("aputure-ls-600d-pro", "lighting-effect-8bit", "intensity", 1, None, 6),
+    // ARRI SkyPanel DMX Protocol Specification V4.4 (L5.0019894): P02 CCT 8bit, P07 CCT 16bit,
+    // P04 RGBW 8bit, P09 RGBW 16bit (via OFL arri/skypanel-s60c.json, modes P02/P07/P04/P09).
+    ("arri-skypanel-s60c", "cct-rgbw-8bit", "intensity", 1, None, 12),
+    ("arri-skypanel-s60c", "cct-rgbw-8bit", "green_magenta", 3, None, 12),
+    ("arri-skypanel-s60c", "cct-rgbw-8bit", "crossfade", 4, None, 12),
+    ("arri-skypanel-s60c", "cct-rgbw-8bit", "white", 8, None, 12),
+    ("arri-skypanel-s60c", "cct-rgbw-8bit", "strobe", 11, None, 12),
+    ("arri-skypanel-s60c", "cct-8bit", "intensity", 1, None, 7),
+    ("arri-skypanel-s60c", "cct-8bit", "cct", 2, None, 7),
+    ("arri-skypanel-s60c", "cct-8bit", "green_magenta", 3, None, 7),
+    ("arri-skypanel-s60c", "cct-8bit", "strobe", 6, None, 7),
+    ("arri-skypanel-s60c", "cct-16bit", "intensity", 1, Some(2), 10),
+    ("arri-skypanel-s60c", "cct-16bit", "cct", 3, Some(4), 10),
+    ("arri-skypanel-s60c", "cct-16bit", "green_magenta", 5, Some(6), 10),
+    ("arri-skypanel-s60c", "cct-16bit", "strobe", 9, None, 10),
+    ("arri-skypanel-s60c", "rgbw-8bit", "red", 2, None, 9),
+    ("arri-skypanel-s60c", "rgbw-8bit", "white", 5, None, 9),
+    ("arri-skypanel-s60c", "rgbw-8bit", "strobe", 8, None, 9),
+    ("arri-skypanel-s60c", "rgbw-16bit", "red", 3, Some(4), 14),
+    ("arri-skypanel-s60c", "rgbw-16bit", "white", 9, Some(10), 14),
+    ("arri-skypanel-s60c", "rgbw-16bit", "strobe", 13, None, 14),
+    // Godox P600Bi Hard DMX definition (Godox, via OFL godox/p600bi-hard.json): CCT 8-Bit, CCT 16-Bit.
+    ("godox-p600bi-hard", "cct-8bit", "intensity", 1, None, 2),
+    ("godox-p600bi-hard", "cct-8bit", "cct", 2, None, 2),
+    ("godox-p600bi-hard", "cct-16bit", "intensity", 1, Some(2), 4),
+    ("godox-p600bi-hard", "cct-16bit", "cct", 3, Some(4), 4),
+    // Nanlite PavoSlim 60C/120C DMX Reference Guide, page 01, "CCT & RGBW 8bit" (reduced channels off).
+    ("nanlite-pavoslim-60c", "cct-rgbw-8bit", "intensity", 1, None, 11),
+    ("nanlite-pavoslim-60c", "cct-rgbw-8bit", "cct", 2, None, 11),
+    ("nanlite-pavoslim-60c", "cct-rgbw-8bit", "green_magenta", 3, None, 11),
+    ("nanlite-pavoslim-60c", "cct-rgbw-8bit", "crossfade", 4, None, 11),
+    ("nanlite-pavoslim-60c", "cct-rgbw-8bit", "red", 5, None, 11),
+    ("nanlite-pavoslim-60c", "cct-rgbw-8bit", "white", 8, None, 11),
+    ("nanlite-pavoslim-60c", "cct-rgbw-8bit", "strobe", 9, None, 11),
 ];
 
 #[test]
@@ -197,6 +252,13 @@ fn fixture_profiles_meet_their_documented_channel_maps() {
         let a = m.attribute(&Attribute::parse(attr)).unwrap_or_else(|| panic!("{id}/{mode}: no {attr}"));
         // Profiles store 0-based offsets.
         assert_eq!((a.coarse + 1, a.fine.map(|f| f + 1), m.footprint), (*coarse, *fine, *footprint), "{id}/{mode}/{attr}");
+    }
+    // A fixture added to the library comes with every mode's map pinned
+    // (the generic profiles are pinned in `every_fixture_profile_loads`).
+    for (id, path) in each("fixtures").into_iter().filter(|(id, _)| !id.starts_with("generic-")) {
+        for m in load_fixture(&path, &id).unwrap().modes {
+            assert!(CHANNELS.iter().any(|c| c.0 == id && c.1 == m.name), "{id}: pin mode `{}`'s channel map in CHANNELS", m.name);
+        }
     }
 }
 
