@@ -280,6 +280,18 @@ mod tests {
         assert_eq!(e.current_values(Instant::now())["key"][&Attribute::Intensity], 1.0);
     }
 
+    /// A day-long fade (a slow sunrise look) takes the 128-bit path.
+    #[test]
+    fn a_day_long_fade_is_exact_at_its_quarter_points() {
+        let t0 = Instant::now();
+        let day = Duration::from_secs(24 * 3600);
+        assert!(day.as_nanos() >= FAST_FADE_LIMIT_NS, "past the fast path");
+        let up = Fade { from: 0, to: 65535, start: t0, duration: day, target: 1.0 };
+        let down = Fade { from: 65535, to: 0, start: t0, duration: day, target: 0.0 };
+        assert_eq!([up.value(t0 + day / 4), up.value(t0 + day / 2), up.value(t0 + day)], [16384, 32768, 65535]);
+        assert_eq!([down.value(t0 + day / 4), down.value(t0 + day / 2), down.value(t0 + day)], [49151, 32768, 0]);
+    }
+
     /// The end of a fade, frame by frame at 44 Hz: a fade that ended one
     /// frame early would pass the quarter points above, not this.
     #[test]
@@ -412,6 +424,17 @@ mod tests {
             let num = i128::from(from) * di + (i128::from(to) - i128::from(from)) * ei;
             let reference = ((2 * num + di) / (2 * di)) as u16;
             proptest::prop_assert_eq!(f.value(start + Duration::from_nanos(e)), reference);
+        }
+
+        /// Fades too long for the fast path (over ~19.5 h) are just as exact.
+        #[test]
+        fn long_fades_match_the_128_bit_formula(from in 0u16.., to in 0u16.., d in (1u64 << 46)..(1u64 << 52), frac in 0.0f64..1.0) {
+            let start = Instant::now();
+            let f = Fade { from, to, start, duration: Duration::from_nanos(d), target: 0.0 };
+            let e = (d as f64 * frac) as u64;
+            let (ei, di) = (i128::from(e), i128::from(d));
+            let num = i128::from(from) * di + (i128::from(to) - i128::from(from)) * ei;
+            proptest::prop_assert_eq!(f.value(start + Duration::from_nanos(e)), ((2 * num + di) / (2 * di)) as u16);
         }
 
         /// Interrupting a fade with a new look never jumps.
