@@ -23,6 +23,39 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// As `file:line:col: message`, but safe to hand to a client: the file
+    /// relative to `base` (the config file's folder), or only its name when
+    /// it lies elsewhere, and `base` itself cut out of the message; never
+    /// the server's absolute paths.
+    pub fn for_client(&self, base: &Path) -> String {
+        format!("{}:{}:{}: {}", client_path(&self.file, base), self.line, self.col, client_text(&self.message, base))
+    }
+}
+
+/// `path` relative to `base`, else its file name only (see [`Diagnostic::for_client`]).
+pub fn client_path(path: &Path, base: &Path) -> String {
+    match path.strip_prefix(base) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    }
+}
+
+/// `text` with every mention of `base`'s absolute path cut down to a path relative to it.
+pub fn client_text(text: &str, base: &Path) -> String {
+    let base = base.display().to_string();
+    if base.is_empty() || base == "/" {
+        return text.to_string();
+    }
+    let prefix = format!("{}/", base.trim_end_matches('/'));
+    text.replace(&prefix, "").replace(base.trim_end_matches('/'), ".")
+}
+
+/// Every diagnostic for a client, one a line, sorted (see [`Diagnostic::for_client`]).
+pub fn for_client(diags: &[Diagnostic], base: &Path) -> String {
+    diags.iter().map(|d| d.for_client(base)).collect::<Vec<_>>().join("\n")
+}
+
 /// A source file kept in memory so byte spans can be turned into line:col.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -94,6 +127,20 @@ impl std::error::Error for Diagnostics {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_paths_are_relative_to_the_config_folder() {
+        let base = Path::new("/etc/studiod");
+        let d = Diagnostic {
+            file: "/etc/studiod/scenes/x.toml".into(),
+            line: 2,
+            col: 3,
+            message: "see /etc/studiod/device-profiles/cameras/a.toml".into(),
+        };
+        assert_eq!(d.for_client(base), "scenes/x.toml:2:3: see device-profiles/cameras/a.toml");
+        let out = Diagnostic { file: "/usr/share/studiod/p.toml".into(), line: 1, col: 1, message: "bad /etc/studiod".into() };
+        assert_eq!(out.for_client(base), "p.toml:1:1: bad .");
+    }
 
     #[test]
     fn line_col_is_one_based_and_counts_chars() {

@@ -342,8 +342,9 @@ async fn technician_may_do_everything() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], code, "{body}: {v}");
     }
+    // refused by the engine for what it names: 400 too (the status follows the code)
     let (st, reply) = h.cmd_bearer(json!({"action": "apply_scene", "scene": "no-such"})).await;
-    assert_eq!(st, 200);
+    assert_eq!(st, 400);
     assert_eq!(reply["error"]["code"], "unknown_scene");
     // technician login with the token gives a cookie session too
     let l = h.login(json!({"token": TOKEN})).await;
@@ -627,7 +628,8 @@ async fn metrics_count_requests_and_commands() {
     let (st, text) = h.get_bearer("/metrics").await;
     assert_eq!(st, 200);
     assert!(text.contains("# TYPE studiod_http_requests_total counter"), "{text}");
-    assert!(text.contains("studiod_http_requests_total{route=\"/api/commands\",status=\"200\"} 2"), "{text}");
+    assert!(text.contains("studiod_http_requests_total{route=\"/api/commands\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("studiod_http_requests_total{route=\"/api/commands\",status=\"400\"} 1"), "{text}");
     assert!(text.contains("studiod_http_commands_total{action=\"apply_scene\",result=\"ok\"} 1"), "{text}");
     assert!(text.contains("studiod_http_commands_total{action=\"apply_scene\",result=\"unknown_scene\"} 1"), "{text}");
 }

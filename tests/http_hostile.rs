@@ -454,3 +454,30 @@ async fn refusals_are_counted() {
     let text = client(ip("127.0.0.1")).get(h.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("# TYPE studiod_http_connections_dropped_total counter"), "{text}");
 }
+
+/// Requests so malformed that hyper refuses them before any handler runs get
+/// hyper's own fixed answer, without a body (docs/http.md lists them): pinned
+/// here so a hyper upgrade that changes it is noticed.
+#[tokio::test]
+async fn protocol_errors_get_hypers_bare_answer_and_the_connection_closes() {
+    let h = start_with(Options::default()).await;
+    let many_headers: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    for (req, status) in [
+        ("BROKEN\r\n\r\n".to_string(), "400 Bad Request"),
+        ("GET /api/state HTTP/9.9\r\nHost: booth\r\n\r\n".to_string(), "400 Bad Request"),
+        ("GET /api/state HTTP/1.1\r\nHost booth\r\n\r\n".to_string(), "400 Bad Request"),
+        (format!("GET /api/state HTTP/1.1\r\nHost: booth\r\n{many_headers}\r\n"), "431 Request Header Fields Too Large"),
+    ] {
+        let mut s = raw(h.addr, ip("127.0.0.1")).await;
+        s.write_all(req.as_bytes()).await.unwrap();
+        let resp = read_to_close(&mut s).await;
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or_else(|| panic!("not an HTTP response: {resp:?}"));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{req:?}: {head}");
+        assert!(head.to_ascii_lowercase().contains("content-length: 0"), "{head}");
+        assert!(body.is_empty(), "{body:?}");
+    }
+    // A request that reaches studiod, however wrong, gets the JSON shape.
+    let mut s = raw(h.addr, ip("127.0.0.1")).await;
+    s.write_all(b"GET /nope HTTP/1.1\r\nHost: booth\r\nConnection: close\r\n\r\n").await.unwrap();
+    json_error(&read_to_close(&mut s).await, 404, "not_found");
+}

@@ -17,6 +17,12 @@ pub use crate::lighting::fixture::{Attribute, AttributeChannels, Fixture, Fixtur
 pub use crate::osc::OscTarget;
 
 impl Config {
+    /// The config file's folder: relative paths resolve against it, and
+    /// messages for clients show paths relative to it.
+    pub fn dir(&self) -> &std::path::Path {
+        self.path.parent().unwrap_or(std::path::Path::new(""))
+    }
+
     /// Whether `other` drives the same devices the same way (so a reload
     /// can keep the running device actors and only swap scenes).
     pub fn same_devices(&self, other: &Config) -> bool {

@@ -382,7 +382,7 @@ impl Engine {
             Ok(Err(diags)) => {
                 let problems = diags.sorted();
                 let code = plan::invalid_reload_code(problems.iter().map(|d| d.file.as_path()), &self.config.studio.scenes_dir);
-                let msg = problems.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+                let msg = crate::diag::for_client(&problems, self.config.dir());
                 warn!(problems = problems.len(), code = code.as_str(), "reload refused: configuration invalid; keeping the running one");
                 return refuse(cmd, code, msg);
             }
@@ -419,8 +419,8 @@ impl Engine {
         let p = path.clone();
         match tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&p, toml.as_bytes())).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return refuse(cmd, ErrorCode::Internal, format!("could not save {}: {e}", path.display())),
-            Err(e) => return refuse(cmd, ErrorCode::Internal, format!("could not save {}: {e}", path.display())),
+            Ok(Err(e)) => return refuse(cmd, ErrorCode::Internal, self.client_text(format!("could not save {}: {e}", path.display()))),
+            Err(e) => return refuse(cmd, ErrorCode::Internal, self.client_text(format!("could not save {}: {e}", path.display()))),
         }
         let mut next = (*self.config).clone();
         next.scenes.insert(name.to_string(), scene);
@@ -447,6 +447,11 @@ impl Engine {
         if let (Some(l), Some(sc)) = (&self.devices.lighting, self.config.scenes.get(scene)) {
             let _ = l.set_shutdown_look(Some(sc.lights.clone())).await;
         }
+    }
+
+    /// `text` without the config folder's absolute path (replies go to clients).
+    fn client_text(&self, text: String) -> String {
+        crate::diag::client_text(&text, self.config.dir())
     }
 
     /// The configuration in force (for adapters that render scene lists).

@@ -18,7 +18,7 @@ use super::deadman;
 use super::metrics;
 use super::AppState;
 use crate::adapters::json;
-use crate::command::{Command, Origin};
+use crate::command::{Command, ErrorCode, Origin};
 use crate::engine::Request as EngineRequest;
 
 type St = State<Arc<AppState>>;
@@ -282,9 +282,29 @@ fn creator_may(cmd: &Command) -> bool {
     matches!(cmd, Command::ApplyScene { .. } | Command::Status)
 }
 
+/// The HTTP status of a command's reply, from its `error.code` alone (never
+/// from which layer found the problem), so one code always has one status:
+/// 400 when the command as sent (or the files it asked to load) is invalid,
+/// so nothing was applied and sending it again unchanged fails the same way;
+/// 200 when it ran (`ok:true`, or `device_failed`) or the booth could not
+/// carry it out just now (`busy`, `superseded`, `internal`).
+pub(crate) fn reply_status(code: Option<ErrorCode>) -> StatusCode {
+    match code {
+        Some(
+            ErrorCode::InvalidJson
+            | ErrorCode::InvalidCommand
+            | ErrorCode::UnknownAction
+            | ErrorCode::UnknownScene
+            | ErrorCode::UnknownDevice
+            | ErrorCode::SceneInvalid
+            | ErrorCode::ConfigInvalid,
+        ) => StatusCode::BAD_REQUEST,
+        None | Some(ErrorCode::DeviceFailed | ErrorCode::Busy | ErrorCode::Superseded | ErrorCode::Internal) => StatusCode::OK,
+    }
+}
+
 /// `POST /api/commands`: the MQTT command JSON (CONTRACT §5), `id` optional.
-/// Answers the reply JSON: 200 once the engine ran it (look at `ok`), 400
-/// when it never became a command.
+/// Answers the reply JSON with the status of [`reply_status`].
 pub async fn command(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -302,7 +322,7 @@ pub async fn command(
         Err(e) => {
             let action = parsed.action.clone().unwrap_or_else(|| "unknown".into());
             st.metrics.inc(metrics::COMMANDS, &[("action", &action), ("result", e.code.as_str())]);
-            return Ok((StatusCode::BAD_REQUEST, Json(json::reply_invalid(&parsed, e))).into_response());
+            return Ok((reply_status(Some(e.code)), Json(json::reply_invalid(&parsed, e))).into_response());
         }
     };
     if !creator_may(&cmd) {
@@ -315,7 +335,7 @@ pub async fn command(
                 "scene names use a–z, 0–9 and '-' only (at most 64)",
             );
             st.metrics.inc(metrics::COMMANDS, &[("action", cmd.action()), ("result", e.code.as_str())]);
-            return Ok((StatusCode::BAD_REQUEST, Json(json::reply_invalid(&parsed, &e))).into_response());
+            return Ok((reply_status(Some(e.code)), Json(json::reply_invalid(&parsed, &e))).into_response());
         }
     }
     let watch = deadman::classify(&cmd);
@@ -348,7 +368,8 @@ pub async fn command(
     } else {
         tracing::info!(id = ?id, action = cmd.action(), ok = outcome.ok, role = caller.role.as_str(), "http command");
     }
-    Ok(Json(json::reply(id.as_deref(), parsed.action.as_deref(), &outcome, false)).into_response())
+    let status = reply_status(outcome.error.as_ref().map(|e| e.code));
+    Ok((status, Json(json::reply(id.as_deref(), parsed.action.as_deref(), &outcome, false))).into_response())
 }
 
 /// The API allows omitting `id`; the engine needs one (logs, dedupe), so add
