@@ -355,6 +355,7 @@ mod tests {
         let full = look(&[("key", Attribute::Intensity, 1.0), ("rgb", Attribute::Red, 1.0), ("rgb", Attribute::Blue, 0.5)]);
         e.set_target(&full, Duration::ZERO, t0);
         e.set_grand_master(0.5);
+        assert_eq!(e.grand_master(), 0.5, "kept as set (it is persisted with the look)");
         let f = e.render(t0).frames[0];
         assert_eq!(&f[0..2], &[0x80, 0x00], "intensity scaled: 32768");
         assert_eq!(&f[2..5], &[255, 0, 128], "colour not scaled by the master");

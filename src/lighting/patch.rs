@@ -242,6 +242,9 @@ pub(crate) mod tests {
         assert_eq!(to_u16(7.0), 65535);
         assert_eq!(to_u16(f64::NAN), 0);
         assert_eq!(to_u16(f64::INFINITY), 65535);
+        // And back: the exact ends, the midpoint, and a round trip.
+        assert_eq!([to_unit(0), to_unit(65535), to_unit(32768)], [0.0, 1.0, 32768.0 / 65535.0]);
+        assert_eq!(to_u16(to_unit(12345)), 12345);
     }
 
     #[test]
@@ -260,6 +263,7 @@ pub(crate) mod tests {
             fixture("rgb", "b", 1, &[(Attribute::Red, 0, None), (Attribute::Green, 1, None)], &[(2, 0xFF)]),
         ];
         let patch = Patch::new(&outputs, &fixtures).unwrap();
+        assert_eq!(patch.outputs(), &outputs[..]);
         assert_eq!(patch.slots().len(), 3);
         let key = patch.slot(0, &Attribute::Intensity).unwrap();
         let red = patch.slot(1, &Attribute::Red).unwrap();
