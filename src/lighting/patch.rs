@@ -263,7 +263,7 @@ pub(crate) mod tests {
             fixture("rgb", "b", 1, &[(Attribute::Red, 0, None), (Attribute::Green, 1, None)], &[(2, 0xFF)]),
         ];
         let patch = Patch::new(&outputs, &fixtures).unwrap();
-        assert_eq!(patch.outputs(), &outputs[..]);
+        assert_eq!((patch.outputs(), patch.universe_count()), (&outputs[..], 2));
         assert_eq!(patch.slots().len(), 3);
         let key = patch.slot(0, &Attribute::Intensity).unwrap();
         let red = patch.slot(1, &Attribute::Red).unwrap();
