@@ -40,21 +40,7 @@ impl Drop for H {
 }
 
 async fn start_with(opts: Options) -> H {
-    let cfg = example_config();
-    let fake = spawn(cfg.clone());
-    let (cfg_tx, cfg_rx) = watch::channel(cfg);
-    let metrics = Metrics::new();
-    let server = Server::bind_with_secrets(
-        "127.0.0.1:0".parse().unwrap(),
-        Some(Secret::from_string(PIN)),
-        Some(Secret::from_string(TOKEN)),
-        cfg_rx,
-        fake.handle.clone(),
-        metrics.clone(),
-        opts,
-    )
-    .await
-    .unwrap();
+    let (server, fake, cfg_tx, metrics) = http_support::bind_server(opts, PIN, TOKEN).await;
     let base = server.url();
     let cancel = CancellationToken::new();
     let server = Some(tokio::spawn(server.run(cancel.clone())));

@@ -4,16 +4,17 @@
 //! show paths relative to the config folder, and 1 000 idle or slow sockets
 //! keep neither Art-Net from its frame rate nor the technician from an answer.
 
+mod hostile;
 mod support;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use hostile::{enough_files, ip, raw};
 use support::Booth;
 
 const TOKEN: &str = "tech-Secret-7f3a9c";
@@ -108,28 +109,6 @@ async fn scene_errors_show_paths_relative_to_the_config_folder() {
     std::fs::write(&b.config_path, config).unwrap();
 }
 
-/// Tests hold thousands of sockets (both ends in this process): make sure the
-/// soft open-file limit allows it, raising it to the hard limit if needed.
-fn enough_files(n: u64) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    if soft < n {
-        assert!(hard >= n, "this test needs {n} open files; the hard limit is {hard}");
-        setrlimit(Resource::RLIMIT_NOFILE, n, hard).unwrap();
-    }
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-/// A raw socket to the server from `from` (all of 127.0.0.0/8 is loopback).
-async fn raw(server: SocketAddr, from: IpAddr) -> TcpStream {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(from, 0)).unwrap();
-    s.connect(server).await.unwrap()
-}
-
 /// Frames on universe 0 over a window of at least `window`, timed from the
 /// first fresh frame received to the last.
 async fn artnet_rate(b: &Booth, window: Duration) -> (usize, Duration) {
@@ -175,21 +154,7 @@ async fn a_thousand_idle_and_slow_sockets_keep_artnet_at_its_rate() {
 
     // The attack: 40 addresses × 25 sockets, silent, half a request head, or
     // a head and a trickle of body; then new sockets all the time.
-    let mut held = Vec::with_capacity(SOCKETS);
-    for i in 0..SOCKETS {
-        let mut s = raw(server, ip(&format!("127.0.2.{}", 1 + i % 40))).await;
-        match i % 3 {
-            0 => {}
-            1 => s.write_all(b"GET /api/state HTTP/1.1\r\nHost: booth\r\n").await.unwrap(),
-            _ => s
-                .write_all(
-                    b"POST /api/commands HTTP/1.1\r\nHost: booth\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"act",
-                )
-                .await
-                .unwrap(),
-        }
-        held.push(s);
-    }
+    let mut held = hostile::idle_and_slow_sockets(server, SOCKETS, 2).await;
     let stop = CancellationToken::new();
     let storm = tokio::spawn({
         let stop = stop.clone();

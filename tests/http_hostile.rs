@@ -5,6 +5,7 @@
 //! never sign the technician out, and every refusal is the documented JSON.
 //! Attackers use many source addresses (all of 127.0.0.0/8 is loopback).
 
+mod hostile;
 mod http_support;
 
 use std::net::{IpAddr, SocketAddr};
@@ -15,13 +16,14 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use http_support::{example_config, spawn, Fake};
-use studiod::adapters::http::{ConnLimits, LockoutPolicy, Metrics, Options, Secret, Server};
+use hostile::{enough_files, ip, raw};
+use http_support::Fake;
+use studiod::adapters::http::{ConnLimits, LockoutPolicy, Metrics, Options};
 use studiod::command::Command;
 
 const PIN: &str = "4711";
@@ -45,21 +47,7 @@ impl Drop for H {
 }
 
 async fn start_with(opts: Options) -> H {
-    let cfg = example_config();
-    let fake = spawn(cfg.clone());
-    let (_cfg_tx, cfg_rx) = watch::channel(cfg);
-    let metrics = Metrics::new();
-    let server = Server::bind_with_secrets(
-        "127.0.0.1:0".parse().unwrap(),
-        Some(Secret::from_string(PIN)),
-        Some(Secret::from_string(TOKEN)),
-        cfg_rx,
-        fake.handle.clone(),
-        metrics.clone(),
-        opts,
-    )
-    .await
-    .unwrap();
+    let (server, fake, _cfg_tx, metrics) = http_support::bind_server(opts, PIN, TOKEN).await;
     let addr = server.local_addr();
     let cancel = CancellationToken::new();
     tokio::spawn(server.run(cancel.clone()));
@@ -72,20 +60,9 @@ impl H {
     }
 }
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
 /// An HTTP client whose connections come from `from`.
 fn client(from: IpAddr) -> reqwest::Client {
     reqwest::Client::builder().no_proxy().local_address(from).timeout(WAIT).build().unwrap()
-}
-
-/// A raw socket to the server from `from`.
-async fn raw(server: SocketAddr, from: IpAddr) -> TcpStream {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(from, 0)).unwrap();
-    s.connect(server).await.unwrap()
 }
 
 /// Everything the server sends until it closes (bounded by `WAIT`).
@@ -121,17 +98,6 @@ async fn reqwest_error(r: reqwest::Response, status: u16, code: &str) -> Value {
     v
 }
 
-/// Tests hold thousands of sockets (both ends in this process): make sure the
-/// soft open-file limit allows it, raising it to the hard limit if needed.
-fn enough_files(n: u64) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    if soft < n {
-        assert!(hard >= n, "this test needs {n} open files; the hard limit is {hard}");
-        setrlimit(Resource::RLIMIT_NOFILE, n, hard).unwrap();
-    }
-}
-
 /// A blackout sent with the technician's token from `from`, answered within `PROMPT`.
 async fn technician_command_is_prompt(h: &mut H, from: IpAddr) {
     let t0 = Instant::now();
@@ -153,22 +119,7 @@ async fn a_thousand_idle_and_slow_sockets_do_not_keep_the_technician_out() {
     let connections = ConnLimits { max_connections: 256, ..ConnLimits::default() };
     let mut h = start_with(Options { connections, ..Options::default() }).await;
     // 40 addresses × 25 sockets: silent, half a request head, or a head and a trickle of body.
-    let mut held = Vec::with_capacity(SOCKETS);
-    for i in 0..SOCKETS {
-        let from = ip(&format!("127.0.2.{}", 1 + i % 40));
-        let mut s = raw(h.addr, from).await;
-        match i % 3 {
-            0 => {}
-            1 => s.write_all(b"GET /api/state HTTP/1.1\r\nHost: booth\r\n").await.unwrap(),
-            _ => s
-                .write_all(
-                    b"POST /api/commands HTTP/1.1\r\nHost: booth\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"act",
-                )
-                .await
-                .unwrap(),
-        }
-        held.push(s);
-    }
+    let mut held = hostile::idle_and_slow_sockets(h.addr, SOCKETS, 2).await;
     technician_command_is_prompt(&mut h, ip("127.0.0.1")).await;
     // The attack goes on (new sockets all the time) while the technician works.
     let stop = CancellationToken::new();

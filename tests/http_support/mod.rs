@@ -16,6 +16,32 @@ use studiod::command::{Command, CommandError, DeviceResult, ErrorCode, LightValu
 use studiod::config::model::Config;
 use studiod::engine::{BoothState, DeviceHealth, DeviceKind, EngineHandle, Event, Request};
 
+/// A server for the example booth on a free loopback port, over a fake
+/// engine, with the given PIN and token; bound, not yet running.
+pub async fn bind_server(
+    opts: studiod::adapters::http::Options,
+    pin: &str,
+    token: &str,
+) -> (studiod::adapters::http::Server, Fake, watch::Sender<Arc<Config>>, studiod::adapters::http::Metrics) {
+    use studiod::adapters::http::{Metrics, Secret, Server};
+    let cfg = example_config();
+    let fake = spawn(cfg.clone());
+    let (cfg_tx, cfg_rx) = watch::channel(cfg);
+    let metrics = Metrics::new();
+    let server = Server::bind_with_secrets(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(Secret::from_string(pin)),
+        Some(Secret::from_string(token)),
+        cfg_rx,
+        fake.handle.clone(),
+        metrics.clone(),
+        opts,
+    )
+    .await
+    .unwrap();
+    (server, fake, cfg_tx, metrics)
+}
+
 /// The example booth shipped with the repository (3 cameras, 6 fixtures, scenes).
 pub fn example_config() -> Arc<Config> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("studiod.example.toml");
