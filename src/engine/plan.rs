@@ -199,9 +199,8 @@ pub(crate) fn plan<C: CameraProfiles + ?Sized>(config: &Config, cameras: &C, cmd
             let declared = Default::default();
             let devices = SceneDevices { cameras: &config.cameras, fixtures: &config.fixtures, osc: &config.osc, declared: &declared };
             let src = crate::diag::Source::new(path.clone(), toml.as_str());
-            let scene = crate::config::scenes::parse(name, &src, &devices).map_err(|diags| {
-                refusal(ErrorCode::SceneInvalid, crate::diag::for_client(&diags.sorted(), config.dir()))
-            })?;
+            let scene = crate::config::scenes::parse(name, &src, &devices)
+                .map_err(|diags| refusal(ErrorCode::SceneInvalid, crate::diag::for_client(&diags.sorted(), config.dir())))?;
             Plan::PutScene { name: name.clone(), scene, path, toml: toml.clone() }
         }
         Command::DeleteScene { scene: name } => {
