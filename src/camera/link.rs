@@ -1175,6 +1175,39 @@ mod tests {
         assert!(done(&h.drain()).is_empty());
     }
 
+    /// Withdrawing one camera's request leaves another camera's alone,
+    /// whether that one is waiting to be resent or on the wire.
+    #[test]
+    fn withdrawing_on_one_camera_leaves_the_others_requests() {
+        let mut h = Harness::new(false);
+        h.submit(1, RECALL);
+        h.sent();
+        h.advance(ACK); // camera 1: no ACK, its request waits for its resend
+        let b = h.submit(2, RECALL);
+        assert_eq!(commands_to(&h.sent(), 2).len(), 1, "b on the wire");
+        h.link.withdraw(h.now, [b]);
+        let mut resent = false;
+        for _ in 0..10 {
+            h.advance(Duration::from_millis(100));
+            resent |= !commands_to(&h.sent(), 1).is_empty();
+        }
+        assert!(resent, "camera 1's request is still resent");
+
+        // Camera 1's request on the wire when camera 2's is withdrawn: a
+        // missing ACK still gets it resent (a withdrawn one would not be).
+        let mut h = Harness::new(false);
+        h.submit(1, RECALL);
+        let c = h.submit(2, RECALL);
+        h.sent();
+        h.link.withdraw(h.now, [c]);
+        let mut resent = false;
+        for _ in 0..10 {
+            h.advance(Duration::from_millis(100));
+            resent |= !commands_to(&h.sent(), 1).is_empty();
+        }
+        assert!(resent, "camera 1's request on the wire is still resent");
+    }
+
     #[test]
     fn camera_missing_from_chain_is_offline() {
         let now = Instant::now();
