@@ -78,7 +78,26 @@ const Studiod = (() => {
     return names.slice(0, -1).join(', ') + ' and ' + names[names.length - 1];
   }
 
-  // Plain language for the creator: never codes, never internals.
+  // A scene replaced by a newer one before it finished: its reply says
+  // `superseded`, or its only failures are camera moves the newer scene
+  // cancelled. Not a failure.
+  function superseded(reply) {
+    if (!reply || reply.ok) return false;
+    const code = reply.error && reply.error.code;
+    if (code === 'superseded') return true;
+    const bad = Object.values(reply.devices || {}).filter((d) => !d.ok);
+    return code === 'device_failed' && bad.length > 0 && bad.every((d) => d.error === 'cancelled');
+  }
+
+  // The devices of a reply that did not follow (not the cancelled ones), plain names.
+  function failedNames(devices, kindsByName) {
+    return Object.entries(devices || {})
+      .filter(([, d]) => (typeof d === 'string') || (!d.ok && d.error !== 'cancelled'))
+      .map(([n]) => deviceName(n, kindsByName[n]));
+  }
+
+  // Plain language for the creator: never codes, never internals. Whether
+  // the technician was told is for the caller to add, once it is true.
   function friendly(status, reply, kindsByName) {
     if (status === 0) return 'Can’t reach the studio computer. Check the Wi-Fi and try again.';
     if (status === 401) return 'Please enter your PIN again.';
@@ -86,13 +105,12 @@ const Studiod = (() => {
     if (status === 429) return 'Too many tries. Please wait a minute.';
     const code = reply && reply.error && reply.error.code;
     if (code === 'device_failed') {
-      const failed = Object.entries(reply.devices || {}).filter(([, d]) => !d.ok).map(([n]) => deviceName(n, kindsByName[n]));
-      return `${listNames(failed)} didn’t respond. The technician has been told.`;
+      return `${listNames(failedNames(reply.devices, kindsByName))} didn’t respond.`;
     }
     if (code === 'busy') return 'The studio is busy. Tap again in a moment.';
     if (code === 'unknown_scene') return 'This scene is gone. The list has been refreshed.';
     return 'That didn’t work. Please tell the technician.';
   }
 
-  return { api, session, login, logout, command, live, deviceName, friendly, listNames, get csrf() { return csrf; } };
+  return { api, session, login, logout, command, live, deviceName, friendly, listNames, superseded, failedNames, get csrf() { return csrf; } };
 })();

@@ -11,6 +11,13 @@
   const kindsByName = {};
   // Buttons showing a result keep it for a few seconds, then settle.
   const settleTimers = new Map();
+  // The last scene that did not fully apply: {scene, devices: {name: reason},
+  // id, told}. Shown until a scene succeeds or another scene goes on air.
+  let failure = null;
+  // Ids of failed commands the studio announced (to the technician's page
+  // and the backend): only then does the tablet say the technician was told.
+  const announced = new Set();
+  const TOLD_WAIT_MS = 1500;
 
   // ---- login -----------------------------------------------------------------
   function drawDots() {
@@ -117,7 +124,7 @@
   }
 
   function setStatus(b, cls, text) {
-    b.classList.remove('pending', 'done', 'failed');
+    b.classList.remove('pending', 'done', 'failed', 'replaced');
     if (cls) b.classList.add(cls);
     b.querySelector('.status').textContent = text;
     b.setAttribute('aria-busy', cls === 'pending' ? 'true' : 'false');
@@ -135,31 +142,94 @@
     if (b.classList.contains('pending')) return;
     clearTimeout(settleTimers.get(b));
     setStatus(b, 'pending', 'Switching…');
-    const r = await Studiod.command({ action: 'apply_scene', scene: b.dataset.scene });
+    const id = 'tablet-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 8);
+    const r = await Studiod.command({ id, action: 'apply_scene', scene: b.dataset.scene });
     if (r.status === 401) { showLogin('Please enter your PIN again.'); return; }
     if (r.status === 200 && r.data && r.data.ok) {
+      if (failure) { failure = null; renderFailure(); }
       setStatus(b, 'done', '✓ Done');
       settle(b, 4000);
+    } else if (r.status === 200 && Studiod.superseded(r.data)) {
+      // Another scene was tapped before this one finished: quietly replaced.
+      setStatus(b, 'replaced', 'Replaced by your next scene');
+      settle(b, 3000);
+    } else if (r.status === 200 && r.data && r.data.error && r.data.error.code === 'device_failed') {
+      const devices = {};
+      for (const [n, d] of Object.entries(r.data.devices || {})) if (!d.ok && d.error !== 'cancelled') devices[n] = d.error || 'failed';
+      setStatus(b, null, '');
+      failure = { scene: b.dataset.scene, devices, id, told: announced.has(id), at: Date.now() };
+      // The announcement may arrive just after the reply: wait a moment before asking the creator to tell someone.
+      setTimeout(renderFailure, TOLD_WAIT_MS + 50);
+      renderFailure();
     } else {
-      setStatus(b, 'failed', Studiod.friendly(r.status, r.data, kindsByName));
+      setStatus(b, 'failed', Studiod.friendly(r.status, r.data, kindsByName) + ' Please tell the technician.');
       settle(b, 10000);
     }
   }
 
+  // Live events: a failed scene (from this tablet or anywhere else) was
+  // announced; a successful one clears the failure.
+  function onEvent(e) {
+    if (e.event !== 'scene_applied') return;
+    if (e.ok) {
+      if (failure) { failure = null; renderFailure(); }
+      return;
+    }
+    if (e.superseded) return;
+    if (e.id) announced.add(e.id);
+    if (failure && failure.id === e.id) failure.told = true;
+    else failure = { scene: e.scene, devices: e.failed || {}, id: e.id, told: true, at: Date.now() };
+    renderFailure();
+  }
+
+  function failureText(f) {
+    const names = Studiod.failedNames(f.devices, kindsByName);
+    let t = names.length ? `${Studiod.listNames(names)} didn’t respond.` : 'Part of this scene didn’t work.';
+    if (f.told) t += ' The technician has been told.';
+    else if (Date.now() - f.at >= TOLD_WAIT_MS) t += ' Please tell the technician.';
+    return t;
+  }
+
+  // The header says what is really on air; the failed scene's button keeps
+  // its message until a scene succeeds.
+  function renderFailure() {
+    const onAir = failure && lastState && lastState.scene === failure.scene;
+    const label = lastState ? (lastState.scene_label || lastState.scene) : null;
+    $('current').textContent = label ? (onAir ? `${label} (not complete)` : label) : '—';
+    const problem = $('problem');
+    if (onAir) {
+      const names = Studiod.failedNames(failure.devices, kindsByName);
+      problem.textContent = names.length ? `${Studiod.listNames(names)} didn’t follow` : 'Part of it didn’t work';
+    } else problem.textContent = '';
+    problem.hidden = !onAir;
+    document.querySelector('.bar .now').classList.toggle('trouble', !!onAir);
+    for (const b of document.querySelectorAll('.scene')) {
+      if (failure && b.dataset.scene === failure.scene) {
+        if (b.classList.contains('pending')) continue;
+        clearTimeout(settleTimers.get(b));
+        settleTimers.delete(b);
+        setStatus(b, 'failed', failureText(failure));
+      } else if (b.classList.contains('failed') && !settleTimers.has(b)) {
+        setStatus(b, null, b.classList.contains('current') ? 'On air' : '');
+      }
+    }
+  }
+
   function renderState(state) {
+    // Another scene went on air: the failed one is no longer what people see.
+    if (failure && lastState && lastState.scene === failure.scene && state.scene !== failure.scene) failure = null;
     lastState = state;
     for (const [n, d] of Object.entries(state.devices || {})) kindsByName[n] = d.kind;
-    const label = state.scene_label || state.scene;
-    $('current').textContent = label || '—';
     const pending = state.pending;
     $('next').textContent = pending ? `Next: ${pending.scene} at ${new Date(pending.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` : '';
     for (const b of document.querySelectorAll('.scene')) {
       const cur = b.dataset.scene === state.scene;
       b.classList.toggle('current', cur);
-      if (!b.classList.contains('pending') && !settleTimers.has(b)) {
+      if (!b.classList.contains('pending') && !settleTimers.has(b) && !b.classList.contains('failed')) {
         b.querySelector('.status').textContent = cur ? 'On air' : '';
       }
     }
+    renderFailure();
     renderBanners();
   }
 
@@ -190,6 +260,7 @@
     stream = Studiod.live({
       onModel: renderScenes,
       onState: renderState,
+      onEvent,
       onStatus: setConn,
       onAuthLost: () => showLogin('Please enter your PIN again.'),
     });

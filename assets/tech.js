@@ -37,6 +37,7 @@
 
   function failure(r) {
     if (r.status === 0) return 'Cannot reach studiod.';
+    if (Studiod.superseded(r.data)) return 'Replaced by a newer scene.';
     const e = r.data && r.data.error;
     let msg = e ? e.message : `HTTP ${r.status}`;
     const bad = Object.entries((r.data && r.data.devices) || {}).filter(([, d]) => !d.ok);
@@ -329,15 +330,64 @@
       b.title = s.name;
       b.dataset.scene = s.name;
       b.className = state && state.scene === s.name ? 'current' : '';
+      if (sceneAlert && sceneAlert.scene === s.name) b.classList.add('failed');
       b.addEventListener('click', () => send({ action: 'apply_scene', scene: s.name }));
       box.append(b);
     }
   }
 
+  // ---- scene failures -------------------------------------------------------------
+  // A scene that did not fully apply (from any page, the CLI or start-up)
+  // raises a badge that stays until a scene succeeds, with a short beep.
+  let sceneAlert = null; // {scene, failed: {device: reason}}
+
+  function beep() {
+    try {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      const ctx = beep.ctx || (beep.ctx = new Ctx());
+      const o = ctx.createOscillator();
+      const g = ctx.createGain();
+      o.frequency.value = 880;
+      g.gain.setValueAtTime(0.2, ctx.currentTime);
+      g.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.6);
+      o.connect(g).connect(ctx.destination);
+      o.start();
+      o.stop(ctx.currentTime + 0.6);
+    } catch (_) { /* no sound: the badge is enough */ }
+  }
+
+  function onEvent(e) {
+    if (e.event !== 'scene_applied') return;
+    if (e.ok) sceneAlert = null;
+    else if (!e.superseded) { sceneAlert = { scene: e.scene, failed: e.failed || {} }; beep(); }
+    renderAlert();
+  }
+
+  function sceneLabel(name) {
+    const sc = model && model.scenes.find((x) => x.name === name);
+    return sc ? sc.label : name;
+  }
+
+  function renderAlert() {
+    const box = $('alert');
+    const a = sceneAlert;
+    box.hidden = !a;
+    for (const b of document.querySelectorAll('#scene-list button')) b.classList.toggle('failed', !!a && b.dataset.scene === a.scene);
+    const onAir = a && state && state.scene === a.scene;
+    const label = state ? (state.scene_label || state.scene) : null;
+    $('current').textContent = label ? (onAir ? `${label} (not complete)` : label) : '—';
+    if (!a) return;
+    const devs = Object.entries(a.failed);
+    $('alert-text').textContent = `Scene “${sceneLabel(a.scene)}” failed` +
+      (devs.length ? ': ' + devs.map(([n, r]) => `${n} (${r})`).join(', ') : '');
+  }
+  $('alert-ok').addEventListener('click', () => { sceneAlert = null; renderAlert(); });
+
   function renderState(s) {
     state = s;
     if (s.scene !== look.scene) adoptScene(s.scene);
-    $('current').textContent = s.scene_label || s.scene || '—';
+    renderAlert();
     renderHealth();
     markOffline();
     for (const b of document.querySelectorAll('#scene-list button')) b.classList.toggle('current', b.dataset.scene === s.scene);
@@ -410,6 +460,7 @@
     stream = Studiod.live({
       onModel: renderModel,
       onState: renderState,
+      onEvent,
       onStatus: setConn,
       onAuthLost: async () => { if (await relogin()) start(); else showLogin('Please sign in again.'); },
     });

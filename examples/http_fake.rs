@@ -8,7 +8,9 @@
 //! fake engine receives. Reads test controls from stdin, one per line:
 //! `scene NAME` (state changes as if applied over MQTT), `offline DEVICE REASON…`,
 //! `online DEVICE`, `fail DEVICE REASON…` (commands touching it fail),
-//! `heal DEVICE`, `quit`. Loopback only.
+//! `heal DEVICE`, `slow MS` (scene replies wait MS ms for their cameras; a
+//! newer scene within that supersedes the older: its cameras read
+//! "cancelled"; `slow 0` answers at once again), `quit`. Loopback only.
 #![deny(unsafe_code)]
 
 #[path = "../tests/http_support/mod.rs"]
@@ -112,6 +114,9 @@ fn control(fake: &http_support::Fake, line: &str) -> bool {
         "online" => http_support::set_online(fake, dev, true, ""),
         "fail" => {
             fake.failing.lock().unwrap().insert(dev.to_string(), if rest.is_empty() { "no answer".into() } else { rest.to_string() });
+        }
+        "slow" => {
+            *fake.scene_time.lock().unwrap() = std::time::Duration::from_millis(dev.parse().unwrap_or(0));
         }
         "heal" => {
             fake.failing.lock().unwrap().remove(dev);

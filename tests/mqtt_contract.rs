@@ -252,6 +252,25 @@ async fn state_events_and_status_are_published() {
     assert_eq!(ev["event"], "device_offline");
     assert_eq!(ev["device"], "front");
 
+    // A scene that failed on the tablet reaches the backend, with the devices that did not follow.
+    engine
+        .events
+        .send(Event::SceneApplied {
+            scene: "flash-sale".into(),
+            origin: studiod::command::Origin::Http,
+            ok: false,
+            id: Some("h-1".into()),
+            failed: [("side".to_string(), "camera offline: no ACK within 200 ms".to_string())].into(),
+            superseded: false,
+        })
+        .unwrap();
+    let ev = client.next_json(&t.events, WAIT).await;
+    assert_eq!(
+        (&ev["event"], &ev["scene"], &ev["ok"], &ev["superseded"]),
+        (&json!("scene_applied"), &json!("flash-sale"), &json!(false), &json!(false))
+    );
+    assert_eq!(ev["failed"], json!({"side": "camera offline: no ACK within 200 ms"}));
+
     // `status` republishes state at once, and is answered.
     let reply = command(&mut client, r#"{"id":"s-1","action":"status"}"#).await;
     assert_eq!(reply["action"], "status");

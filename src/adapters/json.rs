@@ -209,9 +209,10 @@ pub fn event(e: &Event) -> Value {
     match e {
         Event::DeviceOnline { device } => json!({"event": "device_online", "device": device, "at": at}),
         Event::DeviceOffline { device, reason } => json!({"event": "device_offline", "device": device, "reason": reason, "at": at}),
-        Event::SceneApplied { scene, origin, ok, id } => {
-            json!({"event": "scene_applied", "scene": scene, "origin": origin.as_str(), "ok": ok, "id": id, "at": at})
-        }
+        Event::SceneApplied { scene, origin, ok, id, failed, superseded } => json!({
+            "event": "scene_applied", "scene": scene, "origin": origin.as_str(), "ok": ok, "id": id, "at": at,
+            "failed": failed, "superseded": superseded,
+        }),
     }
 }
 

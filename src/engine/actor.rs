@@ -365,7 +365,7 @@ impl Engine {
                 let scene = cmd.scene().unwrap_or_default();
                 info!(scene, ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
                 if origin != Origin::Mqtt {
-                    let _ = events.send(Event::SceneApplied { scene: scene.to_string(), origin, ok: out.ok, id });
+                    let _ = events.send(Event::scene_applied(scene, origin, id, &out));
                 }
                 reply.send(out);
             }
@@ -593,7 +593,10 @@ mod tests {
         })
         .await
         .expect("scene applied event");
-        assert_eq!(ev, Event::SceneApplied { scene: "flash-sale".into(), origin: Origin::Cli, ok: false, id: Some("t-1".into()) });
+        let Event::SceneApplied { origin, ok, id, failed, superseded, .. } = ev else { unreachable!() };
+        assert_eq!((origin, ok, id.as_deref(), superseded), (Origin::Cli, false, Some("t-1"), false));
+        assert_eq!(failed.get("front").map(String::as_str), Some("camera is not running"));
+        assert_eq!(failed.len(), out.devices.values().filter(|d| !d.ok).count());
         let out = rig.exec(Command::Blackout { fade: None }).await;
         assert_eq!(out.devices.len(), example().fixtures.len());
         assert_eq!(rig.state_where("blackout", |s| s.scene.is_none()).await.scene_label.as_deref(), Some("Blackout"));

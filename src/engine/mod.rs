@@ -27,7 +27,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
+use crate::command::{Command, CommandError, DeviceResult, ErrorCode, Origin, Outcome};
 
 /// A command with its origin and the caller's id (for logs and events).
 #[derive(Debug, Clone)]
@@ -114,8 +114,32 @@ pub enum Event {
         origin: Origin,
         ok: bool,
         id: Option<String>,
+        /// Devices that did not follow the scene, with the reason (not the
+        /// ones a newer scene took over: those read "cancelled" and are left out).
+        failed: BTreeMap<String, String>,
+        /// A newer scene replaced this one before it finished: not a failure.
+        superseded: bool,
     },
 }
+
+impl Event {
+    /// The `SceneApplied` event for an apply's outcome.
+    pub fn scene_applied(scene: &str, origin: Origin, id: Option<String>, out: &Outcome) -> Event {
+        let cancelled = |d: &DeviceResult| d.error.as_deref() == Some(CANCELLED);
+        let failed: BTreeMap<String, String> = out
+            .devices
+            .iter()
+            .filter(|(_, d)| !d.ok && !cancelled(d))
+            .map(|(n, d)| (n.clone(), d.error.clone().unwrap_or_else(|| "failed".into())))
+            .collect();
+        let code = out.error.as_ref().map(|e| e.code);
+        let superseded = code == Some(ErrorCode::Superseded) || (!out.ok && failed.is_empty() && out.devices.values().any(cancelled));
+        Event::SceneApplied { scene: scene.to_string(), origin, ok: out.ok, id, failed, superseded }
+    }
+}
+
+/// How a device part replaced by a newer scene reads in a reply.
+pub const CANCELLED: &str = "cancelled";
 
 /// Capacity of the engine's command queue: beyond this, commands get `busy`.
 pub const QUEUE_CAPACITY: usize = 64;
@@ -170,4 +194,40 @@ pub struct EngineInbox {
     pub rx: mpsc::Receiver<Job>,
     pub state: watch::Sender<BoothState>,
     pub events: broadcast::Sender<Event>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn scene_out(devices: &[(&str, DeviceResult)]) -> Outcome {
+        let cmd = Command::ApplyScene { scene: "flash-sale".into(), fade: None, at: None, slot: None };
+        Outcome::from_devices(&cmd, devices.iter().map(|(n, d)| (n.to_string(), d.clone())).collect(), Duration::ZERO)
+    }
+
+    #[test]
+    fn a_scene_whose_only_failures_are_cancelled_moves_was_superseded() {
+        let out = scene_out(&[("front", DeviceResult::failed(CANCELLED)), ("key", DeviceResult::ok())]);
+        let Event::SceneApplied { ok, failed, superseded, .. } = Event::scene_applied("flash-sale", Origin::Http, None, &out) else {
+            panic!()
+        };
+        assert!(!ok && superseded && failed.is_empty());
+    }
+
+    #[test]
+    fn real_failures_are_named_and_not_superseded() {
+        let out = scene_out(&[
+            ("front", DeviceResult::failed(CANCELLED)),
+            ("side", DeviceResult::failed("camera offline: no ACK within 200 ms")),
+            ("key", DeviceResult::ok()),
+        ]);
+        let Event::SceneApplied { ok, failed, superseded, .. } = Event::scene_applied("flash-sale", Origin::Http, None, &out) else {
+            panic!()
+        };
+        assert!(!ok && !superseded);
+        assert_eq!(failed, BTreeMap::from([("side".to_string(), "camera offline: no ACK within 200 ms".to_string())]));
+        let ok_out = scene_out(&[("key", DeviceResult::ok())]);
+        assert!(matches!(Event::scene_applied("x", Origin::Cli, None, &ok_out), Event::SceneApplied { ok: true, superseded: false, .. }));
+    }
 }

@@ -55,6 +55,58 @@ test('a failing device is explained in plain words on the button', async () => {
   await fake.control('heal side');
 });
 
+test('a scene replaced by a quick second tap is shown as replaced, not as a failure', async () => {
+  // Scene replies wait for their cameras: the second tap supersedes the first,
+  // whose camera moves come back "cancelled", as from the real engine.
+  await fake.control('slow 400');
+  try {
+    const firstReply = page.waitForResponse((r) => r.url().endsWith('/api/commands') && (r.request().postData() || '').includes('"flash-sale"'));
+    await page.click('.scene[data-scene="flash-sale"]');
+    await page.waitForTimeout(40);
+    await page.click('.scene[data-scene="product-closeup"]');
+    const reply = await (await firstReply).json();
+    assert.equal(reply.ok, false);
+    assert.equal(reply.devices.front.error, 'cancelled', JSON.stringify(reply));
+    await page.waitForSelector('.scene[data-scene="product-closeup"].done');
+    const first = page.locator('.scene[data-scene="flash-sale"]');
+    assert.equal(await first.evaluate((b) => b.classList.contains('failed')), false, 'no red');
+    const text = await first.locator('.status').textContent();
+    assert.match(text, /Replaced/);
+    assert.doesNotMatch(text, /didn’t respond|technician/);
+    assert.equal(await page.locator('.scene.failed').count(), 0);
+    assert.equal(await page.isVisible('#problem'), false);
+  } finally {
+    await fake.control('slow 0');
+  }
+});
+
+test('a failed scene is not shown as on air, and stays visible until a scene succeeds', async () => {
+  await fake.control('fail front camera offline: no ACK within 200 ms');
+  await fake.control('fail side camera offline: no ACK within 200 ms');
+  const b = '.scene[data-scene="flash-sale"]';
+  await page.click(b);
+  await page.waitForSelector(`${b}.failed`);
+  // The header says what is really on air, and which devices did not follow.
+  await page.waitForFunction(() => document.getElementById('current').textContent === 'Flash sale (not complete)');
+  assert.match(await page.textContent('#problem'), /^Front camera and Side camera didn’t follow$/);
+  assert.equal(await page.isVisible(`${b} .tag`), false, 'no LIVE tag on a failed scene');
+  // The event reached the technician's page and the backend: only then is it said.
+  await page.waitForFunction((sel) => document.querySelector(sel + ' .status').textContent.includes('The technician has been told.'), b);
+  assert.match(await page.textContent(`${b} .status`), /^Front camera and Side camera didn’t respond\. The technician has been told\.$/);
+  // Not gone after the old 10 s.
+  await page.waitForTimeout(10_500);
+  assert.ok(await page.locator(`${b}.failed`).count() === 1, 'failure still shown after 10 s');
+  assert.equal(await page.textContent('#current'), 'Flash sale (not complete)');
+  // The next success clears it.
+  await fake.control('heal front');
+  await fake.control('heal side');
+  await page.click('.scene[data-scene="house"]');
+  await page.waitForSelector('.scene[data-scene="house"].done');
+  await page.waitForFunction(() => document.getElementById('current').textContent === 'House');
+  assert.equal(await page.locator('.scene.failed').count(), 0);
+  assert.equal(await page.isVisible('#problem'), false);
+});
+
 test('a state change pushed by the server updates the open page without reload', async () => {
   await page.evaluate(() => { window.__marker = 'same-page'; });
   await fake.control('scene house House lights');

@@ -82,6 +82,49 @@ test('save current look as scene sends put_scene with a TOML draft', async () =>
   assert.match(command.toml, /\[light\.key\]\nintensity = 0\.8/);
 });
 
+// A scene applied elsewhere (here: straight through the API, as the tablet does).
+async function applyElsewhere(scene) {
+  return page.evaluate((sc) => Studiod.command({ action: 'apply_scene', scene: sc }).then((r) => r.data), scene);
+}
+
+test('a failed scene raises an alert on /tech within 1 s, until a scene succeeds', async () => {
+  await page.waitForSelector('#conn.live');
+  await fake.control('fail side camera offline: no ACK within 200 ms');
+  try {
+    const reply = await applyElsewhere('flash-sale');
+    assert.equal(reply.ok, false);
+    const t0 = Date.now();
+    await page.waitForSelector('#alert:not([hidden])', { timeout: 1000 });
+    assert.ok(Date.now() - t0 <= 1000);
+    const text = await page.textContent('#alert-text');
+    assert.match(text, /Flash sale/);
+    assert.match(text, /side \(camera offline: no ACK within 200 ms\)/);
+    await page.waitForFunction(() => document.getElementById('current').textContent === 'Flash sale (not complete)');
+    assert.equal(await page.locator('#scene-list button.failed[data-scene="flash-sale"]').count(), 1);
+    // Persistent: still there a moment later (not a toast).
+    await page.waitForTimeout(1500);
+    assert.equal(await page.isVisible('#alert'), true);
+  } finally {
+    await fake.control('heal side');
+  }
+  assert.equal((await applyElsewhere('house')).ok, true);
+  await page.waitForSelector('#alert', { state: 'hidden', timeout: 1000 });
+  assert.equal(await page.locator('#scene-list button.failed').count(), 0);
+});
+
+test('a superseded scene raises no alert on /tech', async () => {
+  await fake.control('slow 300');
+  try {
+    const [first, second] = await Promise.all([applyElsewhere('intro'), new Promise((r) => setTimeout(r, 30)).then(() => applyElsewhere('flash-sale'))]);
+    assert.equal(first.ok, false);
+    assert.equal(second.ok, true);
+    await page.waitForTimeout(500);
+    assert.equal(await page.isVisible('#alert'), false);
+  } finally {
+    await fake.control('slow 0');
+  }
+});
+
 test('screenshot of the technician page', async () => {
   // A fresh load (the session cookie stays) with a realistic look.
   await page.reload();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use studiod::command::{Command, CommandError, DeviceResult, ErrorCode, LightValue, Origin, Outcome};
 use studiod::config::model::Config;
@@ -56,6 +56,26 @@ pub struct Fake {
     pub events: broadcast::Sender<Event>,
     /// device → error: commands touching it report it failed.
     pub failing: Arc<Mutex<BTreeMap<String, String>>>,
+    /// How long a scene's camera moves take before it is answered (zero:
+    /// at once). A newer scene in that time supersedes the older one: its
+    /// cameras read "cancelled", as with the real engine's camera links.
+    pub scene_time: Arc<Mutex<Duration>>,
+}
+
+/// A scene applied, its reply held back until its cameras are done.
+struct InFlight {
+    seq: u64,
+    req: Request,
+    out: Outcome,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// Answer a scene (and tell the pages and the backend, as the engine does).
+fn reply_scene(events: &broadcast::Sender<Event>, f: InFlight) {
+    if f.req.origin != Origin::Mqtt {
+        let _ = events.send(Event::scene_applied(f.req.command.scene().unwrap_or_default(), f.req.origin, f.req.id.clone(), &f.out));
+    }
+    let _ = f.reply.send(f.out);
 }
 
 /// All configured devices online.
@@ -78,24 +98,58 @@ pub fn spawn(cfg: Arc<Config>) -> Fake {
     let state = Arc::new(inbox.state);
     let events = inbox.events.clone();
     let failing: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let (st, ev, fl) = (state.clone(), events.clone(), failing.clone());
+    let scene_time: Arc<Mutex<Duration>> = Arc::default();
+    let (st, ev, fl, slow) = (state.clone(), events.clone(), failing.clone(), scene_time.clone());
     tokio::spawn(async move {
+        let inflight: Arc<Mutex<Option<InFlight>>> = Arc::default();
+        let mut seq = 0u64;
         while let Some((req, reply)) = inbox.rx.recv().await {
             let _ = rec_tx.send(req.clone());
-            let out = answer(&cfg, &req, &st, &ev, &fl.lock().unwrap().clone());
-            let _ = reply.send(out);
+            let out = answer(&cfg, &req, &st, &fl.lock().unwrap().clone());
+            if !matches!(req.command, Command::ApplyScene { .. }) {
+                let _ = reply.send(out);
+                continue;
+            }
+            if let Some(mut old) = inflight.lock().unwrap().take() {
+                // Superseded: its camera moves were cancelled by the newer scene's.
+                let mut devices = old.out.devices.clone();
+                for (name, d) in devices.iter_mut() {
+                    if cfg.cameras.iter().any(|c| &c.name == name) {
+                        *d = DeviceResult::failed(studiod::engine::CANCELLED);
+                    }
+                }
+                old.out = Outcome::from_devices(&old.req.command, devices, old.out.duration);
+                reply_scene(&ev, old);
+            }
+            let delay = *slow.lock().unwrap();
+            seq += 1;
+            let f = InFlight { seq, req, out, reply };
+            if delay.is_zero() || f.out.devices.is_empty() {
+                reply_scene(&ev, f);
+                continue;
+            }
+            *inflight.lock().unwrap() = Some(f);
+            let (held, ev) = (inflight.clone(), ev.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let mine = {
+                    let mut h = held.lock().unwrap();
+                    if h.as_ref().is_some_and(|f| f.seq == seq) {
+                        h.take()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(f) = mine {
+                    reply_scene(&ev, f);
+                }
+            });
         }
     });
-    Fake { handle, requests, state, events, failing }
+    Fake { handle, requests, state, events, failing, scene_time }
 }
 
-fn answer(
-    cfg: &Config,
-    req: &Request,
-    state: &watch::Sender<BoothState>,
-    events: &broadcast::Sender<Event>,
-    failing: &BTreeMap<String, String>,
-) -> Outcome {
+fn answer(cfg: &Config, req: &Request, state: &watch::Sender<BoothState>, failing: &BTreeMap<String, String>) -> Outcome {
     let cmd = &req.command;
     let result = |name: &str| match failing.get(name) {
         Some(e) => DeviceResult::failed(e),
@@ -121,9 +175,6 @@ fn answer(
                 s.slot = slot.clone();
                 s.applied_at = Some(SystemTime::now());
             });
-            if req.origin != Origin::Mqtt {
-                let _ = events.send(Event::SceneApplied { scene: scene.clone(), origin: req.origin, ok: out.ok, id: req.id.clone() });
-            }
             out
         }
         Command::Jog { camera: c, .. }
