@@ -742,6 +742,15 @@ mod tests {
         fn drain(&mut self) -> Vec<Output> {
             std::iter::from_fn(|| self.link.poll_output()).collect()
         }
+        /// Whether a command goes to camera `a` again within `limit` (100 ms steps).
+        fn resends_within(&mut self, a: u8, limit: Duration) -> bool {
+            let mut resent = false;
+            for _ in 0..limit.as_millis() / 100 {
+                self.advance(Duration::from_millis(100));
+                resent |= !commands_to(&self.sent(), a).is_empty();
+            }
+            resent
+        }
         fn sent(&mut self) -> Vec<Vec<u8>> {
             self.drain()
                 .into_iter()
@@ -1186,12 +1195,7 @@ mod tests {
         let b = h.submit(2, RECALL);
         assert_eq!(commands_to(&h.sent(), 2).len(), 1, "b on the wire");
         h.link.withdraw(h.now, [b]);
-        let mut resent = false;
-        for _ in 0..10 {
-            h.advance(Duration::from_millis(100));
-            resent |= !commands_to(&h.sent(), 1).is_empty();
-        }
-        assert!(resent, "camera 1's request is still resent");
+        assert!(h.resends_within(1, Duration::from_secs(1)), "camera 1's request is still resent");
 
         // Camera 1's request on the wire when camera 2's is withdrawn: a
         // missing ACK still gets it resent (a withdrawn one would not be).
@@ -1200,12 +1204,7 @@ mod tests {
         let c = h.submit(2, RECALL);
         h.sent();
         h.link.withdraw(h.now, [c]);
-        let mut resent = false;
-        for _ in 0..10 {
-            h.advance(Duration::from_millis(100));
-            resent |= !commands_to(&h.sent(), 1).is_empty();
-        }
-        assert!(resent, "camera 1's request on the wire is still resent");
+        assert!(h.resends_within(1, Duration::from_secs(1)), "camera 1's request on the wire is still resent");
     }
 
     #[test]
