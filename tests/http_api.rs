@@ -462,16 +462,8 @@ async fn secrets_come_from_files() {
 
 /// Read an SSE response until `needle` shows up (bounded by `WAIT`).
 async fn read_until(resp: &mut reqwest::Response, buf: &mut String, needle: &str) {
-    let found = timeout(WAIT, async {
-        while !buf.contains(needle) {
-            match resp.chunk().await.unwrap() {
-                Some(c) => buf.push_str(&String::from_utf8_lossy(&c)),
-                None => panic!("stream ended before {needle:?}; got {buf}"),
-            }
-        }
-    })
-    .await;
-    assert!(found.is_ok(), "no {needle:?} within {WAIT:?}; got {buf}");
+    let found = http_support::read_stream_until(resp, buf, WAIT, |b| b.contains(needle)).await;
+    assert!(found, "no {needle:?} within {WAIT:?}; got {buf}");
 }
 
 #[tokio::test]

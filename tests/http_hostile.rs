@@ -180,16 +180,8 @@ async fn live_streams_outlast_the_header_timeout() {
     let mut resp = client(ip("127.0.0.1")).get(h.url("/api/events")).bearer_auth(TOKEN).timeout(WAIT * 2).send().await.unwrap();
     let mut buf = String::new();
     // ≥ 6 keep-alive comments at 100 ms: the stream lived past 3 header timeouts
-    let read = timeout(WAIT, async {
-        while buf.matches(":\n\n").count() < 6 {
-            match resp.chunk().await.unwrap() {
-                Some(c) => buf.push_str(&String::from_utf8_lossy(&c)),
-                None => panic!("stream ended: {buf}"),
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "{buf}");
+    let read = http_support::read_stream_until(&mut resp, &mut buf, WAIT, |b| b.matches(":\n\n").count() >= 6).await;
+    assert!(read, "{buf}");
 }
 
 #[tokio::test]

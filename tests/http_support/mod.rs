@@ -42,6 +42,21 @@ pub async fn bind_server(
     (server, fake, cfg_tx, metrics)
 }
 
+/// Read an SSE response into `buf` until `done(buf)` holds, within `limit`;
+/// false when it did not in time. Panics if the stream ends first.
+pub async fn read_stream_until(resp: &mut reqwest::Response, buf: &mut String, limit: Duration, done: impl Fn(&str) -> bool) -> bool {
+    tokio::time::timeout(limit, async {
+        while !done(buf) {
+            match resp.chunk().await.unwrap() {
+                Some(c) => buf.push_str(&String::from_utf8_lossy(&c)),
+                None => panic!("stream ended; got {buf}"),
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// The example booth shipped with the repository (3 cameras, 6 fixtures, scenes).
 pub fn example_config() -> Arc<Config> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("studiod.example.toml");
