@@ -1216,4 +1216,104 @@ mod tests {
         let outs: Vec<_> = std::iter::from_fn(|| link.poll_output()).collect();
         assert!(outs.contains(&Output::Health { address: addr(3), online: false, reason: Some(LinkDown::NotOnChain { found: 1 }) }));
     }
+
+    #[test]
+    fn open_means_addressing_or_ready() {
+        let now = Instant::now();
+        let mut link = Link::new(now, [(addr(1), cfg(false))], LinkOptions::default());
+        assert!(!link.is_open(), "not open before the port is");
+        link.opened(now);
+        assert!(link.is_open(), "addressing counts as open");
+        link.receive(now, Reply::AddressSet { next: 2 });
+        assert!(link.is_open());
+        link.closed(now, LinkDown::NotOpened);
+        assert!(!link.is_open());
+    }
+
+    #[test]
+    fn cancelling_one_request_leaves_the_others() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL); // on the wire
+        let b = h.submit(1, ViscaCommand::Home); // queued
+        let c = h.submit(1, ViscaCommand::ZoomDirect(0x1000)); // queued
+        h.sent();
+        h.link.cancel(h.now, b);
+        assert_eq!(done(&h.drain()), vec![(b, Err(Failure::Cancelled))], "only b");
+        // a was not marked: its ACK sends no Cancel, and c goes on the wire.
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        assert_eq!(h.sent(), vec![vec![0x81, 0x01, 0x04, 0x47, 0x01, 0x00, 0x00, 0x00, 0xFF]]);
+        // Cancelling c (awaiting its ACK) sends nothing for a, executing.
+        h.link.cancel(h.now, c);
+        assert!(h.sent().is_empty(), "no Cancel for a's socket");
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed))]);
+    }
+
+    #[test]
+    fn cancel_camera_stops_everything_on_that_camera_only() {
+        let mut h = Harness::new(false);
+        let running = h.submit(1, RECALL);
+        h.sent();
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        let on_wire = h.submit(1, ViscaCommand::Home);
+        let queued = h.submit(1, ViscaCommand::ZoomDirect(0x1000));
+        let other = h.submit(2, RECALL);
+        h.sent();
+        h.link.cancel_camera(h.now, addr(1));
+        let outs = h.drain();
+        assert_eq!(done(&outs), vec![(queued, Err(Failure::Cancelled))]);
+        let sent: Vec<Vec<u8>> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Transmit(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![vec![0x81, 0x21, 0xFF]], "Cancel for the running command's socket");
+        // The one awaiting its ACK is cancelled once its socket is known.
+        h.rx(Reply::Ack { address: 1, socket: 2 });
+        assert_eq!(h.sent(), vec![vec![0x81, 0x22, 0xFF]]);
+        h.rx(Reply::Error { address: 1, socket: 1, code: ViscaErrorCode::Cancelled });
+        h.rx(Reply::Error { address: 1, socket: 2, code: ViscaErrorCode::Cancelled });
+        assert_eq!(done(&h.drain()), vec![(running, Err(Failure::Cancelled)), (on_wire, Err(Failure::Cancelled))]);
+        // Camera 2's request runs its course.
+        h.rx(Reply::Ack { address: 2, socket: 1 });
+        h.rx(Reply::Completion { address: 2, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(other, Ok(LinkOutcome::Completed))]);
+    }
+
+    #[test]
+    fn an_answer_while_a_command_awaits_its_ack_is_ignored() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        h.sent();
+        h.rx(power_on(1)); // stray: no inquiry outstanding
+        assert!(done(&h.drain()).is_empty());
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed))]);
+    }
+
+    #[test]
+    fn unanswered_address_set_waits_its_time_then_probes_and_keeps_who_spoke() {
+        let now = Instant::now();
+        let opts = LinkOptions::default();
+        let mut link = Link::new(now, [(addr(1), cfg(false)), (addr(2), cfg(false))], opts.clone());
+        link.opened(now);
+        let _ = std::iter::from_fn(|| link.poll_output()).count();
+        // Camera 1 speaks (a stray completion) while the chain is being numbered.
+        link.receive(now, Reply::Completion { address: 1, socket: 1 });
+        let outs: Vec<_> = std::iter::from_fn(|| link.poll_output()).collect();
+        assert_eq!(outs, vec![Output::Health { address: addr(1), online: true, reason: None }]);
+        // Nothing is sent before the AddressSet timeout.
+        let almost = now + opts.address_timeout - Duration::from_millis(1);
+        link.handle_timeout(almost);
+        assert_eq!(std::iter::from_fn(|| link.poll_output()).count(), 0, "still addressing");
+        link.handle_timeout(now + opts.address_timeout);
+        let outs: Vec<_> = std::iter::from_fn(|| link.poll_output()).collect();
+        let health: Vec<_> = outs.iter().filter(|o| matches!(o, Output::Health { .. })).collect();
+        let why = LinkDown::NotAddressed { after: opts.address_timeout };
+        assert_eq!(health, vec![&Output::Health { address: addr(2), online: false, reason: Some(why) }], "camera 1 stays online");
+        assert!(outs.iter().any(|o| matches!(o, Output::Transmit(b) if b[..] == [0x82, 0x09, 0x04, 0x00, 0xFF])), "probes start");
+    }
 }
