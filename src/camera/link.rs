@@ -1298,7 +1298,7 @@ mod tests {
     fn unanswered_address_set_waits_its_time_then_probes_and_keeps_who_spoke() {
         let now = Instant::now();
         let opts = LinkOptions::default();
-        let mut link = Link::new(now, [(addr(1), cfg(false)), (addr(2), cfg(false))], opts.clone());
+        let mut link = Link::new(now, [(addr(1), cfg(false)), (addr(2), cfg(false))], opts);
         link.opened(now);
         let _ = std::iter::from_fn(|| link.poll_output()).count();
         // Camera 1 speaks (a stray completion) while the chain is being numbered.
