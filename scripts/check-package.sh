@@ -10,6 +10,7 @@ deb=$(ls -t target/debian/studiod_*.deb | head -n1)
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 missing=0
 for path in ./usr/bin/studiod ./usr/bin/visca-sim ./usr/bin/artnet-monitor ./usr/lib/systemd/system/studiod.service ./etc/studiod/studiod.toml \
+            ./usr/share/doc/studiod/mosquitto-acl.conf \
             ./etc/studiod/scenes/house.toml ./etc/studiod/scenes/flash-sale.toml \
             ./etc/studiod/device-profiles/cameras/generic-visca.toml \
             ./etc/studiod/device-profiles/fixtures/generic-dimmer-16bit.toml; do

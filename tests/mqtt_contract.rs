@@ -12,10 +12,9 @@ use studiod::adapters::mqtt::{self, Options, Topics};
 use studiod::command::Command;
 use studiod::config::model::Mqtt;
 use studiod::engine::Event;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use mosquitto::{Broker, FakeEngine, TestClient};
+use mosquitto::{Adapter, Broker, FakeEngine, TestClient};
 
 /// Generous: the machine is shared; waits end as soon as the message is there.
 const WAIT: Duration = Duration::from_secs(10);
@@ -47,28 +46,10 @@ fn reconnect_counter() -> studiod::metrics::Counter {
     COUNTER.get_or_init(studiod::metrics::Counter::detached).clone()
 }
 
-struct Adapter {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-}
-
 impl Adapter {
+    /// The adapter of this file's booth, `STUDIO`.
     fn start(cfg: &Mqtt, state_dir: &Path, engine: &FakeEngine, opts: Options) -> Adapter {
-        let cancel = CancellationToken::new();
-        let fut = mqtt::run_with(cfg, STUDIO, state_dir, engine.handle.clone(), cancel.clone(), opts).expect("valid config");
-        Adapter { cancel, task: tokio::spawn(fut) }
-    }
-
-    /// Clean shutdown; must end on its own within a bounded time.
-    async fn stop(self) {
-        self.cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.task).await.expect("adapter stops within 5 s").expect("no panic");
-    }
-
-    /// An unclean death: the task is dropped, the socket closed without DISCONNECT.
-    async fn crash(self) {
-        self.task.abort();
-        let _ = self.task.await;
+        Adapter::start_for(STUDIO, cfg, state_dir, engine, opts)
     }
 }
 
@@ -378,6 +359,8 @@ fn child_config(port: u16) -> Mqtt {
         username: None,
         password_file: None,
         ca_file: None,
+        cert_file: None,
+        key_file: None,
     }
 }
 
@@ -584,6 +567,8 @@ fn config_errors_are_reported_at_start() {
         username: None,
         password_file: None,
         ca_file: None,
+        cert_file: None,
+        key_file: None,
     };
     let start = |cfg: Mqtt| mqtt::run(&cfg, STUDIO, dir.path(), handle.clone(), CancellationToken::new()).err().map(|e| e.to_string());
     assert!(start(Mqtt { url: "http://x".into(), ..base.clone() }).unwrap().contains("mqtt://"));

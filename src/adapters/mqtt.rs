@@ -42,7 +42,7 @@ use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
-use rustls::pki_types::{pem::PemObject, CertificateDer};
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -115,6 +115,8 @@ pub enum MqttError {
     PasswordWithoutUser,
     #[error("no usable CA certificate in {0}")]
     NoCertificate(String),
+    #[error("no usable {what} in {path}")]
+    NoClientIdentity { what: &'static str, path: PathBuf },
     #[error("TLS set-up: {0}")]
     Tls(#[from] rustls::Error),
 }
@@ -539,7 +541,8 @@ fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) ->
     net.set_connection_timeout(3);
     o.set_network_options(net).set_connection_timeout(3);
     if broker.tls {
-        let tls = tls_config(cfg.ca_file.as_deref())?;
+        let identity = cfg.cert_file.as_deref().zip(cfg.key_file.as_deref());
+        let tls = tls_config(cfg.ca_file.as_deref(), identity)?;
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
     }
     match (&cfg.username, &cfg.password_file) {
@@ -559,8 +562,9 @@ fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) ->
 }
 
 /// rustls with the ring provider, trusting `ca_file` (a private CA) or,
-/// without it, the system's roots.
-fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, MqttError> {
+/// without it, the system's roots; presenting the booth's own certificate
+/// (`cert_file`, `key_file`) when the site's broker asks for one.
+fn tls_config(ca_file: Option<&Path>, identity: Option<(&Path, &Path)>) -> Result<Arc<rustls::ClientConfig>, MqttError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -579,10 +583,22 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, MqttE
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?.with_root_certificates(roots);
+    let config = match identity {
+        Some((cert_file, key_file)) => {
+            let read = |key: &'static str, path: &Path| {
+                std::fs::read(path).map_err(|source| MqttError::ReadFile { key, path: path.to_path_buf(), source })
+            };
+            let chain: Vec<_> = CertificateDer::pem_slice_iter(&read("cert_file", cert_file)?).filter_map(Result::ok).collect();
+            if chain.is_empty() {
+                return Err(MqttError::NoClientIdentity { what: "certificate", path: cert_file.to_path_buf() });
+            }
+            let key = PrivateKeyDer::from_pem_slice(&read("key_file", key_file)?)
+                .map_err(|_| MqttError::NoClientIdentity { what: "private key", path: key_file.to_path_buf() })?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

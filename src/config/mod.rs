@@ -202,6 +202,17 @@ impl Validator<'_> {
         if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
             self.err(m.url.span(), "`topic_prefix` must be non-empty and contain no MQTT wildcards");
         }
+        // A client certificate is a pair, and only TLS can present it.
+        match (&m.cert_file, &m.key_file) {
+            (Some(c), None) => self.err(c.span(), "`cert_file` needs `key_file` (the certificate's private key)"),
+            (None, Some(k)) => self.err(k.span(), "`key_file` needs `cert_file` (the booth's client certificate)"),
+            _ => {}
+        }
+        if let Some(f) = m.cert_file.as_ref().or(m.key_file.as_ref()) {
+            if !url.starts_with("mqtts://") {
+                self.err(f.span(), "a client certificate is only used with an mqtts:// url (TLS)");
+            }
+        }
         Mqtt {
             url,
             topic_prefix,
@@ -209,6 +220,8 @@ impl Validator<'_> {
             username: m.username.map(|c| c.into_inner()),
             password_file: m.password_file.map(|p| self.path(&p)),
             ca_file: m.ca_file.map(|p| self.path(&p)),
+            cert_file: m.cert_file.map(|p| self.path(&p)),
+            key_file: m.key_file.map(|p| self.path(&p)),
         }
     }
 

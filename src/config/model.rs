@@ -74,6 +74,9 @@ pub struct Mqtt {
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+    /// The booth's client certificate (PEM) for `mqtts://`, with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -26,6 +26,8 @@ pub struct Mqtt {
     pub username: Option<S<String>>,
     pub password_file: Option<S<String>>,
     pub ca_file: Option<S<String>>,
+    pub cert_file: Option<S<String>>,
+    pub key_file: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -87,6 +87,8 @@ impl Broker {
             username: None,
             password_file: None,
             ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 
@@ -209,6 +211,12 @@ fn write_config(dir: &Path, port: u16, tls: Option<(u16, &TlsFiles)>, extra: &st
 
 /// A CA and a server certificate for 127.0.0.1 and localhost.
 pub fn test_certificates() -> TlsFiles {
+    test_pki(&[]).0
+}
+
+/// [`test_certificates`], plus a client certificate and key (PEM) signed by
+/// the same CA for each common name in `clients` (a booth's identity).
+pub fn test_pki(clients: &[&str]) -> (TlsFiles, Vec<(String, String)>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().expect("ca key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -219,7 +227,43 @@ pub fn test_certificates() -> TlsFiles {
     let key = KeyPair::generate().expect("server key");
     let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("server params");
     let cert = params.signed_by(&key, &issuer).expect("server cert");
-    TlsFiles { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    let identities = clients
+        .iter()
+        .map(|cn| {
+            let key = KeyPair::generate().expect("client key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+            params.distinguished_name.push(rcgen::DnType::CommonName, *cn);
+            let cert = params.signed_by(&key, &issuer).expect("client cert");
+            (cert.pem(), key.serialize_pem())
+        })
+        .collect();
+    (TlsFiles { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }, identities)
+}
+
+/// The real MQTT adapter of one booth, as a task (with a fake engine behind it).
+pub struct Adapter {
+    cancel: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Adapter {
+    pub fn start_for(studio: &str, cfg: &Mqtt, state_dir: &Path, engine: &FakeEngine, opts: studiod::adapters::mqtt::Options) -> Adapter {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let fut = studiod::adapters::mqtt::run_with(cfg, studio, state_dir, engine.handle.clone(), cancel.clone(), opts).expect("valid config");
+        Adapter { cancel, task: tokio::spawn(fut) }
+    }
+
+    /// Clean shutdown; must end on its own within a bounded time.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), self.task).await.expect("adapter stops within 5 s").expect("no panic");
+    }
+
+    /// An unclean death: the task is dropped, the socket closed without DISCONNECT.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 /// A plain rumqttc client that collects what it receives.
@@ -239,11 +283,19 @@ impl TestClient {
 
     /// [`connect`](Self::connect) with a username and password.
     pub async fn connect_as(port: u16, topics: &[&str], login: Option<(&str, &str)>) -> TestClient {
+        TestClient::connect_with(port, topics, |opts| {
+            if let Some((user, password)) = login {
+                opts.set_credentials(user, password);
+            }
+        })
+        .await
+    }
+
+    /// [`connect`](Self::connect) with options of the test's own (a login, a Last Will).
+    pub async fn connect_with(port: u16, topics: &[&str], configure: impl FnOnce(&mut MqttOptions)) -> TestClient {
         let id = format!("test-{}-{}", std::process::id(), rand_suffix());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        if let Some((user, password)) = login {
-            opts.set_credentials(user, password);
-        }
+        configure(&mut opts);
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
         opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(Some(8 * 1024 * 1024)).set_network_options(net);
@@ -252,10 +304,11 @@ impl TestClient {
             client.subscribe(*t, QoS::AtLeastOnce).await.expect("subscribe");
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut acks = 0;
+        let (mut acks, mut connected) = (0, false);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while acks < topics.len() {
-            match tokio::time::timeout_at(deadline, eventloop.poll()).await.expect("subscribe timed out") {
+        while !connected || acks < topics.len() {
+            match tokio::time::timeout_at(deadline, eventloop.poll()).await.expect("connect or subscribe timed out") {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => connected = true,
                 Ok(Event::Incoming(Packet::SubAck(_))) => acks += 1,
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let _ = tx.send(p);
@@ -279,6 +332,15 @@ impl TestClient {
             }
         });
         TestClient { client, rx, stash: Default::default(), task }
+    }
+
+    /// An unclean death: the connection closes without DISCONNECT, so the
+    /// broker publishes the client's Last Will. Returns once the socket is closed.
+    pub async fn kill(mut self) {
+        self.task.abort();
+        // The event loop (and its socket) is dropped when the aborted task ends.
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let _ = task.await;
     }
 
     pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
@@ -331,6 +393,28 @@ impl TestClient {
             let v = self.next_json(topic, left).await;
             if pred(&v) {
                 return v;
+            }
+        }
+    }
+
+    /// Every message received (any topic, in order) up to and including the
+    /// first on `topic` that satisfies `pred`, within `limit`.
+    pub async fn until(&mut self, topic: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Publish> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let p = match self.stash.pop_front() {
+                Some(p) => p,
+                None => match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some(p)) => p,
+                    Ok(None) => panic!("test client closed"),
+                    Err(_) => panic!("no matching message on {topic} within {limit:?}; saw {seen:?}"),
+                },
+            };
+            let hit = p.topic == topic.as_bytes() && serde_json::from_slice(&p.payload).is_ok_and(|v| pred(&v));
+            seen.push(p);
+            if hit {
+                return seen;
             }
         }
     }
