@@ -51,6 +51,10 @@ async fn command_reply_and_artnet_output() {
     let state = c.wait_json(STATE, T, |v| v["scene"] == "flash-sale").await;
     assert_eq!(state["slot"]["booking"], "b-77");
     assert_eq!(state["devices"]["front"]["online"], true);
+    // CONTRACT §5: which scene set (64 hex digits) and whether the clock is synced.
+    let hash = state["scenes_hash"].as_str().unwrap_or_default();
+    assert!(hash.len() == 64 && hash.bytes().all(|c| c.is_ascii_hexdigit()), "{state}");
+    assert!(state["clock_synced"].is_boolean() || state["clock_synced"].is_null(), "{state}");
 }
 
 #[tokio::test]

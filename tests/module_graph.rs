@@ -1,7 +1,7 @@
 //! The daemon library's module graph is a DAG in which lower layers never
 //! name higher ones (ARCHITECTURE.md, "Layers"):
 //!
-//! base (diag, fsutil, sdnotify, metrics) ← protocol codecs (visca) ←
+//! base (diag, fsutil, sdnotify, metrics, sysclock) ← protocol codecs (visca) ←
 //! devices (camera, lighting, osc) ← scene ← config ← command ← engine ←
 //! adapters ← daemon
 //!
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules of `src/` by layer; a module may only name modules of
 /// a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["diag", "fsutil", "sdnotify", "metrics"],
+    &["diag", "fsutil", "sdnotify", "metrics", "sysclock"],
     &["visca"],
     &["camera", "lighting", "osc"],
     &["scene"],

@@ -76,3 +76,52 @@ async fn bad_config_on_reload_is_config_invalid_and_the_running_one_stays() {
     assert!(b.apply("flash-sale", Some(0)).await.ok);
     b.frame_where(Duration::from_secs(2), "flash-sale key at full", |d| d[..2] == dmx16(1.0)).await;
 }
+
+/// `state.scenes_hash` as CONTRACT §5 defines it, computed here from the files.
+fn expected_scenes_hash(dir: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    let mut h = Sha256::new();
+    for (name, bytes) in files {
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        h.update(&bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn scenes_hash_follows_the_scene_set_and_the_same_bytes_are_not_rewritten() {
+    use std::os::unix::fs::MetadataExt;
+    let b = Booth::start().await;
+    let scenes = b.dir.path().join("scenes");
+    let mut state = b.daemon().engine.state();
+    let first = state.borrow().scenes_hash.clone();
+    assert_eq!(first, expected_scenes_hash(&scenes));
+
+    // The same bytes again (a roll-out retried): not rewritten, same hash.
+    let path = scenes.join("flash-sale.toml");
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let same = std::fs::read_to_string(&path).unwrap();
+    assert!(b.exec(Command::PutScene { scene: "flash-sale".into(), toml: same.clone() }).await.ok);
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "rewritten although unchanged");
+    assert_eq!(state.borrow_and_update().scenes_hash, first);
+
+    // Different bytes: written (atomically: a new inode) and a new hash.
+    let edited = same.replace("[light.key]\nintensity = 1.0", "[light.key]\nintensity = 0.5");
+    assert_ne!(edited, same);
+    assert!(b.exec(Command::PutScene { scene: "flash-sale".into(), toml: edited }).await.ok);
+    assert_ne!(std::fs::metadata(&path).unwrap().ino(), inode);
+    let st = support::wait_watch(&mut state, Duration::from_secs(2), "new scenes_hash", |s| s.scenes_hash != first).await;
+    assert_eq!(st.scenes_hash, expected_scenes_hash(&scenes));
+    // A deleted scene leaves the set too.
+    assert!(b.exec(Command::DeleteScene { scene: "flash-sale".into() }).await.ok);
+    let st = support::wait_watch(&mut state, Duration::from_secs(2), "hash after delete", |s| s.scenes_hash != st.scenes_hash).await;
+    assert_eq!(st.scenes_hash, expected_scenes_hash(&scenes));
+}

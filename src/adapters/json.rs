@@ -200,6 +200,8 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
             "error": h.error,
             "since": format_time(h.since),
         }))).collect::<Map<_, _>>(),
+        "scenes_hash": s.scenes_hash,
+        "clock_synced": s.clock_synced,
     })
 }
 

@@ -23,6 +23,20 @@ impl Config {
         self.path.parent().unwrap_or(std::path::Path::new(""))
     }
 
+    /// `state.scenes_hash` (CONTRACT §5): hex SHA-256 over the loaded scene
+    /// files sorted by name, each as name, NUL, bytes; the same scene set
+    /// gives the same hash on every booth.
+    pub fn scenes_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (name, scene) in &self.scenes {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(scene.text.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether `other` drives the same devices the same way (so a reload
     /// can keep the running device actors and only swap scenes).
     pub fn same_devices(&self, other: &Config) -> bool {

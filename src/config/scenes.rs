@@ -90,6 +90,7 @@ pub fn parse(name: &str, src: &Source, devices: &KnownDevices) -> Result<Scene, 
         lights: BTreeMap::new(),
         osc: Vec::new(),
         source: src.path.clone(),
+        text: src.text.as_str().into(),
     };
     let root = doc.as_table();
     for (key, item) in root.iter() {

@@ -29,6 +29,7 @@ use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
 use crate::config::model::Config;
 use crate::lighting::FirstFrame;
 use crate::metrics::{self, DurationHistogram, Metrics};
+use crate::sysclock;
 
 const ORIGINS: [Origin; 4] = [Origin::Mqtt, Origin::Http, Origin::Cli, Origin::Startup];
 use crate::scene::Scene;
@@ -39,6 +40,8 @@ pub type Respawn = Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Res
 /// At shutdown, how long commands still completing (camera moves) may take
 /// to answer before they are stopped; within the daemon's adapter budget.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// How often `clock_synced` is re-read from the OS.
+const CLOCK_CHECK: Duration = Duration::from_secs(30);
 
 pub struct Engine {
     config: Arc<Config>,
@@ -77,10 +80,10 @@ impl Engine {
     pub fn new(config: Arc<Config>, devices: DeviceHandles, inbox: EngineInbox) -> Engine {
         let (health_tx, health_rx) = mpsc::channel(64);
         let mut e = Engine {
-            config,
+            config: config.clone(),
             devices: DeviceHandles::default(),
             inbox,
-            state: BoothState::default(),
+            state: BoothState { scenes_hash: config.scenes_hash(), clock_synced: sysclock::synchronized(), ..BoothState::default() },
             scheduled: None,
             health_rx,
             health_tx,
@@ -118,7 +121,22 @@ impl Engine {
         if let Some(tx) = &self.config_tx {
             tx.send_replace(config.clone());
         }
+        let hash = config.scenes_hash();
         self.config = config;
+        if self.state.scenes_hash != hash {
+            self.state.scenes_hash = hash;
+            self.publish();
+        }
+    }
+
+    /// `clock_synced` can change at any time (NTP comes and goes): re-read it.
+    fn refresh_clock(&mut self) {
+        let synced = sysclock::synchronized();
+        if self.state.clock_synced != synced {
+            info!(?synced, "clock synchronisation changed");
+            self.state.clock_synced = synced;
+            self.publish();
+        }
     }
 
     /// How to rebuild the device actors when a reload changes them.
@@ -186,6 +204,8 @@ impl Engine {
             let (tx, _rx) = oneshot::channel();
             self.handle(req, tx).await;
         }
+        let mut clock = tokio::time::interval(CLOCK_CHECK);
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let due = self.scheduled.as_ref().map(|s| s.at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
             tokio::select! {
@@ -201,6 +221,7 @@ impl Engine {
                 Some(done) = self.completions.join_next() => reaped(done),
                 Some(done) = self.followers.join_next() => reaped(done),
                 _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => self.apply_scheduled().await,
+                _ = clock.tick() => self.refresh_clock(),
             }
         }
         self.stop().await;
@@ -416,6 +437,12 @@ impl Engine {
         toml: String,
         received: Instant,
     ) -> Outcome {
+        if self.config.scenes.get(name).is_some_and(|s| *s.text == *toml) {
+            // A roll-out retried, or sent to every booth: same bytes, so no
+            // rewrite, and the same scenes_hash.
+            info!(scene = name, "scene unchanged, not rewritten");
+            return Outcome::from_devices(cmd, BTreeMap::new(), received.elapsed());
+        }
         let p = path.clone();
         match tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&p, toml.as_bytes())).await {
             Ok(Ok(())) => {}

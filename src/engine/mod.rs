@@ -62,6 +62,10 @@ pub struct BoothState {
     /// A scene scheduled with `at` that has not started yet.
     pub pending: Option<PendingScene>,
     pub devices: BTreeMap<String, DeviceHealth>,
+    /// Which scene set this booth holds ([`Config::scenes_hash`](crate::config::model::Config::scenes_hash)).
+    pub scenes_hash: String,
+    /// Whether the OS reports its clock synchronised (`None`: unknown); `at` depends on it.
+    pub clock_synced: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::lighting::Attribute;
@@ -23,6 +24,9 @@ pub struct Scene {
     /// OSC cues: (target name, message).
     pub osc: Vec<(String, OscMessage)>,
     pub source: PathBuf,
+    /// The file's exact text, for `scenes_hash` and for `put_scene` of the
+    /// same bytes (no rewrite).
+    pub text: Arc<str>,
 }
 
 /// Camera framing of a scene.
