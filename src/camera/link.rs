@@ -1316,4 +1316,53 @@ mod tests {
         assert_eq!(health, vec![&Output::Health { address: addr(2), online: false, reason: Some(why) }], "camera 1 stays online");
         assert!(outs.iter().any(|o| matches!(o, Output::Transmit(b) if b[..] == [0x82, 0x09, 0x04, 0x00, 0xFF])), "probes start");
     }
+
+    #[test]
+    fn cancel_reaches_a_request_waiting_for_its_resend_and_only_that_one() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        let b = h.submit(2, RECALL);
+        h.sent();
+        h.advance(ACK); // no ACK from either: both wait for their resend
+        assert!(done(&h.drain()).is_empty());
+        h.link.cancel(h.now, a);
+        assert_eq!(done(&h.drain()), vec![(a, Err(Failure::Cancelled))], "a cancelled, b not");
+        // b is still resent and runs; a never goes on the wire again.
+        let mut resent = Vec::new();
+        for _ in 0..2 {
+            // the backoff is 100 ms; the resent ACK wait is 200 ms
+            h.advance(Duration::from_millis(100));
+            resent.extend(h.sent());
+        }
+        assert!(commands_to(&resent, 1).is_empty(), "a resent after its cancel: {resent:?}");
+        assert!(!commands_to(&resent, 2).is_empty(), "b resent: {resent:?}");
+        h.rx(Reply::Ack { address: 2, socket: 1 });
+        h.rx(Reply::Completion { address: 2, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(b, Ok(LinkOutcome::Completed))]);
+        // cancel_camera also reaches one in backoff.
+        let c = h.submit(2, RECALL);
+        h.sent();
+        h.advance(ACK);
+        h.link.cancel_camera(h.now, addr(2));
+        assert_eq!(done(&h.drain()), vec![(c, Err(Failure::Cancelled))]);
+    }
+
+    #[test]
+    fn no_socket_after_a_cancel_that_raced_the_completion_touches_nothing_else() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        h.sent();
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        let b = h.submit(1, ViscaCommand::Home);
+        assert_eq!(commands_to(&h.sent(), 1).len(), 1, "b on the wire, awaiting its ACK");
+        h.link.cancel(h.now, a);
+        assert_eq!(h.sent(), vec![vec![0x81, 0x21, 0xFF]]);
+        // a finished before the Cancel arrived: completion, then "no socket".
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        h.rx(Reply::Error { address: 1, socket: 1, code: ViscaErrorCode::NoSocket });
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed))], "b is not refused by a's late reply");
+        h.rx(Reply::Ack { address: 1, socket: 2 });
+        h.rx(Reply::Completion { address: 1, socket: 2 });
+        assert_eq!(done(&h.drain()), vec![(b, Ok(LinkOutcome::Completed))]);
+    }
 }
