@@ -64,6 +64,24 @@ const REQUEST_QUEUE: usize = 256;
 /// First delay before reconnecting; doubles up to `Options::reconnect_max_delay`.
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 
+/// The wait before the next connection attempt: a random point in the upper
+/// half of `delay` ("equal jitter"). After a broker restart a site's booths
+/// all see the outage at the same instant; without jitter they would knock
+/// in lockstep at 0.1, 0.3, 0.7 s… and the broker would take every login in
+/// the same few milliseconds. Never more than `delay`, so the cap holds.
+fn jittered(delay: Duration, random: u64) -> Duration {
+    let half = delay / 2;
+    let span = (delay - half).as_micros().max(1) as u64;
+    half + Duration::from_micros(random % span)
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // Falls back to no jitter, never to an error: reconnecting matters more.
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
 /// Tuning knobs; [`Options::default`] is what the daemon uses.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -326,7 +344,7 @@ async fn pump(
                     tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connect failed");
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(jittered(delay, random_u64())) => {}
                     _ = stopping.cancelled() => break,
                 }
                 delay = (delay * 2).min(max_delay);
@@ -605,6 +623,21 @@ fn tls_config(ca_file: Option<&Path>, identity: Option<(&Path, &Path)>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnect_waits_are_spread_over_the_upper_half_and_never_beyond_the_delay() {
+        let delay = Duration::from_secs(2);
+        let waits: Vec<Duration> = (0..1000u64).map(|i| jittered(delay, i.wrapping_mul(0x9E37_79B9_7F4A_7C15))).collect();
+        assert!(waits.iter().all(|w| *w >= delay / 2 && *w < delay), "{waits:?}");
+        // Spread: 10 buckets of 100 ms over [1 s, 2 s), none empty, none holding a third.
+        let mut buckets = [0; 10];
+        for w in &waits {
+            buckets[((w.as_millis() - 1000) / 100) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&n| n > 0 && n < 333), "{buckets:?}");
+        assert_eq!(jittered(Duration::ZERO, 7), Duration::ZERO);
+        assert_eq!(jittered(Duration::from_millis(100), 0), Duration::from_millis(50));
+    }
 
     #[test]
     fn urls() {
