@@ -144,3 +144,55 @@ async fn a_booth_logs_in_with_its_client_certificate() {
     backend.wait_json("studiod/booth-a/reply", WAIT, |v| v["id"] == "cert-1" && v["ok"] == true).await;
     adapter.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_shows_every_booth_with_the_read_only_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let tech = ("site-tech", "tech-pw");
+    let passwd = password_file(dir.path(), &[("booth-a", "pw-a"), ("booth-b", "pw-b"), BACKEND, tech]);
+    let broker = site_broker(&passwd, None, "");
+    let mut backend = TestClient::connect_as(broker.port, &["studiod/+/status"], Some(BACKEND)).await;
+    let mut adapters = Vec::new();
+    for (booth, pw) in [("booth-a", "pw-a"), ("booth-b", "pw-b")] {
+        let secret = dir.path().join(format!("{booth}.secret"));
+        std::fs::write(&secret, pw).unwrap();
+        let cfg = Mqtt { username: Some(booth.into()), password_file: Some(secret), ..broker.mqtt_config(booth) };
+        let engine = FakeEngine::instant();
+        adapters.push((Adapter::start_for(booth, &cfg, &dir.path().join(booth), &engine, Options::default()), engine));
+        backend.wait_json(&format!("studiod/{booth}/status"), WAIT, |v| v["online"] == true).await;
+    }
+    // booth-b dies: its Last Will says so, and the fleet view must too.
+    let (b, _engine_b) = adapters.pop().unwrap();
+    b.crash().await;
+    backend.wait_json("studiod/booth-b/status", Duration::from_secs(20), |v| v["online"] == false).await;
+
+    let secret = dir.path().join("tech.secret");
+    std::fs::write(&secret, tech.1).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_studiod"))
+        .args(["fleet", "--json", "--mqtt", &broker.url(), "--username", tech.0, "--password-file"])
+        .arg(&secret)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), run).await.expect("fleet --json ends by itself").unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let booths = view["booths"].as_array().unwrap();
+    let online: Vec<(String, serde_json::Value)> =
+        booths.iter().map(|b| (b["booth"].as_str().unwrap().to_string(), b["online"].clone())).collect();
+    assert_eq!(online, vec![("booth-a".into(), true.into()), ("booth-b".into(), false.into())], "{view}");
+    assert!(booths[0]["version"].is_string(), "{view}");
+
+    // A wrong password is a clear error and exit code 2, not a hang.
+    std::fs::write(&secret, "wrong").unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_studiod"))
+        .args(["fleet", "--json", "--mqtt", &broker.url(), "--username", tech.0, "--password-file"])
+        .arg(&secret)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), run).await.expect("ends by itself").unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the broker"), "{}", String::from_utf8_lossy(&out.stderr));
+    for (adapter, _) in adapters {
+        adapter.stop().await;
+    }
+}

@@ -536,10 +536,9 @@ fn parse_url(url: &str) -> Result<Broker, MqttError> {
 const OUTGOING_INFLIGHT: u16 = 512;
 
 fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) -> Result<MqttOptions, MqttError> {
-    let broker = parse_url(&cfg.url)?;
     // Stable across restarts: the broker finds our session by it.
     let client_id = cfg.client_id.clone().unwrap_or_else(|| format!("studiod-{studio_id}"));
-    let mut o = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    let mut o = connection_options(cfg, client_id)?;
     o.set_keep_alive(opts.keep_alive.max(Duration::from_secs(5)))
         .set_clean_start(false)
         .set_session_expiry_interval(Some(opts.session_expiry.as_secs().min(u32::MAX as u64) as u32))
@@ -551,6 +550,15 @@ fn mqtt_options(cfg: &Mqtt, studio_id: &str, topics: &Topics, opts: &Options) ->
         // never need more than a few hundred unacknowledged at once.
         .set_outgoing_inflight_upper_limit(OUTGOING_INFLIGHT)
         .set_last_will(LastWill::new(&topics.status, OFFLINE, QoS::AtLeastOnce, true, None));
+    Ok(o)
+}
+
+/// Where and how to connect, for any studiod client of a broker (the booth,
+/// `studiod fleet`): host and port from `url`, TLS with `ca_file` and the
+/// client certificate, the login.
+pub(crate) fn connection_options(cfg: &Mqtt, client_id: String) -> Result<MqttOptions, MqttError> {
+    let broker = parse_url(&cfg.url)?;
+    let mut o = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     // Small request/reply messages: without TCP_NODELAY, Nagle and delayed
     // ACKs add tens of milliseconds to a reply. A short connect timeout keeps
     // reconnection within the backoff budget when the broker host is silent.
