@@ -919,8 +919,8 @@ mod tests {
         let id = h.submit(1, RECALL);
         h.sent();
         // Longer than the ACK timeout, but the quirk says completion may come alone.
-        h.advance(Duration::from_millis(900));
-        assert!(h.sent().iter().all(|b| b[0] != 0x81), "no resend to camera 1");
+        // (In 100 ms steps: one jump would hide a resend still in its backoff.)
+        assert!(!h.resends_within(1, Duration::from_millis(900)), "no resend to camera 1");
         h.rx(power_on(2)); // camera 2's health probe went out meanwhile
         h.rx(Reply::Completion { address: 1, socket: 1 });
         assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Completed))]);
@@ -1364,5 +1364,63 @@ mod tests {
         h.rx(Reply::Ack { address: 1, socket: 2 });
         h.rx(Reply::Completion { address: 1, socket: 2 });
         assert_eq!(done(&h.drain()), vec![(b, Ok(LinkOutcome::Completed))]);
+    }
+
+    #[test]
+    fn stray_ack_or_completion_while_an_inquiry_waits_is_ignored() {
+        let mut h = Harness::new(false);
+        let id = h.link.submit(h.now, addr(1), Request::Inquiry(Inquiry::Power));
+        h.sent();
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.rx(Reply::Completion { address: 1, socket: 2 });
+        assert!(done(&h.drain()).is_empty(), "the inquiry still waits for its answer");
+        h.rx(power_on(1));
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Answer(Answer::Power(PowerState::On))))]);
+    }
+
+    #[test]
+    fn a_running_command_before_its_deadline_is_left_alone() {
+        let mut h = Harness::new(false);
+        let id = h.submit(1, RECALL);
+        h.sent();
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        h.advance(Duration::from_millis(100));
+        assert!(done(&h.drain()).is_empty(), "not timed out before its deadline");
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        assert_eq!(done(&h.drain()), vec![(id, Ok(LinkOutcome::Completed))]);
+        h.advance(Duration::from_secs(60));
+        assert!(done(&h.drain()).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn a_cancel_before_the_ack_that_raced_the_completion_leaves_the_next_command_alone() {
+        let mut h = Harness::new(false);
+        let a = h.submit(1, RECALL);
+        h.sent();
+        h.link.cancel(h.now, a);
+        h.rx(Reply::Ack { address: 1, socket: 1 });
+        assert_eq!(h.sent(), vec![vec![0x81, 0x21, 0xFF]]);
+        let b = h.submit(1, ViscaCommand::Home);
+        assert_eq!(commands_to(&h.sent(), 1).len(), 1, "b on the wire");
+        h.rx(Reply::Completion { address: 1, socket: 1 });
+        h.rx(Reply::Error { address: 1, socket: 1, code: ViscaErrorCode::NoSocket });
+        assert_eq!(done(&h.drain()), vec![(a, Ok(LinkOutcome::Completed))]);
+        // Only one cancel was outstanding: a later "no socket" is b's own refusal.
+        h.rx(Reply::Error { address: 1, socket: 1, code: ViscaErrorCode::NoSocket });
+        assert_eq!(done(&h.drain()), vec![(b, Err(Failure::Refused(ViscaErrorCode::NoSocket)))]);
+    }
+
+    #[test]
+    fn a_request_id_is_never_shared_with_a_health_probe() {
+        let mut h = Harness::new(false);
+        // Both cameras' next probes go out; camera 2 answers, camera 1 not yet.
+        h.advance(LinkOptions::default().probe_interval);
+        assert_eq!(h.sent().len(), 2, "two probes");
+        h.rx(power_on(2));
+        let id = h.submit(2, RECALL);
+        assert_eq!(commands_to(&h.sent(), 2).len(), 1);
+        // Withdrawing the request must not withdraw camera 1's probe instead.
+        h.link.withdraw(h.now, [id]);
+        assert!(!h.resends_within(2, Duration::from_secs(1)), "the withdrawn request was resent");
     }
 }
