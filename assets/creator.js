@@ -35,6 +35,9 @@
     if (stream) { stream.close(); stream = null; }
     $('app').hidden = true;
     $('lock').hidden = true;
+    resetLock();
+    // Nothing of the booth's state shows behind the PIN pad (it would be stale).
+    document.querySelector('.bar .now').hidden = true;
     $('login').hidden = false;
     $('banners').replaceChildren();
     setConn(null);
@@ -91,7 +94,8 @@
   function setConn(live) {
     const c = $('conn');
     c.className = 'conn' + (live === true ? ' live' : live === false ? ' down' : '');
-    c.textContent = live === true ? 'Live' : live === false ? 'Reconnecting…' : 'Connecting…';
+    // "Connected" to the studio computer: "live" means streaming in live commerce.
+    c.textContent = live === true ? 'Connected' : live === false ? 'Connection lost — reconnecting…' : 'Connecting…';
     if (live === true) wasLive = true;
     renderBanners();
   }
@@ -109,7 +113,7 @@
       name.textContent = s.label;
       const tag = document.createElement('span');
       tag.className = 'tag';
-      tag.textContent = 'LIVE';
+      tag.textContent = 'ON AIR';
       const status = document.createElement('span');
       status.className = 'status';
       b.append(tag, name, status);
@@ -244,18 +248,25 @@
     }
     if (!lastState) return;
     const off = Object.entries(lastState.devices || {}).filter(([, d]) => d.online === false);
-    for (const [name, d] of off) {
-      const b = document.createElement('div');
-      b.className = 'banner';
-      b.textContent = `${Studiod.deviceName(name, d.kind)} is offline — the technician has been told.`;
-      box.append(b);
-    }
+    // One banner for all offline devices (an unplugged chain takes several
+    // cameras at once): the scene buttons stay above the fold.
+    if (off.length) box.append(offlineBanner(off));
+  }
+
+  function offlineBanner(off) {
+    const b = document.createElement('div');
+    b.className = 'banner';
+    b.dataset.banner = 'offline';
+    const names = Studiod.listNames(off.map(([name, d]) => Studiod.deviceName(name, d.kind)));
+    b.textContent = `${names} ${off.length === 1 ? 'is' : 'are'} offline — the technician has been told.`;
+    return b;
   }
 
   function start() {
     $('login').hidden = true;
     $('app').hidden = false;
     $('lock').hidden = false;
+    document.querySelector('.bar .now').hidden = false;
     if (stream) stream.close();
     stream = Studiod.live({
       onModel: renderScenes,
@@ -266,7 +277,26 @@
     });
   }
 
+  // Lock asks once more: a stray tap must not sign the creator out mid-show.
+  let lockTimer = null;
+  function resetLock() {
+    clearTimeout(lockTimer);
+    lockTimer = null;
+    const l = $('lock');
+    l.classList.remove('confirm');
+    l.textContent = 'Lock';
+    l.setAttribute('aria-label', 'Lock the tablet');
+  }
   $('lock').addEventListener('click', async () => {
+    const l = $('lock');
+    if (!l.classList.contains('confirm')) {
+      l.classList.add('confirm');
+      l.textContent = 'Tap again to lock';
+      l.setAttribute('aria-label', 'Tap again to lock the tablet');
+      lockTimer = setTimeout(resetLock, 4000);
+      return;
+    }
+    resetLock();
     await Studiod.logout();
     showLogin('');
   });

@@ -448,7 +448,7 @@
   function setConn(live) {
     const c = $('conn');
     c.className = 'conn' + (live ? ' live' : ' down');
-    c.textContent = live ? 'Live' : 'Reconnecting…';
+    c.textContent = live ? 'Connected' : 'Connection lost — reconnecting…';
     if (!live) stopAllMoves();
   }
 
