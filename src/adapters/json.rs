@@ -200,6 +200,12 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
             "error": h.error,
             "since": format_time(h.since),
         }))).collect::<Map<_, _>>(),
+        "last_failure": s.last_failure.as_ref().map(|f| json!({
+            "scene": f.scene,
+            "origin": f.origin.as_str(),
+            "at": format_time(f.at),
+            "failed": f.failed,
+        })),
     })
 }
 
