@@ -4,7 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fakeSession, launch, PIN, TOKEN } from './harness.mjs';
-import { SIZES, assertTappable } from './checks.mjs';
+import { SIZES, assertTappable, assertAxe, assertContrast, CREATOR_CONTRAST, TECH_CONTRAST } from './checks.mjs';
+
+/** axe-core and the contrast figures, on a page in the state a test reached. */
+async function a11y(p, what, contrast) {
+  await assertAxe(p, what);
+  await assertContrast(p, what, contrast);
+}
 
 let fake;
 let browser;
@@ -120,6 +126,7 @@ test('/tech scene buttons show pending until the booth answers; scene failures g
     await tech.click('#scene-list button[data-scene="intro"]');
     await tech.waitForSelector('#scene-list button.pending[data-scene="intro"]', { timeout: 1000 });
     assert.equal(await tech.getAttribute('#scene-list button[data-scene="intro"]', 'aria-busy'), 'true');
+    await a11y(tech, '/tech with a scene pending', TECH_CONTRAST);
     await tech.waitForSelector('#scene-list button.current[data-scene="intro"]:not(.pending)', { timeout: 5000 });
   } finally {
     await fake.control('slow 0');
@@ -145,6 +152,7 @@ test('an error toast never covers the Scenes panel nor blocks a tap', async () =
       await tech.locator('#scene-list').scrollIntoViewIfNeeded();
       await tech.click('#presets button[data-preset="2"]');
       await tech.waitForSelector('#toast.bad:not([hidden])');
+      await a11y(tech, `/tech with an error toast at ${size.name}`, TECH_CONTRAST);
       if (size.width >= 1100) {
         const overlap = await tech.evaluate(() => {
           const t = document.getElementById('toast').getBoundingClientRect();
@@ -168,6 +176,7 @@ test('Lock needs a second tap: one stray tap does not sign the creator out', asy
   await page.click('#lock');
   assert.equal(await page.textContent('#lock'), 'Tap again to lock');
   assert.equal(await page.isVisible('#app'), true);
+  await a11y(page, 'tablet asking to lock', CREATOR_CONTRAST);
   // It settles back by itself.
   await page.waitForFunction(() => document.getElementById('lock').textContent === 'Lock', null, { timeout: 6000 });
   assert.equal(await page.isVisible('#app'), true);
@@ -198,6 +207,7 @@ test('a scene with a fade shows applying, then fading with progress, then done w
   const t0 = Date.now();
   await page.click('.scene[data-scene="house"]');
   await page.waitForSelector('.scene[data-scene="house"].fading');
+  await assertContrast(page, 'tablet fading on air', CREATOR_CONTRAST);
   await page.waitForSelector('.scene[data-scene="house"].done', { timeout: 5000 });
   const took = Date.now() - t0;
   assert.ok(took >= 1900, `done after ${took} ms of a 2000 ms fade`);
@@ -219,6 +229,7 @@ test('the last failure is part of the booth state: pages opened later still show
     await tech.reload();
     await tech.waitForSelector('#alert:not([hidden])');
     assert.match(await tech.textContent('#alert-text'), /Flash sale.*side \(camera offline/);
+    await a11y(tech, '/tech after a reload with a failure', TECH_CONTRAST);
     await page.waitForFunction(() => document.getElementById('current').textContent === 'Flash sale (not complete)');
     await page.waitForSelector('.scene[data-scene="flash-sale"].failed');
     assert.match(await page.textContent('#problem'), /Side camera didn’t follow/);

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFake, launch, freePort, PIN, TOKEN } from './harness.mjs';
+import { assertAxe, assertContrast, CREATOR_CONTRAST, TECH_CONTRAST } from './checks.mjs';
 
 let fake;
 let browser;
@@ -88,6 +89,9 @@ async function silentWithin(p, ms) {
     const took = Date.now() - t0;
     // Said in words, while the server is still frozen.
     assert.match(await p.textContent('#conn'), /^Connection lost/);
+    const tech = p.url().endsWith('/tech');
+    await assertAxe(p, 'connection lost');
+    await assertContrast(p, 'connection lost', tech ? TECH_CONTRAST : CREATOR_CONTRAST);
     return took;
   } finally {
     fake.signal('SIGCONT');
