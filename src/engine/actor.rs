@@ -403,7 +403,11 @@ impl Engine {
                 if origin != Origin::Mqtt {
                     let _ = events.send(Event::scene_applied(scene, origin, id, &out));
                 }
-                let done = SceneDone { seq, failure: SceneFailure::of(scene, origin, &out), superseded: Event::scene_applied(scene, origin, None, &out).is_superseded() };
+                let done = SceneDone {
+                    seq,
+                    failure: SceneFailure::of(scene, origin, &out),
+                    superseded: Event::scene_applied(scene, origin, None, &out).is_superseded(),
+                };
                 reply.send(out);
                 Some(done)
             }

@@ -190,7 +190,9 @@ impl Server {
             pin,
             token,
             sessions: match &opts.session_file {
-                Some(path) => auth::Sessions::persistent(opts.session_ttl, opts.max_creator_sessions, opts.max_technician_sessions, path.clone()),
+                Some(path) => {
+                    auth::Sessions::persistent(opts.session_ttl, opts.max_creator_sessions, opts.max_technician_sessions, path.clone())
+                }
                 None => auth::Sessions::new(opts.session_ttl, opts.max_creator_sessions, opts.max_technician_sessions),
             },
             limiter: auth::Limiter::new(opts.lockout.clone()),
