@@ -87,6 +87,8 @@ export async function assertAxe(page, what) {
  * visible elements count. Returns how many were checked.
  */
 export async function assertContrast(page, what, { texts = [], indicators = [], minFontPx = 0, largeTexts = [] } = {}) {
+  // Colours are read once running transitions (a card turning blue) have ended.
+  await page.evaluate(() => Promise.all(document.getAnimations().filter((a) => a instanceof CSSTransition).map((a) => a.finished.catch(() => {}))));
   const r = await page.evaluate(({ texts, indicators, minFontPx, largeTexts }) => {
     const rgba = (c) => {
       const m = c.match(/rgba?\(([^)]+)\)/);
