@@ -39,29 +39,49 @@ const Studiod = (() => {
   const command = (cmd) => api('POST', '/api/commands', cmd);
 
   // Live updates. EventSource reconnects by itself; `onStatus` tells the
-  // page whether it is live so it can say so.
+  // page whether it is connected so it can say so. The server sends `ping`
+  // every 2 s: a stream silent for SILENT_MS (a network gone without a
+  // word, which TCP notices only after minutes) counts as lost, and is
+  // opened again.
+  const SILENT_MS = 3500;
   function live({ onModel, onState, onEvent, onStatus, onAuthLost }) {
     let es = null;
     let closed = false;
+    let heard = Date.now();
+    let connected = false;
+    const status = (up) => { connected = up; if (onStatus) onStatus(up); };
+    const alive = () => { heard = Date.now(); if (!connected && es && es.readyState === EventSource.OPEN) status(true); };
+    const watchdog = setInterval(() => {
+      if (closed || Date.now() - heard < SILENT_MS) return;
+      if (connected) status(false);
+      es.close();
+      open();
+    }, 500);
     function open() {
-      es = new EventSource('/api/events');
-      es.addEventListener('open', () => onStatus && onStatus(true));
-      es.addEventListener('model', (e) => onModel && onModel(JSON.parse(e.data)));
-      es.addEventListener('state', (e) => onState && onState(JSON.parse(e.data)));
-      es.addEventListener('event', (e) => onEvent && onEvent(JSON.parse(e.data)));
+      heard = Date.now();
+      if (es) es.close();
+      const mine = new EventSource('/api/events');
+      es = mine;
+      es.addEventListener('open', () => { heard = Date.now(); status(true); });
+      es.addEventListener('ping', alive);
+      es.addEventListener('model', (e) => { alive(); if (onModel) onModel(JSON.parse(e.data)); });
+      es.addEventListener('state', (e) => { alive(); if (onState) onState(JSON.parse(e.data)); });
+      es.addEventListener('event', (e) => { alive(); if (onEvent) onEvent(JSON.parse(e.data)); });
       es.addEventListener('error', async () => {
-        onStatus && onStatus(false);
+        if (es !== mine) return;
+        status(false);
         if (closed) return;
         // A 401 closes the stream for good: find out whether we were logged out.
-        if (es.readyState === EventSource.CLOSED) {
+        if (mine.readyState === EventSource.CLOSED) {
           const s = await session();
+          if (closed || es !== mine) return;
           if (s.status === 401) { onAuthLost && onAuthLost(); return; }
-          setTimeout(() => { if (!closed) open(); }, 2000);
+          setTimeout(() => { if (!closed && es === mine) open(); }, 2000);
         }
       });
     }
     open();
-    return { close() { closed = true; if (es) es.close(); } };
+    return { close() { closed = true; clearInterval(watchdog); if (es) es.close(); } };
   }
 
   const kinds = { camera: 'camera', fixture: 'light', artnet: 'lighting network', osc: 'show control' };

@@ -35,6 +35,9 @@
     if (stream) { stream.close(); stream = null; }
     $('app').hidden = true;
     $('lock').hidden = true;
+    resetLock();
+    // Nothing of the booth's state shows behind the PIN pad (it would be stale).
+    document.querySelector('.bar .now').hidden = true;
     $('login').hidden = false;
     $('banners').replaceChildren();
     setConn(null);
@@ -91,31 +94,55 @@
   function setConn(live) {
     const c = $('conn');
     c.className = 'conn' + (live === true ? ' live' : live === false ? ' down' : '');
-    c.textContent = live === true ? 'Live' : live === false ? 'Reconnecting…' : 'Connecting…';
+    // "Connected" to the studio computer: "live" means streaming in live commerce.
+    c.textContent = live === true ? 'Connected' : live === false ? 'Connection lost — reconnecting…' : 'Connecting…';
     if (live === true) wasLive = true;
     renderBanners();
+  }
+
+  // The scenes in the order shown. It comes from the booth (each scene's
+  // `order`) when the page opens; while the creator is on the page, buttons
+  // never move under their finger: a scene saved meanwhile is added at the
+  // end, a deleted one leaves a gap that closes, the others keep their places.
+  let shown = null;
+  const fadeMs = {};
+
+  function sceneOrder(names) {
+    if (!shown) return names.slice();
+    return shown.filter((n) => names.includes(n)).concat(names.filter((n) => !shown.includes(n)));
+  }
+
+  function newSceneButton(name) {
+    const b = document.createElement('button');
+    b.className = 'scene';
+    b.dataset.scene = name;
+    const label = document.createElement('span');
+    label.className = 'name';
+    const tag = document.createElement('span');
+    tag.className = 'tag';
+    tag.textContent = 'ON AIR';
+    const status = document.createElement('span');
+    status.className = 'status';
+    const bar = document.createElement('span');
+    bar.className = 'progress';
+    bar.setAttribute('aria-hidden', 'true');
+    b.append(tag, label, status, bar);
+    b.addEventListener('click', () => apply(b));
+    return b;
   }
 
   function renderScenes(model) {
     $('studio').textContent = model.studio;
     const grid = $('scenes');
-    grid.replaceChildren();
-    for (const s of model.scenes) {
-      const b = document.createElement('button');
-      b.className = 'scene';
-      b.dataset.scene = s.name;
-      const name = document.createElement('span');
-      name.className = 'name';
-      name.textContent = s.label;
-      const tag = document.createElement('span');
-      tag.className = 'tag';
-      tag.textContent = 'LIVE';
-      const status = document.createElement('span');
-      status.className = 'status';
-      b.append(tag, name, status);
-      b.addEventListener('click', () => apply(b));
-      grid.append(b);
-    }
+    const byName = new Map(model.scenes.map((s) => [s.name, s]));
+    shown = sceneOrder(model.scenes.map((s) => s.name));
+    const buttons = shown.map((name) => {
+      const b = sceneButton(name) || newSceneButton(name);
+      b.querySelector('.name').textContent = byName.get(name).label;
+      fadeMs[name] = byName.get(name).fade_ms || 0;
+      return b;
+    });
+    grid.replaceChildren(...buttons);
     if (lastState) renderState(lastState);
   }
 
@@ -124,10 +151,34 @@
   }
 
   function setStatus(b, cls, text) {
-    b.classList.remove('pending', 'done', 'failed', 'replaced');
+    b.classList.remove('pending', 'fading', 'done', 'failed', 'replaced');
+    clearInterval(b._fade);
     if (cls) b.classList.add(cls);
     b.querySelector('.status').textContent = text;
-    b.setAttribute('aria-busy', cls === 'pending' ? 'true' : 'false');
+    b.setAttribute('aria-busy', cls === 'pending' || cls === 'fading' ? 'true' : 'false');
+    if (cls === 'done') {
+      // One "Done" at a time: the newest result is the one that counts.
+      for (const o of document.querySelectorAll('.scene.done')) {
+        if (o !== b) { clearTimeout(settleTimers.get(o)); settleTimers.delete(o); setStatus(o, null, o.classList.contains('current') ? 'On air' : ''); }
+      }
+    }
+  }
+
+  // Applying → fading (with progress) → done when the look is complete: the
+  // lights started with the tap and take the scene's fade time.
+  function fadeThenDone(b, started) {
+    const total = fadeMs[b.dataset.scene] || 0;
+    const step = () => {
+      const p = total ? Math.min(1, (Date.now() - started) / total) : 1;
+      if (p >= 1) { setStatus(b, 'done', '✓ Done'); settle(b, 4000); return true; }
+      b.querySelector('.status').textContent = `Fading in… ${Math.round(p * 100)}%`;
+      b.style.setProperty('--progress', p.toFixed(3));
+      return false;
+    };
+    if (total && Date.now() - started < total) {
+      setStatus(b, 'fading', '');
+      if (!step()) b._fade = setInterval(() => { if (step()) clearInterval(b._fade); }, 100);
+    } else step();
   }
 
   function settle(b, ms) {
@@ -141,14 +192,14 @@
   async function apply(b) {
     if (b.classList.contains('pending')) return;
     clearTimeout(settleTimers.get(b));
-    setStatus(b, 'pending', 'Switching…');
+    setStatus(b, 'pending', 'Applying…');
+    const started = Date.now();
     const id = 'tablet-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 8);
     const r = await Studiod.command({ id, action: 'apply_scene', scene: b.dataset.scene });
     if (r.status === 401) { showLogin('Please enter your PIN again.'); return; }
     if (r.status === 200 && r.data && r.data.ok) {
       if (failure) { failure = null; renderFailure(); }
-      setStatus(b, 'done', '✓ Done');
-      settle(b, 4000);
+      fadeThenDone(b, started);
     } else if (r.status === 200 && Studiod.superseded(r.data)) {
       // Another scene was tapped before this one finished: quietly replaced.
       setStatus(b, 'replaced', 'Replaced by your next scene');
@@ -218,6 +269,11 @@
   function renderState(state) {
     // Another scene went on air: the failed one is no longer what people see.
     if (failure && lastState && lastState.scene === failure.scene && state.scene !== failure.scene) failure = null;
+    // The booth keeps its last failure (from any origin, MQTT too) until a
+    // scene succeeds: a page opened or reloaded later still shows it.
+    const lf = state.last_failure;
+    if (lf && !(failure && failure.scene === lf.scene)) failure = { scene: lf.scene, devices: lf.failed || {}, id: null, told: true, at: Date.now() };
+    else if (!lf && lastState && lastState.last_failure) failure = null;
     lastState = state;
     for (const [n, d] of Object.entries(state.devices || {})) kindsByName[n] = d.kind;
     const pending = state.pending;
@@ -225,7 +281,7 @@
     for (const b of document.querySelectorAll('.scene')) {
       const cur = b.dataset.scene === state.scene;
       b.classList.toggle('current', cur);
-      if (!b.classList.contains('pending') && !settleTimers.has(b) && !b.classList.contains('failed')) {
+      if (!b.classList.contains('pending') && !b.classList.contains('fading') && !settleTimers.has(b) && !b.classList.contains('failed')) {
         b.querySelector('.status').textContent = cur ? 'On air' : '';
       }
     }
@@ -244,18 +300,25 @@
     }
     if (!lastState) return;
     const off = Object.entries(lastState.devices || {}).filter(([, d]) => d.online === false);
-    for (const [name, d] of off) {
-      const b = document.createElement('div');
-      b.className = 'banner';
-      b.textContent = `${Studiod.deviceName(name, d.kind)} is offline — the technician has been told.`;
-      box.append(b);
-    }
+    // One banner for all offline devices (an unplugged chain takes several
+    // cameras at once): the scene buttons stay above the fold.
+    if (off.length) box.append(offlineBanner(off));
+  }
+
+  function offlineBanner(off) {
+    const b = document.createElement('div');
+    b.className = 'banner';
+    b.dataset.banner = 'offline';
+    const names = Studiod.listNames(off.map(([name, d]) => Studiod.deviceName(name, d.kind)));
+    b.textContent = `${names} ${off.length === 1 ? 'is' : 'are'} offline — the technician has been told.`;
+    return b;
   }
 
   function start() {
     $('login').hidden = true;
     $('app').hidden = false;
     $('lock').hidden = false;
+    document.querySelector('.bar .now').hidden = false;
     if (stream) stream.close();
     stream = Studiod.live({
       onModel: renderScenes,
@@ -266,7 +329,26 @@
     });
   }
 
+  // Lock asks once more: a stray tap must not sign the creator out mid-show.
+  let lockTimer = null;
+  function resetLock() {
+    clearTimeout(lockTimer);
+    lockTimer = null;
+    const l = $('lock');
+    l.classList.remove('confirm');
+    l.textContent = 'Lock';
+    l.setAttribute('aria-label', 'Lock the tablet');
+  }
   $('lock').addEventListener('click', async () => {
+    const l = $('lock');
+    if (!l.classList.contains('confirm')) {
+      l.classList.add('confirm');
+      l.textContent = 'Tap again to lock';
+      l.setAttribute('aria-label', 'Tap again to lock the tablet');
+      lockTimer = setTimeout(resetLock, 4000);
+      return;
+    }
+    resetLock();
     await Studiod.logout();
     showLogin('');
   });

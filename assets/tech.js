@@ -50,7 +50,7 @@
     let r = await Studiod.command(cmd);
     if (r.status === 401 && await relogin()) r = await Studiod.command(cmd);
     if (r.status === 401) { showLogin('Please sign in again.'); return r; }
-    if (!quiet || !(r.data && r.data.ok)) {
+    if (!quiet || (!(r.data && r.data.ok) && cmd.action !== 'apply_scene')) {
       if (r.data && r.data.ok) toast(`${cmd.action.replace(/_/g, ' ')}: done`, true);
       else toast(failure(r), false);
     }
@@ -183,8 +183,28 @@
     el.addEventListener('pointerdown', begin);
     for (const ev of ['pointerup', 'pointercancel', 'pointerleave', 'lostpointercapture']) el.addEventListener(ev, end);
     el.addEventListener('contextmenu', (e) => e.preventDefault());
+    // Keyboard: Space or Enter held on the focused button moves, release stops.
+    el.addEventListener('keydown', (e) => { if ((e.key === ' ' || e.key === 'Enter') && !e.repeat) begin(e); else if (e.key === ' ' || e.key === 'Enter') e.preventDefault(); });
+    el.addEventListener('keyup', (e) => { if (e.key === ' ' || e.key === 'Enter') end(); });
+    el.addEventListener('blur', end);
+    el._begin = begin;
     el._end = end;
   }
+
+  // Arrow keys (pan/tilt) and + / − (zoom) anywhere in the camera panel move
+  // the selected camera while held, like pressing the matching button.
+  const KEYS = { ArrowUp: '#jog [aria-label="Up"]', ArrowDown: '#jog [aria-label="Down"]', ArrowLeft: '#jog [aria-label="Left"]', ArrowRight: '#jog [aria-label="Right"]', '+': '#zoom-in', '=': '#zoom-in', '-': '#zoom-out', '_': '#zoom-out' };
+  const cameraPanel = $('jog').closest('.panel');
+  cameraPanel.addEventListener('keydown', (e) => {
+    const el = KEYS[e.key] && document.querySelector(KEYS[e.key]);
+    if (!el || e.target.tagName === 'INPUT') return;
+    e.preventDefault();
+    if (!e.repeat) el._begin(e);
+  });
+  cameraPanel.addEventListener('keyup', (e) => {
+    const el = KEYS[e.key] && document.querySelector(KEYS[e.key]);
+    if (el) el._end();
+  });
 
   function stopAllMoves() {
     for (const el of Array.from(moves.keys())) el._end();
@@ -325,15 +345,43 @@
     const box = $('scene-list');
     box.replaceChildren();
     for (const s of model.scenes) {
+      const item = document.createElement('div');
+      item.className = 'scene-item';
       const b = document.createElement('button');
       b.textContent = s.label;
       b.title = s.name;
       b.dataset.scene = s.name;
       b.className = state && state.scene === s.name ? 'current' : '';
       if (sceneAlert && sceneAlert.scene === s.name) b.classList.add('failed');
-      b.addEventListener('click', () => send({ action: 'apply_scene', scene: s.name }));
-      box.append(b);
+      b.addEventListener('click', () => applyScene(b, s.name));
+      const del = document.createElement('button');
+      del.className = 'delete';
+      del.type = 'button';
+      del.dataset.delete = s.name;
+      del.textContent = '✕';
+      del.setAttribute('aria-label', `Delete scene ${s.label}`);
+      del.addEventListener('click', () => deleteScene(s));
+      item.append(b, del);
+      box.append(item);
     }
+  }
+
+  // Pending while the booth applies it; the result shows on the button and,
+  // for a failure, in the alert badge (no toast over the panel).
+  async function applyScene(b, name) {
+    if (b.classList.contains('pending')) return;
+    b.classList.add('pending');
+    b.setAttribute('aria-busy', 'true');
+    const r = await send({ action: 'apply_scene', scene: name }, true);
+    b.classList.remove('pending');
+    b.setAttribute('aria-busy', 'false');
+    const code = r.data && r.data.error && r.data.error.code;
+    if (r.data && !r.data.ok && code !== 'device_failed' && !Studiod.superseded(r.data)) toast(failure(r), false);
+  }
+
+  async function deleteScene(s) {
+    if (!confirm(`Delete the scene “${s.label}” (${s.name})? Its button disappears from the tablet.`)) return;
+    await send({ action: 'delete_scene', scene: s.name });
   }
 
   // ---- scene failures -------------------------------------------------------------
@@ -382,9 +430,24 @@
     $('alert-text').textContent = `Scene “${sceneLabel(a.scene)}” failed` +
       (devs.length ? ': ' + devs.map(([n, r]) => `${n} (${r})`).join(', ') : '');
   }
-  $('alert-ok').addEventListener('click', () => { sceneAlert = null; renderAlert(); });
+  let dismissedAt = null;
+  $('alert-ok').addEventListener('click', () => {
+    dismissedAt = state && state.last_failure ? state.last_failure.at : null;
+    sceneAlert = null;
+    renderAlert();
+  });
 
   function renderState(s) {
+    // The booth's last failure (from any origin, MQTT included) until a
+    // scene succeeds; "Got it" hides that one until another failure comes.
+    const lf = s.last_failure;
+    const before = state && state.last_failure;
+    if (lf && lf.at !== dismissedAt) {
+      // Beep for a failure this page has not heard of (MQTT's come only this way).
+      const fresh = !sceneAlert || sceneAlert.scene !== lf.scene;
+      sceneAlert = { scene: lf.scene, failed: lf.failed || {}, at: lf.at };
+      if (fresh && state) beep();
+    } else if (!lf && before) sceneAlert = null;
     state = s;
     if (s.scene !== look.scene) adoptScene(s.scene);
     renderAlert();
@@ -434,6 +497,11 @@
     const name = $('save-name').value.trim();
     if (!NAME.test(name)) { $('save-error').textContent = 'Name: lower-case letters, digits and “-” only (e.g. evening-look).'; return; }
     $('save-error').textContent = '';
+    const existing = model && model.scenes.find((x) => x.name === name);
+    if (existing && !confirm(`A scene named “${name}” (${existing.label}) exists. Replace it with this look?`)) {
+      $('save-error').textContent = 'Not saved: pick another name, or confirm to replace it.';
+      return;
+    }
     const r = await send({ action: 'put_scene', scene: name, toml: $('save-toml').value });
     if (r.data && r.data.ok) {
       draftEdited = false;
@@ -448,7 +516,7 @@
   function setConn(live) {
     const c = $('conn');
     c.className = 'conn' + (live ? ' live' : ' down');
-    c.textContent = live ? 'Live' : 'Reconnecting…';
+    c.textContent = live ? 'Connected' : 'Connection lost — reconnecting…';
     if (!live) stopAllMoves();
   }
 

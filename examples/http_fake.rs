@@ -10,7 +10,9 @@
 //! `online DEVICE`, `fail DEVICE REASON…` (commands touching it fail),
 //! `heal DEVICE`, `slow MS` (scene replies wait MS ms for their cameras; a
 //! newer scene within that supersedes the older: its cameras read
-//! "cancelled"; `slow 0` answers at once again), `quit`. Loopback only.
+//! "cancelled"; `slow 0` answers at once again), `addscene NAME ORDER LABEL…`
+//! (a copy of `house` under a new name, label and order, as if saved and
+//! reloaded: the pages get the new model), `delscene NAME`, `quit`. Loopback only.
 #![deny(unsafe_code)]
 
 #[path = "../tests/http_support/mod.rs"]
@@ -42,6 +44,10 @@ struct Args {
     pin_file: Option<PathBuf>,
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Keep cookie sessions in DIR/sessions.json, as the daemon does in its
+    /// state_dir (a restart on the same port keeps creators signed in).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 fn secret(value: Option<String>, file: Option<PathBuf>, what: &'static str) -> Option<Secret> {
@@ -68,10 +74,11 @@ async fn main() {
         None => http_support::example_config(),
     };
     let mut fake = http_support::spawn(cfg.clone());
-    let (_cfg_tx, cfg_rx) = tokio::sync::watch::channel(cfg);
+    let (cfg_tx, cfg_rx) = tokio::sync::watch::channel(cfg);
     let pin = secret(args.pin, args.pin_file, "creator PIN");
     let token = secret(args.token, args.token_file, "technician token");
-    let server = Server::bind_with_secrets(args.listen, pin, token, cfg_rx, fake.handle.clone(), Metrics::new(), Options::default())
+    let opts = Options { session_file: args.state_dir.map(|d| d.join("sessions.json")), ..Options::default() };
+    let server = Server::bind_with_secrets(args.listen, pin, token, cfg_rx, fake.handle.clone(), Metrics::new(), opts)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     println!("URL {}", server.url());
@@ -88,7 +95,7 @@ async fn main() {
                 let _ = std::io::stdout().flush();
             }
             line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(l)) => if !control(&fake, l.trim()) { break },
+                Ok(Some(l)) => if !control(&fake, &cfg_tx, l.trim()) { break },
                 // stdin closed (e.g. started with </dev/null): keep serving until killed.
                 _ => stdin_open = false,
             },
@@ -100,7 +107,7 @@ async fn main() {
 }
 
 /// Apply one stdin control line; false to quit.
-fn control(fake: &http_support::Fake, line: &str) -> bool {
+fn control(fake: &http_support::Fake, cfg: &tokio::sync::watch::Sender<Arc<studiod::config::model::Config>>, line: &str) -> bool {
     let mut parts = line.splitn(3, ' ');
     let (verb, dev, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     match verb {
@@ -118,6 +125,22 @@ fn control(fake: &http_support::Fake, line: &str) -> bool {
         "slow" => {
             *fake.scene_time.lock().unwrap() = std::time::Duration::from_millis(dev.parse().unwrap_or(0));
         }
+        "addscene" => cfg.send_modify(|c| {
+            let mut next = (**c).clone();
+            let (order, label) = rest.split_once(' ').unwrap_or((rest, dev));
+            if let Some(mut sc) = next.scenes.get("house").cloned() {
+                sc.name = dev.to_string();
+                sc.label = label.to_string();
+                sc.order = order.parse().ok();
+                next.scenes.insert(dev.to_string(), sc);
+            }
+            *c = Arc::new(next);
+        }),
+        "delscene" => cfg.send_modify(|c| {
+            let mut next = (**c).clone();
+            next.scenes.remove(dev);
+            *c = Arc::new(next);
+        }),
         "heal" => {
             fake.failing.lock().unwrap().remove(dev);
         }

@@ -15,8 +15,9 @@ fi
 command -v node >/dev/null || { echo "browser-setup: node (20+) and npm are required" >&2; exit 1; }
 
 # playwright-core only: it never downloads a browser. The env var is belt and braces.
+# axe-core: the accessibility checks of tests/browser/checks.mjs.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 cd tests/browser
-if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -f node_modules/axe-core/axe.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

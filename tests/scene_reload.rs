@@ -19,7 +19,7 @@ async fn bad_edit_is_refused_and_good_edit_takes_effect() {
     let out = b.exec(Command::Reload).await;
     let err = out.error.expect("reload refused");
     assert_eq!(err.code, ErrorCode::SceneInvalid);
-    assert!(err.message.contains("flash-sale.toml:13:13: fixture `key`: `intensity` must be 0.0–1.0"), "{}", err.message);
+    assert!(err.message.contains("flash-sale.toml:14:13: fixture `key`: `intensity` must be 0.0–1.0"), "{}", err.message);
     // The old scene still applies, with its old values.
     assert!(b.apply("flash-sale", Some(0)).await.ok);
     b.frame_where(Duration::from_secs(2), "old flash-sale key at full", |d| d[..2] == dmx16(1.0)).await;

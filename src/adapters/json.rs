@@ -202,6 +202,12 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
         }))).collect::<Map<_, _>>(),
         "scenes_hash": s.scenes_hash,
         "clock_synced": s.clock_synced,
+        "last_failure": s.last_failure.as_ref().map(|f| json!({
+            "scene": f.scene,
+            "origin": f.origin.as_str(),
+            "at": format_time(f.at),
+            "failed": f.failed,
+        })),
     })
 }
 

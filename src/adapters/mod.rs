@@ -44,7 +44,9 @@ pub async fn start(
         started.tasks.push(tokio::spawn(task));
     }
     if let Some(h) = &current.http {
-        let server = http::Server::bind(h, config.clone(), engine.clone(), metrics.clone(), http::Options::default())
+        // Cookie sessions are kept in state_dir: a creator stays signed in across a restart.
+        let opts = http::Options { session_file: Some(current.studio.state_dir.join("sessions.json")), ..http::Options::default() };
+        let server = http::Server::bind(h, config.clone(), engine.clone(), metrics.clone(), opts)
             .await
             .with_context(|| format!("starting the HTTP server on {}", h.listen))?;
         started.http_url = Some(server.url());

@@ -36,6 +36,8 @@ impl KnownDevices<'_> {
 
 /// Longest fade a scene may ask for (10 minutes).
 pub const MAX_FADE_MS: i64 = 600_000;
+/// Largest `order` a scene may give its button.
+pub const MAX_ORDER: i64 = 9999;
 
 /// Load every `*.toml` in `dir`. Returns all scenes, or every problem in every file.
 pub fn load_dir(dir: &Path, devices: &KnownDevices) -> Result<BTreeMap<String, Scene>, Diagnostics> {
@@ -85,6 +87,7 @@ pub fn parse(name: &str, src: &Source, devices: &KnownDevices) -> Result<Scene, 
     let mut scene = Scene {
         name: name.to_string(),
         label: name.to_string(),
+        order: None,
         fade: Duration::ZERO,
         cameras: BTreeMap::new(),
         lights: BTreeMap::new(),
@@ -99,6 +102,10 @@ pub fn parse(name: &str, src: &Source, devices: &KnownDevices) -> Result<Scene, 
             "label" => match item.as_str() {
                 Some(s) if !s.trim().is_empty() && s.len() <= 64 => scene.label = s.to_string(),
                 _ => d.push(src.diag(item.span(), "`label` must be a non-empty string of at most 64 characters")),
+            },
+            "order" => match item.as_integer() {
+                Some(n) if (0..=MAX_ORDER).contains(&n) => scene.order = Some(n as u32),
+                _ => d.push(src.diag(item.span(), format!("`order` must be an integer 0–{MAX_ORDER} (the button's place on the pages)"))),
             },
             "fade_ms" => match item.as_integer() {
                 Some(ms) if (0..=MAX_FADE_MS).contains(&ms) => scene.fade = Duration::from_millis(ms as u64),
@@ -136,7 +143,7 @@ pub fn parse(name: &str, src: &Source, devices: &KnownDevices) -> Result<Scene, 
                 }
                 _ => d.push(src.diag(key_span, "`osc` cues must be written as [[osc]] entries")),
             },
-            other => d.push(src.diag(key_span, format!("unknown key `{other}` (expected label, fade_ms, camera, light or osc)"))),
+            other => d.push(src.diag(key_span, format!("unknown key `{other}` (expected label, order, fade_ms, camera, light or osc)"))),
         }
     }
     if d.is_empty() {

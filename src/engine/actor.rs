@@ -24,7 +24,7 @@ use super::error::{chain, RespawnError};
 use super::plan::{self, Plan, ScenePlan, SceneRef};
 use super::reply::Reply;
 use super::start::{start, Started};
-use super::{BoothState, DeviceHandles, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request};
+use super::{BoothState, DeviceHandles, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request, SceneFailure};
 use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
 use crate::config::model::Config;
 use crate::lighting::FirstFrame;
@@ -63,7 +63,13 @@ pub struct Engine {
     /// the lighting task records lock-free.
     first_frame: [DurationHistogram; 4],
     /// Commands whose device parts are still completing; each answers its caller.
-    completions: JoinSet<()>,
+    /// Background completions; an applied scene's yields (its sequence
+    /// number, its result for `BoothState::last_failure`).
+    completions: JoinSet<Option<SceneDone>>,
+    /// Sequence number of the last `apply_now`, and of the last one whose
+    /// result was recorded (a slower, older scene never overwrites a newer one's).
+    applied_seq: u64,
+    recorded_seq: u64,
     /// One health follower per camera of the device set in force.
     followers: JoinSet<()>,
 }
@@ -92,6 +98,8 @@ impl Engine {
             metrics: Metrics::default(),
             first_frame: ORIGINS.map(|_| DurationHistogram::detached()),
             completions: JoinSet::new(),
+            applied_seq: 0,
+            recorded_seq: 0,
             followers: JoinSet::new(),
         };
         e.install_devices(devices);
@@ -218,7 +226,7 @@ impl Engine {
                 },
                 Some((name, health)) = self.health_rx.recv() => self.health_changed(name, health),
                 // Reap finished background tasks (an empty set disables the branch).
-                Some(done) = self.completions.join_next() => reaped(done),
+                Some(done) = self.completions.join_next() => self.completed(done),
                 Some(done) = self.followers.join_next() => reaped(done),
                 _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => self.apply_scheduled().await,
                 _ = clock.tick() => self.refresh_clock(),
@@ -240,7 +248,7 @@ impl Engine {
         let completions = &mut self.completions;
         let drained = tokio::time::timeout(DRAIN_GRACE, async {
             while let Some(done) = completions.join_next().await {
-                reaped(done);
+                reaped(done.map(drop));
             }
         })
         .await;
@@ -250,10 +258,30 @@ impl Engine {
             self.completions.abort_all();
         }
         while let Some(done) = self.completions.join_next().await {
-            reaped(done);
+            reaped(done.map(drop));
         }
         while let Some(done) = self.followers.join_next().await {
             reaped(done);
+        }
+    }
+
+    /// A background completion finished: record an applied scene's result
+    /// in the state (the last failure, or none after a success), unless a
+    /// newer scene's result is already recorded. A superseded scene changes nothing.
+    fn completed(&mut self, done: Result<Option<SceneDone>, JoinError>) {
+        let Some(d) = (match done {
+            Ok(d) => d,
+            Err(e) => return reaped(Err(e)),
+        }) else {
+            return;
+        };
+        if d.superseded || d.seq < self.recorded_seq {
+            return;
+        }
+        self.recorded_seq = d.seq;
+        if self.state.last_failure != d.failure {
+            self.state.last_failure = d.failure;
+            self.publish();
         }
     }
 
@@ -328,7 +356,13 @@ impl Engine {
             return;
         }
         // The command's span follows its completion so its log lines keep the id.
-        self.completions.spawn(async move { reply.send(collect(&cmd, started, received).await) }.instrument(Span::current()));
+        self.completions.spawn(
+            async move {
+                reply.send(collect(&cmd, started, received).await);
+                None
+            }
+            .instrument(Span::current()),
+        );
     }
 
     fn schedule(&mut self, req: Request, at: SystemTime, scene: SceneRef, reply: Reply, received: Instant) {
@@ -375,6 +409,8 @@ impl Engine {
         self.state.applied_at = Some(SystemTime::now());
         self.publish();
 
+        self.applied_seq += 1;
+        let seq = self.applied_seq;
         let Request { id, origin, command: cmd, .. } = req;
         let events = self.inbox.events.clone();
         let m = self.metrics.clone();
@@ -388,7 +424,13 @@ impl Engine {
                 if origin != Origin::Mqtt {
                     let _ = events.send(Event::scene_applied(scene, origin, id, &out));
                 }
+                let done = SceneDone {
+                    seq,
+                    failure: SceneFailure::of(scene, origin, &out),
+                    superseded: Event::scene_applied(scene, origin, None, &out).is_superseded(),
+                };
                 reply.send(out);
+                Some(done)
             }
             // The command's span follows the camera completions, so "scene applied" carries the id.
             .instrument(Span::current()),
@@ -492,6 +534,13 @@ fn command_span(req: &Request) -> Span {
 }
 
 /// A background task ended: a panic is a bug worth a log line; an abort is ours.
+/// What an applied scene's completion hands back to the engine.
+struct SceneDone {
+    seq: u64,
+    failure: Option<SceneFailure>,
+    superseded: bool,
+}
+
 fn reaped(done: Result<(), JoinError>) {
     if let Err(e) = done {
         if e.is_panic() {
@@ -581,6 +630,30 @@ mod tests {
 
     fn code(out: &Outcome) -> Option<ErrorCode> {
         out.error.as_ref().map(|e| e.code)
+    }
+
+    #[tokio::test]
+    async fn a_failed_scene_from_mqtt_is_kept_in_the_state_without_an_event() {
+        let rig = Rig::start();
+        let mut events = rig.handle.events();
+        let h = rig.handle.clone();
+        let out = h.execute(Request::new(Some("m-1".into()), Origin::Mqtt, apply("intro", None))).await;
+        assert_eq!(code(&out), Some(ErrorCode::DeviceFailed));
+        let st = rig.state_where("intro's failure", |s| s.last_failure.as_ref().is_some_and(|f| f.scene == "intro")).await;
+        let f = st.last_failure.expect("last failure");
+        assert_eq!((f.scene.as_str(), f.origin), ("intro", Origin::Mqtt));
+        assert_eq!(f.failed.get("front").map(String::as_str), Some("camera is not running"));
+        assert_eq!(f.failed.len(), out.devices.values().filter(|d| !d.ok).count());
+        // MQTT's own reply tells the backend: no event for it.
+        while let Ok(e) = events.try_recv() {
+            assert!(!matches!(&e, Event::SceneApplied { scene, .. } if scene == "intro"), "{e:?}");
+        }
+        // A newer failure replaces it.
+        let out = rig.exec(apply("flash-sale", None)).await;
+        assert_eq!(code(&out), Some(ErrorCode::DeviceFailed));
+        let st = rig.state_where("flash-sale's failure", |s| s.last_failure.as_ref().is_some_and(|f| f.scene == "flash-sale")).await;
+        assert_eq!(st.last_failure.map(|f| f.origin), Some(Origin::Cli));
+        rig.stop().await;
     }
 
     #[tokio::test]

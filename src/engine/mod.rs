@@ -66,6 +66,32 @@ pub struct BoothState {
     pub scenes_hash: String,
     /// Whether the OS reports its clock synchronised (`None`: unknown); `at` depends on it.
     pub clock_synced: Option<bool>,
+    /// The last scene that did not fully apply (from any origin, MQTT
+    /// included), until a later scene succeeds; a superseded scene is not a
+    /// failure. Pages opened or reloaded later still see it.
+    pub last_failure: Option<SceneFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneFailure {
+    pub scene: String,
+    pub origin: Origin,
+    pub at: SystemTime,
+    /// Devices that did not follow, with the reason (cancelled moves left out).
+    pub failed: BTreeMap<String, String>,
+}
+
+impl SceneFailure {
+    /// The failure an apply's outcome records: `Some` when it failed and was
+    /// not superseded; `None` for a success. (Superseded: see [`Event::scene_applied`].)
+    pub fn of(scene: &str, origin: Origin, out: &Outcome) -> Option<SceneFailure> {
+        match Event::scene_applied(scene, origin, None, out) {
+            Event::SceneApplied { ok: false, superseded: false, failed, .. } => {
+                Some(SceneFailure { scene: scene.to_string(), origin, at: SystemTime::now(), failed })
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +165,12 @@ impl Event {
         let code = out.error.as_ref().map(|e| e.code);
         let superseded = code == Some(ErrorCode::Superseded) || (!out.ok && failed.is_empty() && out.devices.values().any(cancelled));
         Event::SceneApplied { scene: scene.to_string(), origin, ok: out.ok, id, failed, superseded }
+    }
+}
+
+impl Event {
+    fn is_superseded(&self) -> bool {
+        matches!(self, Event::SceneApplied { superseded: true, .. })
     }
 }
 

@@ -16,6 +16,9 @@ pub struct Scene {
     /// File stem, `[a-z0-9-]+`.
     pub name: String,
     pub label: String,
+    /// Where its button goes on the pages (`order` in the scene file):
+    /// ascending, then scenes without one, each group by name.
+    pub order: Option<u32>,
     /// Light cross-fade time.
     pub fade: Duration,
     pub cameras: BTreeMap<String, CameraTarget>,

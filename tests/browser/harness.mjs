@@ -18,16 +18,21 @@ export const TOKEN = 'tech-token-for-browser-tests';
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHROMIUM = process.env.STUDIOD_CHROMIUM || '/usr/bin/chromium';
 
-/** Start the fake server. Resolves once it printed its URL. */
-export async function startFake() {
+/**
+ * Start the fake server. Resolves once it printed its URL. `listen` picks
+ * the address (default: a free port); `stateDir` keeps sessions there, as
+ * the daemon does in its state_dir.
+ */
+export async function startFake({ listen = '127.0.0.1:0', stateDir } = {}) {
   // STUDIOD_HTTP_FAKE may point at a built binary (faster than cargo run).
   const [cmd, args] = process.env.STUDIOD_HTTP_FAKE
     ? [process.env.STUDIOD_HTTP_FAKE, []]
     : ['cargo', ['run', '--quiet', '--example', 'http_fake', '--']];
-  const child = spawn(cmd, [...args, '--listen', '127.0.0.1:0', '--pin', PIN, '--token', TOKEN], {
+  const extra = stateDir ? ['--state-dir', stateDir] : [];
+  const child = track(spawn(cmd, [...args, '--listen', listen, '--pin', PIN, '--token', TOKEN, ...extra], {
     cwd: REPO,
     stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  }));
   const commands = [];
   const waiters = [];
   const oks = [];
@@ -83,7 +88,10 @@ export async function startFake() {
     clearTimeout(t);
   }
 
-  return { base, commands, waitFor, control, stop };
+  /** Freeze or resume the whole server (SIGSTOP/SIGCONT): a network gone silent. */
+  const signal = (sig) => child.kill(sig);
+
+  return { base, commands, waitFor, control, stop, signal };
 }
 
 /** Headless chromium with a fresh profile, tablet-sized. */

@@ -85,10 +85,21 @@ struct InFlight {
     reply: oneshot::Sender<Outcome>,
 }
 
-/// Answer a scene (and tell the pages and the backend, as the engine does).
-fn reply_scene(events: &broadcast::Sender<Event>, f: InFlight) {
+/// Answer a scene (and tell the pages and the backend, and record its
+/// failure or success in the state, as the engine does).
+fn reply_scene(events: &broadcast::Sender<Event>, state: &watch::Sender<BoothState>, f: InFlight) {
+    let scene = f.req.command.scene().unwrap_or_default();
+    let ev = Event::scene_applied(scene, f.req.origin, f.req.id.clone(), &f.out);
+    if !matches!(ev, Event::SceneApplied { superseded: true, .. }) {
+        let failure = studiod::engine::SceneFailure::of(scene, f.req.origin, &f.out);
+        state.send_if_modified(|s| {
+            let changed = s.last_failure != failure;
+            s.last_failure = failure;
+            changed
+        });
+    }
     if f.req.origin != Origin::Mqtt {
-        let _ = events.send(Event::scene_applied(f.req.command.scene().unwrap_or_default(), f.req.origin, f.req.id.clone(), &f.out));
+        let _ = events.send(ev);
     }
     let _ = f.reply.send(f.out);
 }
@@ -134,17 +145,17 @@ pub fn spawn(cfg: Arc<Config>) -> Fake {
                     }
                 }
                 old.out = Outcome::from_devices(&old.req.command, devices, old.out.duration);
-                reply_scene(&ev, old);
+                reply_scene(&ev, &st, old);
             }
             let delay = *slow.lock().unwrap();
             seq += 1;
             let f = InFlight { seq, req, out, reply };
             if delay.is_zero() || f.out.devices.is_empty() {
-                reply_scene(&ev, f);
+                reply_scene(&ev, &st, f);
                 continue;
             }
             *inflight.lock().unwrap() = Some(f);
-            let (held, ev) = (inflight.clone(), ev.clone());
+            let (held, ev, st) = (inflight.clone(), ev.clone(), st.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let mine = {
@@ -156,7 +167,7 @@ pub fn spawn(cfg: Arc<Config>) -> Fake {
                     }
                 };
                 if let Some(f) = mine {
-                    reply_scene(&ev, f);
+                    reply_scene(&ev, &st, f);
                 }
             });
         }

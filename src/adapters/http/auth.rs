@@ -9,9 +9,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
@@ -114,20 +114,119 @@ pub struct Session {
     pub ended: CancellationToken,
 }
 
+/// The key a session is kept under: SHA-256 of its cookie token, hex. The
+/// store (and its file) never holds a token a client could present.
+fn digest(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One session as persisted (`sessions.json` in `state_dir`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    /// SHA-256 of the cookie token, hex (never the token itself).
+    id: String,
+    role: String,
+    csrf: String,
+    /// Wall-clock expiry, seconds since the Unix epoch.
+    expires: u64,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedFile {
+    sessions: Vec<Saved>,
+}
+
 /// Server-side session store, bounded per role: a flood of logins of one
 /// role can never push out a session of the other (a creator's login never
-/// evicts the technician).
+/// evicts the technician). With a file ([`Sessions::persistent`]), sessions
+/// survive a restart until they expire: every login, logout and eviction
+/// hands the current set to a writer task, which replaces the file
+/// atomically (the latest set wins; a burst of logins is one write).
 #[derive(Debug)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     ttl: Duration,
     max_creator: usize,
     max_technician: usize,
+    store: Option<tokio::sync::watch::Sender<Vec<Saved>>>,
 }
 
 impl Sessions {
     pub fn new(ttl: Duration, max_creator: usize, max_technician: usize) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), ttl, max_creator: max_creator.max(1), max_technician: max_technician.max(1) }
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            ttl,
+            max_creator: max_creator.max(1),
+            max_technician: max_technician.max(1),
+            store: None,
+        }
+    }
+
+    /// As [`Sessions::new`], kept in `path`: the sessions saved there that
+    /// have not expired are live again. A missing file is an empty store; an
+    /// unreadable or damaged one is logged and ignored (its creators sign in
+    /// again), never a reason not to start. Spawns the writer task (needs a
+    /// tokio runtime); it ends when the store is dropped.
+    pub fn persistent(ttl: Duration, max_creator: usize, max_technician: usize, path: PathBuf) -> Sessions {
+        let mut s = Sessions::new(ttl, max_creator, max_technician);
+        let now_wall = SystemTime::now();
+        let now = Instant::now();
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<SavedFile>(&bytes) {
+                Ok(file) => {
+                    let mut map = s.lock();
+                    for saved in file.sessions {
+                        let role = match saved.role.as_str() {
+                            "creator" => Role::Creator,
+                            "technician" => Role::Technician,
+                            _ => continue,
+                        };
+                        let left = (UNIX_EPOCH + Duration::from_secs(saved.expires)).duration_since(now_wall).unwrap_or_default();
+                        // Never longer than this server's own lifetime for a session.
+                        if left.is_zero() || left > ttl || map.values().filter(|x| x.role == role).count() >= s.max(role) {
+                            continue;
+                        }
+                        map.insert(saved.id, Session { role, csrf: saved.csrf, expires: now + left, ended: CancellationToken::new() });
+                    }
+                    drop(map);
+                }
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "ignoring a damaged sessions file: creators sign in again"),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read the sessions file: creators sign in again"),
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(Vec::new());
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let file = SavedFile { sessions: rx.borrow_and_update().clone() };
+                let path = path.clone();
+                let written = tokio::task::spawn_blocking(move || write_sessions(&path, &file)).await;
+                if let Ok(Err(e)) = written {
+                    tracing::warn!(error = %e, "cannot save the sessions: they will not survive a restart");
+                }
+            }
+        });
+        s.store = Some(tx);
+        s
+    }
+
+    /// Hand the current sessions to the writer (no-op without a file).
+    fn save(&self, map: &HashMap<String, Session>) {
+        let Some(store) = &self.store else { return };
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let saved = map
+            .iter()
+            .filter(|(_, s)| s.expires > now)
+            .map(|(id, s)| Saved {
+                id: id.clone(),
+                role: s.role.as_str().to_string(),
+                csrf: s.csrf.clone(),
+                expires: (wall + (s.expires - now)).duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            })
+            .collect();
+        store.send_replace(saved);
     }
 
     fn max(&self, role: Role) -> usize {
@@ -161,16 +260,18 @@ impl Sessions {
                 s.ended.cancel();
             }
         }
-        map.insert(token.clone(), s.clone());
+        map.insert(digest(&token), s.clone());
+        self.save(&map);
         (token, s)
     }
 
     pub fn get(&self, token: &str) -> Option<Session> {
+        let id = digest(token);
         let mut map = self.lock();
-        match map.get(token) {
+        match map.get(&id) {
             Some(s) if s.expires > Instant::now() => Some(s.clone()),
             Some(_) => {
-                if let Some(s) = map.remove(token) {
+                if let Some(s) = map.remove(&id) {
                     s.ended.cancel();
                 }
                 None
@@ -180,8 +281,10 @@ impl Sessions {
     }
 
     pub fn remove(&self, token: &str) {
-        if let Some(s) = self.lock().remove(token) {
+        let mut map = self.lock();
+        if let Some(s) = map.remove(&digest(token)) {
             s.ended.cancel();
+            self.save(&map);
         }
     }
 
@@ -192,6 +295,20 @@ impl Sessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Replace the sessions file atomically, readable by the daemon's user only.
+fn write_sessions(path: &Path, file: &SavedFile) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
+    crate::fsutil::write_atomic_with(path, |f| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        std::io::Write::write_all(f, &bytes)
+    })
+    .map(drop)
 }
 
 /// What is being guessed. Each has its own budgets, so guessing the
@@ -507,5 +624,53 @@ mod tests {
         assert_eq!(b.len(), 32);
         s.remove(&t);
         assert!(ts.ended.is_cancelled());
+    }
+
+    async fn written(path: &Path, pred: impl Fn(&str) -> bool) -> String {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(t) = std::fs::read_to_string(path) {
+                    if pred(&t) {
+                        return t;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("sessions file written within 5 s")
+    }
+
+    #[tokio::test]
+    async fn sessions_survive_a_restart_without_their_tokens_on_disk() {
+        let dir = std::env::temp_dir().join(format!("studiod-sessions-{}-{}", std::process::id(), random_token()));
+        let path = dir.join("sessions.json");
+        let ttl = Duration::from_secs(3600);
+        let s = Sessions::persistent(ttl, 4, 4, path.clone());
+        let (creator, cs) = s.create(Role::Creator);
+        let (gone, _) = s.create(Role::Creator);
+        s.remove(&gone);
+        let text = written(&path, |t| t.matches("\"id\"").count() == 1).await;
+        // The file names sessions by digest: no token a client could present.
+        assert!(!text.contains(&creator) && !text.contains(&gone), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        drop(s);
+        let again = Sessions::persistent(ttl, 4, 4, path.clone());
+        let back = again.get(&creator).expect("the creator's session is back");
+        assert_eq!((back.role, back.csrf), (Role::Creator, cs.csrf));
+        assert!(back.expires > Instant::now() + ttl - Duration::from_secs(5));
+        assert!(again.get(&gone).is_none(), "a logged-out session stays out");
+        // A shorter lifetime after the restart caps what was saved.
+        let short = Sessions::persistent(Duration::from_secs(60), 4, 4, path.clone());
+        assert!(short.get(&creator).is_none());
+        // A damaged file is ignored, not fatal.
+        std::fs::write(&path, b"{not json").unwrap();
+        let fresh = Sessions::persistent(ttl, 4, 4, path.clone());
+        assert!(fresh.get(&creator).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -93,6 +93,12 @@ pub struct Options {
     pub deadman_timeout: Duration,
     /// Period of SSE keep-alive comments (and of the session re-check on streams).
     pub sse_keepalive: Duration,
+    /// Period of the `ping` event on live streams: pages that hear nothing
+    /// for a few periods say the connection is lost (a silent network).
+    pub sse_heartbeat: Duration,
+    /// Where cookie sessions are kept across restarts (the daemon:
+    /// `state_dir/sessions.json`); `None` keeps them in memory only.
+    pub session_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -105,6 +111,8 @@ impl Default for Options {
             connections: ConnLimits::default(),
             deadman_timeout: Duration::from_millis(1000),
             sse_keepalive: Duration::from_secs(15),
+            sse_heartbeat: Duration::from_secs(2),
+            session_file: None,
         }
     }
 }
@@ -181,7 +189,12 @@ impl Server {
             config,
             pin,
             token,
-            sessions: auth::Sessions::new(opts.session_ttl, opts.max_creator_sessions, opts.max_technician_sessions),
+            sessions: match &opts.session_file {
+                Some(path) => {
+                    auth::Sessions::persistent(opts.session_ttl, opts.max_creator_sessions, opts.max_technician_sessions, path.clone())
+                }
+                None => auth::Sessions::new(opts.session_ttl, opts.max_creator_sessions, opts.max_technician_sessions),
+            },
             limiter: auth::Limiter::new(opts.lockout.clone()),
             deadman,
             metrics: metrics.clone(),

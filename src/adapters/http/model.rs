@@ -28,9 +28,12 @@ pub fn model(cfg: &Config) -> Value {
     })
 }
 
-/// `[{name, label, fade_ms}]`, sorted by name (the config's order).
+/// `[{name, label, fade_ms, order}]` in the pages' order: the scenes with an
+/// `order` ascending, then the others; each by name (the config's order).
 pub fn scenes(cfg: &Config) -> Vec<Value> {
-    cfg.scenes.values().map(|s| json!({"name": s.name, "label": s.label, "fade_ms": s.fade.as_millis() as u64})).collect()
+    let mut list: Vec<_> = cfg.scenes.values().collect();
+    list.sort_by_key(|s| (s.order.is_none(), s.order, s.name.as_str()));
+    list.into_iter().map(|s| json!({"name": s.name, "label": s.label, "fade_ms": s.fade.as_millis() as u64, "order": s.order})).collect()
 }
 
 /// Each scene's look in scene-file units, for the technician page: its

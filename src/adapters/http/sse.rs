@@ -1,8 +1,9 @@
 //! `GET /api/events`: live updates as server-sent events.
 //!
 //! Event types: `model` (scenes, cameras, fixture controls; first, and again
-//! after a reload), `state` (the full state JSON; first, and on every change)
-//! and `event` (device online/offline, scene applied). A client that falls
+//! after a reload), `state` (the full state JSON; first, and on every change),
+//! `event` (device online/offline, scene applied) and `ping` (`{}` every
+//! [`super::Options::sse_heartbeat`], so a page notices a silent network). A client that falls
 //! behind on events gets a fresh `state` instead of the ones it missed.
 //! Streams end on server shutdown and at once when their session is logged
 //! out (or evicted); an expired session is noticed on the keep-alive tick.
@@ -42,6 +43,8 @@ struct Stream_ {
     ended: tokio_util::sync::CancellationToken,
     step: u8,
     tick: tokio::time::Interval,
+    /// The `ping` event: proof of life for pages (keep-alive comments are invisible to them).
+    beat: tokio::time::Interval,
     _gauge: Gauge,
 }
 
@@ -91,6 +94,7 @@ impl Stream_ {
                     }
                     self.config = None;
                 }
+                _ = self.beat.tick() => return Some(SseEvent::default().event("ping").data("{}")),
                 // Expiry (12 h) is noticed on the keep-alive tick; logout at once, above.
                 _ = self.tick.tick() => {
                     let logged_out = self.session.as_ref().is_some_and(|tok| self.st.sessions.get(tok).is_none());
@@ -118,6 +122,9 @@ pub async fn events(
     let period = st.opts.sse_keepalive;
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let beat_period = st.opts.sse_heartbeat.max(std::time::Duration::from_millis(100));
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + beat_period, beat_period);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut config = st.config.clone();
     config.borrow_and_update();
     let s = Stream_ {
@@ -128,6 +135,7 @@ pub async fn events(
         ended,
         step: 0,
         tick,
+        beat,
         _gauge: Gauge(st.metrics.clone()),
         st,
     };
