@@ -214,8 +214,21 @@ impl Engine {
         }
         let mut clock = tokio::time::interval(CLOCK_CHECK);
         clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The scheduled scene's timer is armed once per schedule, not on
+        // every wake-up (a clock check must not restart it; in paused-time
+        // tests the wall clock stands still while tokio's moves).
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed_for: Option<SystemTime> = None;
         loop {
-            let due = self.scheduled.as_ref().map(|s| s.at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
+            let at = self.scheduled.as_ref().map(|s| s.at);
+            if at != armed_for {
+                if let Some(at) = at {
+                    let due = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+                    timer.as_mut().reset(tokio::time::Instant::now() + due);
+                }
+                armed_for = at;
+            }
             tokio::select! {
                 // Cancellation first: devices stopping at shutdown are not "offline".
                 biased;
@@ -228,7 +241,10 @@ impl Engine {
                 // Reap finished background tasks (an empty set disables the branch).
                 Some(done) = self.completions.join_next() => self.completed(done),
                 Some(done) = self.followers.join_next() => reaped(done),
-                _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(3600))), if due.is_some() => self.apply_scheduled().await,
+                _ = &mut timer, if at.is_some() => {
+                    armed_for = None;
+                    self.apply_scheduled().await
+                }
                 _ = clock.tick() => self.refresh_clock(),
             }
         }
