@@ -19,7 +19,7 @@ use studiod::config::model::{ArtNetOutput, Attribute, Fixture};
 use studiod::lighting::artnet::encode_artdmx;
 use studiod::lighting::fade::FadeEngine;
 use studiod::lighting::patch::Patch;
-use studiod::lighting::{self, LightingOptions, Look};
+use studiod::lighting::{self, LightingOptions, Look, Output};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,13 +31,13 @@ fn dimmer16(name: &str, output: &str) -> Fixture {
 }
 
 /// 64 universes × 170 RGB fixtures (510 slots each): 32 640 attribute slots.
-fn big_rig(target: std::net::SocketAddr) -> (Vec<ArtNetOutput>, Vec<Fixture>) {
+fn big_rig(target: std::net::SocketAddr) -> (Vec<Output>, Vec<Fixture>) {
     let rgb = [(Attribute::Red, 0, None), (Attribute::Green, 1, None), (Attribute::Blue, 2, None)];
     let mut outputs = Vec::new();
     let mut fixtures = Vec::new();
     for u in 0..64u16 {
         let name = format!("node{u}");
-        outputs.push(ArtNetOutput { name: name.clone(), target, universe: u });
+        outputs.push(ArtNetOutput::new(name.clone(), target, u).into());
         for i in 0..170u16 {
             fixtures.push(Fixture::with_channels(&format!("f{u}-{i}"), &name, 1 + 3 * i, &rgb, &[]));
         }
@@ -85,7 +85,7 @@ fn process_cpu() -> f64 {
 
 /// Lighting output with one 16-bit dimmer on one universe, sent to `receiver`.
 async fn one_dimmer(receiver: &UdpSocket) -> (lighting::LightingHandle, tokio::task::JoinHandle<()>, CancellationToken) {
-    let outputs = [ArtNetOutput { name: "node".into(), target: receiver.local_addr().unwrap(), universe: 0 }];
+    let outputs = [ArtNetOutput::new("node", receiver.local_addr().unwrap(), 0).into()];
     let cancel = CancellationToken::new();
     let config = LightingOptions { restore_last_look: false, ..LightingOptions::default() };
     let (handle, task) = lighting::spawn(&outputs, &[dimmer16("key", "node")], config, None, cancel.clone()).await.unwrap();

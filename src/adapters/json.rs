@@ -196,7 +196,8 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
         "pending": s.pending.as_ref().map(|p| json!({"scene": p.scene, "at": format_time(p.at)})),
         "devices": s.devices.iter().map(|(name, h)| (name.clone(), json!({
             "kind": h.kind.as_str(),
-            "online": h.online,
+            "online": h.online_json(),
+            "status": h.status().as_str(),
             "error": h.error,
             "since": format_time(h.since),
         }))).collect::<Map<_, _>>(),
