@@ -234,6 +234,10 @@ impl ArtNetSender {
                     // is still sent to unconnected; its sends then fail and
                     // are counted like any other.
                     let connected = socket.connect(o.target).await.is_ok();
+                    // tokio's try_send only sends once the reactor has seen the
+                    // socket writable; without this the very first frame is
+                    // dropped as WouldBlock.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), socket.writable()).await;
                     let poll = outputs.iter().any(|x| x.target == o.target && x.poll);
                     sockets.push(TargetSocket { target: o.target, socket, connected, health: NodeHealth::new(poll, now) });
                     sockets.len() - 1

@@ -129,6 +129,10 @@ impl SacnSender {
                     };
                     let socket = UdpSocket::bind(local).await.map_err(SacnError::Bind)?;
                     let connected = socket.connect(o.target).await.is_ok();
+                    // tokio's try_send only sends once the reactor has seen the
+                    // socket writable; without this the very first frame is
+                    // dropped as WouldBlock.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), socket.writable()).await;
                     sockets.push(TargetSocket { target: o.target, socket, connected });
                     sockets.len() - 1
                 }
