@@ -244,10 +244,18 @@
     }
     if (!lastState) return;
     const off = Object.entries(lastState.devices || {}).filter(([, d]) => d.online === false);
-    for (const [name, d] of off) {
+    // Lights of a node that went offline: one banner naming them, not one
+    // per light plus one for the network box the creator never sees.
+    const lights = off.filter(([, d]) => d.kind === 'fixture').map(([n]) => n);
+    const shown = off.filter(([, d]) => d.kind !== 'fixture' && !(lights.length && (d.kind === 'artnet' || d.kind === 'sacn')));
+    if (lights.length > 1) shown.push([null, { lights }]);
+    else if (lights.length === 1) shown.push([lights[0], { kind: 'fixture' }]);
+    for (const [name, d] of shown) {
       const b = document.createElement('div');
       b.className = 'banner';
-      b.textContent = `${Studiod.deviceName(name, d.kind)} is offline — the technician has been told.`;
+      b.textContent = d.lights
+        ? `${Studiod.listNames(d.lights.map((n) => Studiod.deviceName(n, 'fixture')))} are offline — the technician has been told.`
+        : `${Studiod.deviceName(name, d.kind)} is offline — the technician has been told.`;
       box.append(b);
     }
   }

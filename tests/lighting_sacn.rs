@@ -228,3 +228,67 @@ async fn artnet_and_sacn_carry_one_look_in_the_same_frame() {
     cancel.cancel();
     timeout(WAIT, task).await.unwrap().unwrap();
 }
+
+#[test]
+fn config_patches_fixtures_to_sacn_with_output_and_keeps_artnet_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("scenes")).unwrap();
+    let profiles = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles");
+    let text = format!(
+        r#"[studio]
+id = "la-03"
+profiles_dir = "{}"
+
+[lighting]
+sacn_sync_universe = 7000
+
+[[artnet]]
+name = "node1"
+target = "127.0.0.1:6454"
+universe = 0
+
+[[artnet]]
+name = "old"
+target = "127.0.0.1:6455"
+universe = 1
+poll = false
+
+[[sacn]]
+name = "wash"
+target = "127.0.0.1:5568"
+universe = 1
+
+[[sacn]]
+name = "back"
+target = "127.0.0.1:5569"
+universe = 2
+priority = 180
+
+[[fixture]]
+name = "key"
+profile = "generic-dimmer-16bit"
+artnet = "node1"
+address = 1
+
+[[fixture]]
+name = "fill"
+profile = "generic-dimmer-16bit"
+output = "wash"
+address = 1
+"#,
+        profiles.display()
+    );
+    let path = dir.path().join("studiod.toml");
+    std::fs::write(&path, text).unwrap();
+    let c = studiod::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.artnet[0].poll, c.artnet[1].poll), (true, false), "poll defaults to true");
+    assert_eq!((c.sacn[0].priority, c.sacn[1].priority), (100, 180), "priority defaults to 100");
+    assert_eq!(c.lighting.sacn_sync, Some(7000));
+    assert_eq!((c.fixtures[0].artnet.as_str(), c.fixtures[1].artnet.as_str()), ("node1", "wash"));
+    let names: Vec<(String, Protocol)> = c.outputs().iter().map(|o| (o.name().to_string(), o.protocol())).collect();
+    assert_eq!(
+        names,
+        [("node1", Protocol::ArtNet), ("old", Protocol::ArtNet), ("wash", Protocol::Sacn), ("back", Protocol::Sacn)].map(|(n, p)| (n.to_string(), p))
+    );
+    assert_eq!(c.lighting_options().source_name, "la-03");
+}

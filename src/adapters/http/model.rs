@@ -123,7 +123,7 @@ pub fn devices(cfg: &Config, state: &BoothState) -> Vec<Value> {
         Some(h) => {
             let mut v = json!({"name": name, "kind": h.kind.as_str(), "online": h.online_json(), "status": h.status().as_str(), "error": h.error, "since": crate::adapters::json::format_time(h.since)});
             if let Some(n) = &h.node {
-                v["node"] = json!({"short_name": n.short_name, "long_name": n.long_name, "firmware": format!("{}.{}", n.firmware >> 8, n.firmware & 0xFF)});
+                v["node"] = crate::adapters::json::node(n);
             }
             v
         }
