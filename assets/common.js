@@ -84,7 +84,7 @@ const Studiod = (() => {
     return { close() { closed = true; clearInterval(watchdog); if (es) es.close(); } };
   }
 
-  const kinds = { camera: 'camera', fixture: 'light', artnet: 'lighting network', osc: 'show control' };
+  const kinds = { camera: 'camera', fixture: 'light', artnet: 'lighting network', sacn: 'lighting network', osc: 'show control' };
   function cap(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
   // "side" + camera → "Side camera"; "key" + fixture → "Key light".
   function deviceName(name, kind) {

@@ -301,8 +301,12 @@
     if (!lastState) return;
     const off = Object.entries(lastState.devices || {}).filter(([, d]) => d.online === false);
     // One banner for all offline devices (an unplugged chain takes several
-    // cameras at once): the scene buttons stay above the fold.
-    if (off.length) box.append(offlineBanner(off));
+    // cameras at once): the scene buttons stay above the fold. Lights of a
+    // node that went offline are named; the node itself (a network box the
+    // creator never sees) is left out when its lights are listed.
+    const lights = off.some(([, d]) => d.kind === 'fixture');
+    const shown = off.filter(([, d]) => !(lights && (d.kind === 'artnet' || d.kind === 'sacn')));
+    if (shown.length) box.append(offlineBanner(shown));
   }
 
   function offlineBanner(off) {

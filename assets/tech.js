@@ -310,7 +310,7 @@
     const ul = $('health');
     ul.replaceChildren();
     // Problems first, then cameras, lights and the rest, so nothing offline hides below the fold.
-    const order = { camera: 0, fixture: 1, artnet: 2, osc: 3 };
+    const order = { camera: 0, fixture: 1, artnet: 2, sacn: 2, osc: 3 };
     const rank = ([n, d]) => [d.online === false ? 0 : 1, order[d.kind] ?? 9, n];
     const entries = Object.entries(state.devices || {}).sort((a, b) => {
       const [x, y] = [rank(a), rank(b)];
@@ -329,8 +329,15 @@
       n.append(k);
       const when = document.createElement('span');
       when.className = 'kind';
-      when.textContent = d.online === false ? 'offline since ' + new Date(d.since).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.online ? 'online' : 'unknown';
+      when.textContent = d.online === false ? 'offline since ' + new Date(d.since).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.online ? 'online' : d.status === 'unverified' ? 'unverified' : 'unknown';
       li.append(dot, n, when);
+      if (d.node) {
+        // What the Art-Net node says about itself (ArtPollReply).
+        const node = document.createElement('span');
+        node.className = 'kind node';
+        node.textContent = `${d.node.short_name} — ${d.node.long_name}, firmware ${d.node.firmware}`;
+        li.append(node);
+      }
       if (d.error) {
         const e = document.createElement('span');
         e.className = 'err';

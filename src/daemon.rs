@@ -55,14 +55,15 @@ impl DeviceSet {
             }
             tasks.push(tokio::spawn(port.join()));
         }
-        if !config.artnet.is_empty() {
+        let outputs = config.outputs();
+        if !outputs.is_empty() {
             let (lighting, join) =
-                crate::lighting::spawn(&config.artnet, &config.fixtures, &config.lighting, Some(&config.studio.state_dir), cancel.clone())
+                crate::lighting::spawn(&outputs, &config.fixtures, config.lighting_options(), Some(&config.studio.state_dir), cancel.clone())
                     .await
-                    .context("starting Art-Net output")?;
+                    .context("starting the lighting output (Art-Net / sACN)")?;
             tasks.push(tokio::spawn(count_frames(
                 lighting.subscribe_frames(),
-                config.artnet.iter().map(|o| o.name.clone()).collect(),
+                outputs.iter().map(|o| o.name().to_string()).collect(),
                 metrics.clone(),
                 cancel.clone(),
             )));
@@ -129,11 +130,15 @@ fn install_collectors(metrics: &Metrics, engine: &EngineHandle, ports: PortCount
     metrics.add_collector(move |m| {
         use crate::engine::DeviceKind;
         let st = state.borrow();
-        for kind in [DeviceKind::Camera, DeviceKind::Fixture, DeviceKind::ArtNet, DeviceKind::Osc] {
+        for kind in [DeviceKind::Camera, DeviceKind::Fixture, DeviceKind::ArtNet, DeviceKind::Sacn, DeviceKind::Osc] {
+            use crate::engine::HealthStatus;
             let of_kind = st.devices.values().filter(|d| d.kind == kind);
-            let (all, online) = of_kind.fold((0, 0), |(a, o), d| (a + 1, o + usize::from(d.online)));
+            let (all, online, unverified) = of_kind.fold((0, 0, 0), |(a, o, u), d| {
+                (a + 1, o + usize::from(d.status() == HealthStatus::Online), u + usize::from(d.status() == HealthStatus::Unverified))
+            });
             m.set(metrics::DEVICES, &[("kind", kind.as_str())], all as f64);
             m.set(metrics::DEVICES_ONLINE, &[("kind", kind.as_str())], online as f64);
+            m.set(metrics::DEVICES_UNVERIFIED, &[("kind", kind.as_str())], unverified as f64);
         }
     });
     metrics.add_collector(move |m| {

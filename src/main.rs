@@ -81,11 +81,12 @@ fn main() -> ExitCode {
             match studiod::config::load(&path) {
                 Ok(c) => {
                     println!(
-                        "{}: ok ({} cameras, {} fixtures, {} artnet outputs, {} osc targets, {} scenes)",
+                        "{}: ok ({} cameras, {} fixtures, {} artnet outputs, {} sacn outputs, {} osc targets, {} scenes)",
                         path.display(),
                         c.cameras.len(),
                         c.fixtures.len(),
                         c.artnet.len(),
+                        c.sacn.len(),
                         c.osc.len(),
                         c.scenes.len()
                     );

@@ -22,6 +22,8 @@ pub const COMMANDS_TOTAL: &str = "studiod_commands_total";
 pub const APPLY_SECONDS: &str = "studiod_scene_apply_seconds";
 /// Devices online now, by kind (camera, fixture, artnet, osc).
 pub const DEVICES_ONLINE: &str = "studiod_devices_online";
+/// Devices whose health nothing can verify (sACN, OSC, Art-Net without poll), by kind.
+pub const DEVICES_UNVERIFIED: &str = "studiod_devices_unverified";
 /// Devices configured, by kind (so `online / configured` can be alerted on).
 pub const DEVICES: &str = "studiod_devices";
 /// ArtDmx frames handed to the kernel, by output.
@@ -228,9 +230,10 @@ impl Metrics {
         let m = Metrics::default();
         m.describe(COMMANDS_TOTAL, Kind::Counter, "Commands executed by action, result and origin");
         m.describe_histogram(APPLY_SECONDS, "Scene apply duration, devices started to last device done", APPLY_BUCKETS);
-        m.describe(DEVICES_ONLINE, Kind::Gauge, "Devices online by kind");
+        m.describe(DEVICES_ONLINE, Kind::Gauge, "Devices verified online by kind");
+        m.describe(DEVICES_UNVERIFIED, Kind::Gauge, "Devices whose health cannot be verified (sACN, OSC, Art-Net without poll) by kind");
         m.describe(DEVICES, Kind::Gauge, "Devices configured by kind");
-        m.describe(ARTNET_FRAMES, Kind::Counter, "ArtDmx frames sent by output");
+        m.describe(ARTNET_FRAMES, Kind::Counter, "DMX frames (ArtDmx or sACN) sent by output");
         m.describe(ARTNET_SEND_ERRORS, Kind::Counter, "ArtDmx sends that failed by output");
         m.describe(SERIAL_ERRORS, Kind::Counter, "Serial link errors by port and kind");
         m.describe(SERIAL_RETRIES, Kind::Counter, "VISCA packets resent after a timeout, by port");

@@ -49,6 +49,20 @@ fn three_mistakes_are_all_reported_at_once() {
 }
 
 #[test]
+fn sacn_mistakes_are_reported_with_file_line_and_key() {
+    let (code, stdout) = check(Path::new("tests/check/sacn-mistakes/studiod.toml"));
+    assert_eq!(code, 1);
+    assert_eq!(stdout.lines().count(), 7, "{stdout}");
+    assert!(stdout.contains("studiod.toml:20:12: `universe` must be an sACN universe 1–63999, got 0"), "{stdout}");
+    assert!(stdout.contains("studiod.toml:21:12: `priority` must be 0–200, got 250"), "{stdout}");
+    assert!(stdout.contains("unknown field `multicast`"), "{stdout}");
+    assert!(stdout.contains("output `node1` is defined twice"), "{stdout}");
+    assert!(stdout.contains("unknown output `nowhere`"), "{stdout}");
+    assert!(stdout.contains("sets both `output` and `artnet`"), "{stdout}");
+    assert!(stdout.contains("`sacn_sync_universe` must be an sACN universe"), "{stdout}");
+}
+
+#[test]
 fn shipped_example_passes() {
     let (code, stdout) = check(Path::new("studiod.example.toml"));
     assert_eq!(code, 0, "{stdout}");

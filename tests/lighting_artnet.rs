@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use studiod::config::model::{ArtNetOutput, Attribute, Fixture, Lighting};
-use studiod::lighting::{self, Look};
+use studiod::lighting::{self, Look, Output};
 use tokio::net::UdpSocket;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,8 @@ const PORT_ADDRESS: u16 = 0x1234 & 0x7FFF;
 enum Packet {
     Dmx { sequence: u8, port_address: u16, data: Vec<u8> },
     Sync,
+    /// ArtPoll (the node's health check), skipped by `next`.
+    Poll,
 }
 
 /// Decode per Art-Net 4: ID "Art-Net\0"; OpCode u16 LE; ProtVer u16 BE (14);
@@ -44,6 +46,10 @@ fn decode(p: &[u8]) -> Packet {
             assert_eq!(p.len(), 14, "ArtSync is 14 bytes");
             Packet::Sync
         }
+        0x2000 => {
+            assert!(p.len() >= 14, "ArtPoll is at least 14 bytes");
+            Packet::Poll
+        }
         other => panic!("unexpected OpCode {other:#06x}"),
     }
 }
@@ -57,14 +63,20 @@ impl Receiver {
         Receiver { sock: UdpSocket::bind("127.0.0.1:0").await.unwrap() }
     }
 
-    fn output(&self, name: &str, universe: u16) -> ArtNetOutput {
-        ArtNetOutput { name: name.into(), target: self.sock.local_addr().unwrap(), universe }
+    fn output(&self, name: &str, universe: u16) -> Output {
+        ArtNetOutput::new(name, self.sock.local_addr().unwrap(), universe).into()
     }
 
     async fn next(&self, within: Duration) -> Packet {
         let mut buf = [0u8; 1024];
-        let (n, _) = timeout(within, self.sock.recv_from(&mut buf)).await.expect("no Art-Net packet in time").unwrap();
-        decode(&buf[..n])
+        let end = Instant::now() + within;
+        loop {
+            let (n, _) = tokio::time::timeout_at(end, self.sock.recv_from(&mut buf)).await.expect("no Art-Net packet in time").unwrap();
+            match decode(&buf[..n]) {
+                Packet::Poll => continue,
+                p => return p,
+            }
+        }
     }
 
     async fn next_dmx(&self, within: Duration) -> (u8, u16, Vec<u8>) {
@@ -188,7 +200,7 @@ async fn artsync_follows_every_frame() {
             Packet::Dmx { port_address, data, .. } if level16(&data, 1) == 65535 => full.push(port_address),
             Packet::Dmx { .. } => {}
             Packet::Sync if full.len() == 2 => break,
-            Packet::Sync => {}
+            Packet::Sync | Packet::Poll => {}
         }
     }
     full.sort();
@@ -269,7 +281,7 @@ async fn shutdown_sends_final_look_persists_it_and_restart_restores_it() {
     }
     match decode(&last.expect("frames were sent")) {
         Packet::Dmx { data, .. } => assert_eq!(level16(&data, 10), 49151, "0.75 × 65535 rounded"),
-        Packet::Sync => panic!("last packet should be ArtDmx"),
+        Packet::Sync | Packet::Poll => panic!("last packet should be ArtDmx"),
     }
     assert!(handle.set_look(Look::new(), Duration::ZERO).await.is_err(), "task is gone");
 
@@ -287,9 +299,9 @@ async fn dead_target_does_not_stall_the_clock() {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
     let outputs = [
-        ArtNetOutput { name: "dead".into(), target: dead, universe: 1 },
+        ArtNetOutput::new("dead", dead, 1).into(),
         rx.output("live", 2),
-        ArtNetOutput { name: "failing".into(), target: failing, universe: 3 },
+        ArtNetOutput::new("failing", failing, 3).into(),
     ];
     let (handle, task) = lighting::spawn(
         &outputs,

@@ -39,7 +39,7 @@ struct Running {
 
 async fn start() -> Running {
     let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let output = ArtNetOutput { name: "node".into(), target: sink.local_addr().unwrap(), universe: 7 };
+    let output = ArtNetOutput::new("node", sink.local_addr().unwrap(), 7).into();
     let cancel = CancellationToken::new();
     // The frame clock on tokio's timer, which follows the paused test clock.
     let config = LightingOptions { restore_last_look: false, clock: ClockSource::Tokio, ..LightingOptions::default() };

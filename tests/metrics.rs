@@ -78,6 +78,10 @@ async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
     // The last look (intro: backdrop #2040ff at ch 16–18) is on the wire.
     b.frame_where(Duration::from_secs(10), "intro's backdrop", |d| d.len() >= 18 && d[15..18] == [0x20, 0x40, 0xff]).await;
 
+    // The Art-Net node (the simulator answers ArtPoll) is verified online.
+    let mut state = b.daemon().engine.state();
+    support::wait_watch(&mut state, Duration::from_secs(5), "node1 verified", |s| s.devices.get("node1").is_some_and(|d| d.verified && d.online)).await;
+
     let unauthorised = client.get(format!("{url}/metrics")).send().await.unwrap();
     assert_eq!(unauthorised.status(), 401);
     let scrape = || async {
@@ -104,10 +108,12 @@ async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
     let sum = get(&m, "studiod_scene_apply_seconds_sum", &[("result", "ok")]);
     assert!(sum > 0.0 && sum < 30.0, "apply seconds sum {sum}");
 
-    // Devices of the example booth, all online.
-    for (kind, n) in [("camera", 3.0), ("fixture", 6.0), ("artnet", 1.0), ("osc", 1.0)] {
-        assert_eq!(get(&m, "studiod_devices_online", &[("kind", kind)]), n, "{kind}");
+    // Devices of the example booth, all verified online but OSC, which
+    // nothing can verify (CONTRACT §5: unverified, never online).
+    for (kind, n, online, unverified) in [("camera", 3.0, 3.0, 0.0), ("fixture", 6.0, 6.0, 0.0), ("artnet", 1.0, 1.0, 0.0), ("osc", 1.0, 0.0, 1.0)] {
         assert_eq!(get(&m, "studiod_devices", &[("kind", kind)]), n, "{kind}");
+        assert_eq!(get(&m, "studiod_devices_online", &[("kind", kind)]), online, "{kind}");
+        assert_eq!(get(&m, "studiod_devices_unverified", &[("kind", kind)]), unverified, "{kind}");
     }
 
     // Art-Net: frames went out, none failed.

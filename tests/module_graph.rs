@@ -34,6 +34,8 @@ const CORES: &[(&str, &[&str])] = &[
     ("camera/link.rs", &["visca"]),
     ("lighting/fade.rs", &[]),
     ("lighting/patch.rs", &[]),
+    ("lighting/e131.rs", &[]),
+    ("lighting/health.rs", &[]),
 ];
 
 fn rank(module: &str) -> Option<usize> {

@@ -337,11 +337,14 @@ fn render_scenes(v: &Value) -> String {
 }
 
 fn health(d: &Value) -> String {
-    match d.get("online").and_then(Value::as_bool) {
-        Some(true) => "online".into(),
-        Some(false) => format!("OFFLINE  {}", d.get("error").and_then(Value::as_str).unwrap_or("")),
-        None => "unknown".into(),
-    }
+    let node = d.get("node").filter(|n| n.is_object()).map(|n| format!("  ({} {}, firmware {})", s(n, "short_name"), s(n, "long_name"), s(n, "firmware")));
+    let h = match (d.get("status").and_then(Value::as_str), d.get("online").and_then(Value::as_bool)) {
+        (Some("unverified"), _) => "unverified".into(),
+        (_, Some(true)) => "online".into(),
+        (_, Some(false)) => format!("OFFLINE  {}", d.get("error").and_then(Value::as_str).unwrap_or("")),
+        (_, None) => "unknown".into(),
+    };
+    h + node.as_deref().unwrap_or("")
 }
 
 fn render_devices(v: &Value) -> String {
@@ -408,6 +411,19 @@ mod tests {
         assert_eq!(v["intensity"], json!(0.5));
         assert_eq!(v["color"], json!("#ff8800"));
         assert!(light_values(&["intensity".into()]).is_err());
+    }
+
+    #[test]
+    fn renders_the_three_health_states_and_the_node() {
+        let v = json!({"devices": [
+            {"name": "node1", "kind": "artnet", "online": true, "status": "online", "node": {"short_name": "n1", "long_name": "Node one", "firmware": "1.7"}},
+            {"name": "wash", "kind": "sacn", "online": null, "status": "unverified"},
+            {"name": "key", "kind": "fixture", "online": false, "status": "offline", "error": "light node `node1` offline: no ArtPollReply for 10 s"},
+        ]});
+        let t = render_devices(&v);
+        assert!(t.contains("online  (n1 Node one, firmware 1.7)"), "{t}");
+        assert!(t.contains("sacn") && t.contains("unverified"), "{t}");
+        assert!(t.contains("OFFLINE  light node `node1` offline: no ArtPollReply for 10 s"), "{t}");
     }
 
     #[test]

@@ -185,6 +185,11 @@ pub fn reply_invalid(parsed: &Parsed, error: &CommandError) -> Value {
     })
 }
 
+/// What an Art-Net node said in its ArtPollReply (firmware as `major.minor`).
+pub fn node(n: &crate::lighting::NodeInfo) -> Value {
+    json!({"short_name": n.short_name, "long_name": n.long_name, "firmware": format!("{}.{}", n.firmware >> 8, n.firmware & 0xFF)})
+}
+
 /// The retained `state` JSON.
 pub fn state(studio: &str, s: &BoothState) -> Value {
     json!({
@@ -194,12 +199,19 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
         "slot": s.slot,
         "applied_at": s.applied_at.map(format_time),
         "pending": s.pending.as_ref().map(|p| json!({"scene": p.scene, "at": format_time(p.at)})),
-        "devices": s.devices.iter().map(|(name, h)| (name.clone(), json!({
-            "kind": h.kind.as_str(),
-            "online": h.online,
-            "error": h.error,
-            "since": format_time(h.since),
-        }))).collect::<Map<_, _>>(),
+        "devices": s.devices.iter().map(|(name, h)| {
+            let mut d = json!({
+                "kind": h.kind.as_str(),
+                "online": h.online_json(),
+                "status": h.status().as_str(),
+                "error": h.error,
+                "since": format_time(h.since),
+            });
+            if let Some(n) = &h.node {
+                d["node"] = node(n);
+            }
+            (name.clone(), d)
+        }).collect::<Map<_, _>>(),
         "scenes_hash": s.scenes_hash,
         "clock_synced": s.clock_synced,
         "last_failure": s.last_failure.as_ref().map(|f| json!({

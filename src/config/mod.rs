@@ -39,6 +39,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let mut studio = None;
     let (mut mqtt, mut http, mut lighting) = (None, None, None);
     let (mut cameras, mut artnet, mut fixtures, mut osc) = (vec![], vec![], vec![], vec![]);
+    let mut sacn = vec![];
     for (key, item) in doc.as_table().iter() {
         let key_span = doc.as_table().key(key).and_then(|k| k.span());
         match key {
@@ -48,12 +49,13 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             "lighting" => lighting = toml_src::de_item::<raw::Lighting>(v.src, item, "[lighting]", v.d),
             "camera" => cameras = v.entries(key_span, item, key),
             "artnet" => artnet = v.entries(key_span, item, key),
+            "sacn" => sacn = v.entries(key_span, item, key),
             "fixture" => fixtures = v.entries(key_span, item, key),
             "osc" => osc = v.entries(key_span, item, key),
             other => {
                 v.d.push(src.diag(
                     key_span,
-                    format!("unknown key `{other}` (expected studio, mqtt, http, lighting, camera, artnet, fixture or osc)"),
+                    format!("unknown key `{other}` (expected studio, mqtt, http, lighting, camera, artnet, sacn, fixture or osc)"),
                 ))
             }
         }
@@ -71,7 +73,9 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let mut profiles = ProfileCache::default();
     let cameras = v.cameras(cameras, &profiles_dir, &mut profiles);
     let artnet = v.artnet(artnet);
-    let fixtures = v.fixtures(fixtures, &artnet, &profiles_dir, &mut profiles);
+    let sacn = v.sacn(sacn, &artnet);
+    let output_names: Vec<&str> = artnet.iter().map(|o| o.name.as_str()).chain(sacn.iter().map(|o| o.name.as_str())).collect();
+    let fixtures = v.fixtures(fixtures, &output_names, &profiles_dir, &mut profiles);
     let osc = v.osc(osc);
     v.unique_names(&cameras, &fixtures);
     let warnings = std::mem::take(&mut v.warnings);
@@ -95,7 +99,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     if !d.is_empty() {
         return Err(d);
     }
-    Ok(Config { path: path.to_path_buf(), studio, mqtt, http, cameras, artnet, fixtures, osc, lighting, scenes, warnings })
+    Ok(Config { path: path.to_path_buf(), studio, mqtt, http, cameras, artnet, sacn, fixtures, osc, lighting, scenes, warnings })
 }
 
 /// The unconfirmed keys of a fixture profile that matter in one of its
@@ -257,6 +261,12 @@ impl Validator<'_> {
             }
         }
         out.artsync = l.artsync.unwrap_or(false);
+        if let Some(u) = l.sacn_sync_universe {
+            match u16::try_from(*u.get_ref()).ok().filter(|u| crate::lighting::e131::UNIVERSES.contains(u)) {
+                Some(u) => out.sacn_sync = Some(u),
+                None => self.err(u.span(), format!("`sacn_sync_universe` must be an sACN universe 1–63999, got {}", u.get_ref())),
+            }
+        }
         out.restore_last_look = l.restore_last_look.unwrap_or(true);
         out.shutdown_scene = l.shutdown_scene.map(|s| s.into_inner());
         out
@@ -313,19 +323,64 @@ impl Validator<'_> {
                 name,
                 target: target.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 6454))),
                 universe: universe.clamp(0, 0x7FFF) as u16,
+                poll: a.poll.unwrap_or(true),
             });
         }
         out
     }
 
-    fn fixtures(&mut self, raw: Vec<raw::Fixture>, outputs: &[ArtNetOutput], dir: &Path, cache: &mut ProfileCache) -> Vec<Fixture> {
+    fn sacn(&mut self, raw: Vec<raw::Sacn>, artnet: &[ArtNetOutput]) -> Vec<SacnOutput> {
+        let mut out: Vec<SacnOutput> = Vec::new();
+        for a in raw {
+            let name = self.name(&a.name, "sacn name");
+            let target = self.socket_addr(&a.target, crate::lighting::e131::PORT);
+            let universe = *a.universe.get_ref();
+            if !(1..=63999).contains(&universe) {
+                self.err(a.universe.span(), format!("`universe` must be an sACN universe 1–63999, got {universe}"));
+            }
+            let priority = match &a.priority {
+                None => crate::lighting::e131::DEFAULT_PRIORITY,
+                Some(p) if (0..=200).contains(p.get_ref()) => *p.get_ref() as u8,
+                Some(p) => {
+                    self.err(p.span(), format!("`priority` must be 0–200, got {}", p.get_ref()));
+                    crate::lighting::e131::DEFAULT_PRIORITY
+                }
+            };
+            if out.iter().any(|o| o.name == name) || artnet.iter().any(|o| o.name == name) {
+                self.err(a.name.span(), format!("output `{name}` is defined twice ([[artnet]] and [[sacn]] names share one namespace)"));
+            }
+            if let (Some(target), Some(other)) = (target, out.iter().find(|o| Some(o.target) == target && o.universe as i64 == universe)) {
+                self.err(a.universe.span(), format!("`{name}` sends the same universe to {target} as `{}`", other.name));
+            }
+            out.push(SacnOutput {
+                name,
+                target: target.unwrap_or(SocketAddr::from(([127, 0, 0, 1], crate::lighting::e131::PORT))),
+                universe: universe.clamp(1, 63999) as u16,
+                priority,
+            });
+        }
+        out
+    }
+
+    fn fixtures(&mut self, raw: Vec<raw::Fixture>, outputs: &[&str], dir: &Path, cache: &mut ProfileCache) -> Vec<Fixture> {
         let mut out: Vec<Fixture> = Vec::new();
         for f in raw {
             let name = self.name(&f.name, "fixture name");
             let profile = self.profile(&f.profile, dir, "fixtures", &mut cache.fixtures, profiles::load_fixture);
-            let artnet = f.artnet.get_ref().clone();
-            if !outputs.iter().any(|o| o.name == artnet) {
-                self.err(f.artnet.span(), format!("unknown artnet output `{artnet}`"));
+            let output = match (&f.output, &f.artnet) {
+                (Some(o), None) | (None, Some(o)) => o,
+                (Some(o), Some(_)) => {
+                    self.err(o.span(), format!("fixture `{name}` sets both `output` and `artnet`; keep one"));
+                    o
+                }
+                (None, None) => {
+                    self.err(f.name.span(), format!("fixture `{name}` needs `output` (an [[artnet]] or [[sacn]] name)"));
+                    continue;
+                }
+            };
+            let artnet = output.get_ref().clone();
+            if !outputs.contains(&artnet.as_str()) {
+                self.err(output.span(), format!("unknown output `{artnet}` (no [[artnet]] or [[sacn]] of that name)"));
             }
             let address = *f.address.get_ref();
             if !(1..=512).contains(&address) {

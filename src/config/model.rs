@@ -13,6 +13,8 @@ use crate::scene::Scene;
 // config); the config model is made of them.
 pub use crate::camera::profile::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
 pub use crate::lighting::artnet::ArtNetOutput;
+pub use crate::lighting::sacn::SacnOutput;
+pub use crate::lighting::Output;
 pub use crate::lighting::fixture::{Attribute, AttributeChannels, Fixture, FixtureMode, FixtureProfile};
 pub use crate::osc::OscTarget;
 
@@ -37,11 +39,25 @@ impl Config {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Every DMX output, Art-Net first then sACN, each in file order (the
+    /// lighting task's universe order).
+    pub fn outputs(&self) -> Vec<Output> {
+        self.artnet.iter().cloned().map(Output::from).chain(self.sacn.iter().cloned().map(Output::from)).collect()
+    }
+
+    /// The lighting options of this booth: `[lighting]`, and the studio id
+    /// as the sACN source name.
+    pub fn lighting_options(&self) -> crate::lighting::LightingOptions {
+        crate::lighting::LightingOptions { source_name: self.studio.id.clone(), ..(&self.lighting).into() }
+    }
+
     /// Whether `other` drives the same devices the same way (so a reload
     /// can keep the running device actors and only swap scenes).
     pub fn same_devices(&self, other: &Config) -> bool {
         self.cameras == other.cameras
             && self.artnet == other.artnet
+            && self.sacn == other.sacn
+            && self.studio.id == other.studio.id
             && self.fixtures == other.fixtures
             && self.osc == other.osc
             && self.lighting == other.lighting
@@ -59,6 +75,7 @@ pub struct Config {
     pub http: Option<Http>,
     pub cameras: Vec<Camera>,
     pub artnet: Vec<ArtNetOutput>,
+    pub sacn: Vec<SacnOutput>,
     pub fixtures: Vec<Fixture>,
     pub osc: Vec<OscTarget>,
     /// Lighting behaviour (frame rate, persistence, shutdown look).
@@ -109,6 +126,8 @@ pub struct Lighting {
     pub keepalive: Duration,
     /// Send ArtSync after a frame that changed several universes together.
     pub artsync: bool,
+    /// sACN sync address for frames that change several sACN universes together.
+    pub sacn_sync: Option<u16>,
     /// Restore the last look from `state_dir` at start-up (no flash of zeros). Default true.
     pub restore_last_look: bool,
     /// On shutdown: keep the last look (None) or apply this scene's light part.
@@ -123,6 +142,7 @@ impl From<&Lighting> for crate::lighting::LightingOptions {
             frame_rate: l.frame_rate,
             keepalive: l.keepalive,
             artsync: l.artsync,
+            sacn_sync: l.sacn_sync,
             restore_last_look: l.restore_last_look,
             ..Default::default()
         }
@@ -131,6 +151,6 @@ impl From<&Lighting> for crate::lighting::LightingOptions {
 
 impl Default for Lighting {
     fn default() -> Self {
-        Lighting { frame_rate: 44, keepalive: Duration::from_secs(1), artsync: false, restore_last_look: true, shutdown_scene: None }
+        Lighting { frame_rate: 44, keepalive: Duration::from_secs(1), artsync: false, sacn_sync: None, restore_last_look: true, shutdown_scene: None }
     }
 }

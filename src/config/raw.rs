@@ -44,6 +44,7 @@ pub struct Lighting {
     pub frame_rate: Option<S<i64>>,
     pub keepalive_ms: Option<S<i64>>,
     pub artsync: Option<bool>,
+    pub sacn_sync_universe: Option<S<i64>>,
     pub restore_last_look: Option<bool>,
     pub shutdown_scene: Option<S<String>>,
 }
@@ -64,6 +65,16 @@ pub struct ArtNet {
     pub name: S<String>,
     pub target: S<String>,
     pub universe: S<i64>,
+    pub poll: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sacn {
+    pub name: S<String>,
+    pub target: S<String>,
+    pub universe: S<i64>,
+    pub priority: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +83,9 @@ pub struct Fixture {
     pub name: S<String>,
     pub profile: S<String>,
     pub mode: Option<S<String>>,
-    pub artnet: S<String>,
+    /// The output's name (`output` is the newer spelling; one of the two).
+    pub artnet: Option<S<String>>,
+    pub output: Option<S<String>>,
     pub address: S<i64>,
 }
 

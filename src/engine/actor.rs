@@ -178,15 +178,37 @@ impl Engine {
                 }
             });
         }
-        let online = |kind| DeviceHealth { kind, online: true, error: None, since: now };
         for f in &self.config.fixtures {
-            self.state.devices.insert(f.name.clone(), online(DeviceKind::Fixture));
+            self.state.devices.insert(f.name.clone(), DeviceHealth::unverified(DeviceKind::Fixture, now));
         }
         for o in &self.config.artnet {
-            self.state.devices.insert(o.name.clone(), online(DeviceKind::ArtNet));
+            self.state.devices.insert(o.name.clone(), DeviceHealth::unverified(DeviceKind::ArtNet, now));
         }
+        for o in &self.config.sacn {
+            self.state.devices.insert(o.name.clone(), DeviceHealth::unverified(DeviceKind::Sacn, now));
+        }
+        // OSC is fire-and-forget UDP: nothing answers, so nothing is verified.
         for o in &self.config.osc {
-            self.state.devices.insert(o.name.clone(), online(DeviceKind::Osc));
+            self.state.devices.insert(o.name.clone(), DeviceHealth::unverified(DeviceKind::Osc, now));
+        }
+        if let Some(lighting) = &devices.lighting {
+            let mut rx = lighting.health();
+            let outputs = lighting.outputs().to_vec();
+            let fixtures: Vec<(String, String)> = self.config.fixtures.iter().map(|f| (f.name.clone(), f.artnet.clone())).collect();
+            let initial = lighting_health(&rx.borrow_and_update(), &outputs, &fixtures, now);
+            self.state.devices.extend(initial);
+            let tx = self.health_tx.clone();
+            self.followers.spawn(async move {
+                // Ends when the lighting task (the watch sender) goes away.
+                while rx.changed().await.is_ok() {
+                    let all = lighting_health(&rx.borrow_and_update(), &outputs, &fixtures, SystemTime::now());
+                    for h in all {
+                        if tx.send(h).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
         }
         self.devices = devices;
         self.publish();
@@ -577,12 +599,47 @@ fn rfc3339(t: SystemTime) -> String {
 fn camera_health(h: &crate::camera::Health, now: SystemTime) -> DeviceHealth {
     // The link's `since` is a monotonic instant; convert it to wall-clock time.
     let age = tokio::time::Instant::now().saturating_duration_since(h.since);
-    DeviceHealth {
-        kind: DeviceKind::Camera,
-        online: h.online,
-        error: if h.online { h.last_error.clone() } else { h.reason.clone() },
-        since: now.checked_sub(age).unwrap_or(now),
+    DeviceHealth::verified(
+        DeviceKind::Camera,
+        h.online,
+        if h.online { h.last_error.clone() } else { h.reason.clone() },
+        now.checked_sub(age).unwrap_or(now),
+    )
+}
+
+/// The outputs' health as device health, and each fixture's: that of the
+/// output it is patched to, with the node named when it is offline.
+fn lighting_health(
+    health: &[crate::lighting::OutputHealth],
+    outputs: &[(String, crate::lighting::Protocol)],
+    fixtures: &[(String, String)],
+    now: SystemTime,
+) -> Vec<(String, DeviceHealth)> {
+    use crate::lighting::{HealthState, Protocol};
+    let mut out = Vec::with_capacity(outputs.len() + fixtures.len());
+    for ((name, protocol), h) in outputs.iter().zip(health) {
+        let kind = if *protocol == Protocol::Sacn { DeviceKind::Sacn } else { DeviceKind::ArtNet };
+        let age = tokio::time::Instant::now().saturating_duration_since(h.since);
+        let since = now.checked_sub(age).unwrap_or(now);
+        let mut d = match &h.state {
+            HealthState::Unverified => DeviceHealth::unverified(kind, since),
+            HealthState::Online => DeviceHealth::verified(kind, true, None, since),
+            HealthState::Offline(reason) => DeviceHealth::verified(kind, false, Some(reason.clone()), since),
+        };
+        d.node = h.node.clone();
+        out.push((name.clone(), d));
     }
+    for (fixture, output) in fixtures {
+        let Some(i) = outputs.iter().position(|(n, _)| n == output) else { continue };
+        let mut d = out[i].1.clone();
+        d.kind = DeviceKind::Fixture;
+        d.node = None;
+        if let Some(reason) = &d.error {
+            d.error = Some(format!("light node `{output}` offline: {reason}"));
+        }
+        out.push((fixture.clone(), d));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ pub enum DeviceKind {
     Camera,
     Fixture,
     ArtNet,
+    Sacn,
     Osc,
 }
 
@@ -114,6 +115,7 @@ impl DeviceKind {
             DeviceKind::Camera => "camera",
             DeviceKind::Fixture => "fixture",
             DeviceKind::ArtNet => "artnet",
+            DeviceKind::Sacn => "sacn",
             DeviceKind::Osc => "osc",
         }
     }
@@ -122,10 +124,64 @@ impl DeviceKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceHealth {
     pub kind: DeviceKind,
+    /// False only when the device is known to have failed (offline); an
+    /// unverified device is not offline.
     pub online: bool,
+    /// Whether `online` was verified (an answer came); false for outputs
+    /// and peers whose protocol never answers (sACN, OSC, Art-Net without
+    /// poll), which are shown as `unverified`, never as online.
+    pub verified: bool,
     /// Why it is offline, or the last error seen, in plain language.
     pub error: Option<String>,
     pub since: SystemTime,
+    /// What an Art-Net node said about itself (ArtPollReply).
+    pub node: Option<crate::lighting::NodeInfo>,
+}
+
+/// The three health states shown everywhere (CONTRACT §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthStatus {
+    Online,
+    Offline,
+    Unverified,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Online => "online",
+            HealthStatus::Offline => "offline",
+            HealthStatus::Unverified => "unverified",
+        }
+    }
+}
+
+impl DeviceHealth {
+    /// A verified health (cameras, polled Art-Net nodes).
+    pub fn verified(kind: DeviceKind, online: bool, error: Option<String>, since: SystemTime) -> DeviceHealth {
+        DeviceHealth { kind, online, verified: true, error, since, node: None }
+    }
+
+    /// A device nothing can verify.
+    pub fn unverified(kind: DeviceKind, since: SystemTime) -> DeviceHealth {
+        DeviceHealth { kind, online: true, verified: false, error: None, since, node: None }
+    }
+
+    pub fn status(&self) -> HealthStatus {
+        match (self.online, self.verified) {
+            (false, _) => HealthStatus::Offline,
+            (true, true) => HealthStatus::Online,
+            (true, false) => HealthStatus::Unverified,
+        }
+    }
+
+    /// `online` as the wire shows it: null when unverified.
+    pub fn online_json(&self) -> Option<bool> {
+        match self.status() {
+            HealthStatus::Unverified => None,
+            s => Some(s == HealthStatus::Online),
+        }
+    }
 }
 
 /// Things worth telling the backend and the pages about as they happen.

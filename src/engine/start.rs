@@ -63,7 +63,12 @@ pub(crate) async fn start(devices: &DeviceHandles, steps: &[Step], mut first_fra
                     None => Err(DeviceError::NotRunning("lighting output")),
                 };
                 let r = device_result(r);
-                started.parts.extend(fixtures.iter().map(|f| (f.clone(), Part::Done(r.clone()))));
+                // The look is set either way (a node that comes back gets
+                // it), but a fixture whose node is offline did not follow.
+                started.parts.extend(fixtures.iter().map(|f| {
+                    let offline = if r.ok { devices.lighting.as_ref().and_then(|l| l.fixture_offline(f)) } else { None };
+                    (f.clone(), Part::Done(offline.map(DeviceResult::failed).unwrap_or_else(|| r.clone())))
+                }));
             }
             Step::Camera { camera, action } => {
                 let part = match devices.cameras.get(camera) {

@@ -1,4 +1,6 @@
-//! Art-Net 4 output: ArtDmx / ArtSync encoding and a non-blocking unicast sender.
+//! Art-Net 4 output: ArtDmx / ArtSync / ArtPoll encoding, ArtPollReply
+//! decoding, and a non-blocking unicast sender that also polls each node
+//! (its health follows [`super::health::NodeHealth`]).
 //!
 //! ArtDmx is encoded with `artnet_protocol`, whose `Output` we checked against
 //! the Art-Net 4 spec: "Art-Net\0", OpCode 0x5000 little-endian, ProtVer 14
@@ -18,6 +20,8 @@ use artnet_protocol::{ArtCommand, Output, PortAddress};
 use tokio::net::UdpSocket;
 use tokio::time::{Duration, Instant};
 
+use super::health::{NodeHealth, NodeInfo, OutputHealth};
+
 /// One Art-Net output: a unicast target and a 15-bit port-address.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArtNetOutput {
@@ -25,6 +29,16 @@ pub struct ArtNetOutput {
     pub target: SocketAddr,
     /// 15-bit Art-Net port-address (net:7, sub-net:4, universe:4).
     pub universe: u16,
+    /// Poll the node (unicast ArtPoll) to verify it is there; `false` for
+    /// nodes that do not answer ArtPoll (shown as unverified).
+    pub poll: bool,
+}
+
+impl ArtNetOutput {
+    /// An output whose node is polled (the config's default).
+    pub fn new(name: impl Into<String>, target: SocketAddr, universe: u16) -> ArtNetOutput {
+        ArtNetOutput { name: name.into(), target, universe, poll: true }
+    }
 }
 
 /// Art-Net protocol revision we speak (ProtVer).
@@ -63,6 +77,31 @@ pub fn encode_artsync() -> [u8; 14] {
     p
 }
 
+/// Encode ArtPoll (OpCode 0x2000): ID, OpCode LE, ProtVer BE, Flags = 0
+/// (reply only when polled), DiagPriority = 0. The 14-byte form every node
+/// accepts (Art-Net 4 lets nodes take shorter ArtPolls than its 22 bytes).
+pub fn encode_artpoll() -> [u8; 14] {
+    let mut p = [0u8; 14];
+    p[..8].copy_from_slice(b"Art-Net\0");
+    p[8..10].copy_from_slice(&0x2000u16.to_le_bytes());
+    p[10..12].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    p
+}
+
+/// Decode an ArtPollReply (OpCode 0x2100): the node's short name (18 bytes
+/// at 26), long name (64 at 44) and VersInfo (firmware, BE at 16). `None`
+/// for any other packet or one too short to hold the names.
+pub fn decode_artpollreply(p: &[u8]) -> Option<NodeInfo> {
+    if p.len() < 108 || &p[..8] != b"Art-Net\0" || u16::from_le_bytes([p[8], p[9]]) != 0x2100 {
+        return None;
+    }
+    let text = |b: &[u8]| {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        String::from_utf8_lossy(&b[..end]).trim().to_string()
+    };
+    Some(NodeInfo { short_name: text(&p[26..44]), long_name: text(&p[44..108]), firmware: u16::from_be_bytes([p[16], p[17]]) })
+}
+
 /// Next ArtDmx sequence number: 1..=255 wrapping back to 1, never 0.
 pub fn next_sequence(s: u8) -> u8 {
     if s == 255 {
@@ -82,6 +121,10 @@ pub struct SendStats {
     /// Sends that failed (ECONNREFUSED after an ICMP port unreachable, no
     /// route, a full socket buffer because the network is slower than us, …).
     pub send_errors: u64,
+    /// ArtPolls sent (Art-Net only).
+    pub polls_sent: u64,
+    /// ArtPollReplies received (Art-Net only).
+    pub poll_replies: u64,
 }
 
 /// Rate-limits a repeating error log: first occurrence, then at most one
@@ -119,6 +162,8 @@ struct TargetSocket {
     target: SocketAddr,
     socket: UdpSocket,
     connected: bool,
+    /// The node behind this target: polled when any of its outputs polls.
+    health: NodeHealth,
 }
 
 impl TargetSocket {
@@ -170,6 +215,7 @@ impl ArtNetSender {
     /// Bind one ephemeral UDP port per distinct target: on 127.0.0.1 for a
     /// loopback target (tests, demo), else on all IPv4 interfaces. Never broadcast.
     pub async fn bind(outputs: &[ArtNetOutput]) -> Result<ArtNetSender, ArtNetError> {
+        let now = Instant::now();
         let mut universes = Vec::with_capacity(outputs.len());
         let mut sockets: Vec<TargetSocket> = Vec::new();
         for o in outputs {
@@ -188,7 +234,12 @@ impl ArtNetSender {
                     // is still sent to unconnected; its sends then fail and
                     // are counted like any other.
                     let connected = socket.connect(o.target).await.is_ok();
-                    sockets.push(TargetSocket { target: o.target, socket, connected });
+                    // tokio's try_send only sends once the reactor has seen the
+                    // socket writable; without this the very first frame is
+                    // dropped as WouldBlock.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), socket.writable()).await;
+                    let poll = outputs.iter().any(|x| x.target == o.target && x.poll);
+                    sockets.push(TargetSocket { target: o.target, socket, connected, health: NodeHealth::new(poll, now) });
                     sockets.len() - 1
                 }
             };
@@ -221,6 +272,51 @@ impl ArtNetSender {
         self.universes.get(u).and_then(|x| x.last_sent)
     }
 
+    /// The health of universe `u`'s node.
+    pub fn health(&self, u: usize) -> Option<&OutputHealth> {
+        self.universes.get(u).map(|x| self.sockets[x.socket].health.health())
+    }
+
+    /// Poll the nodes whose ArtPoll is due, read every ArtPollReply waiting
+    /// on the sockets (never blocks), and advance each node's health.
+    /// True when some node's health changed. Replies are read from the
+    /// socket that sent the poll: a node answers the controller's address.
+    pub fn service(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        let mut buf = [0u8; 1024];
+        for s in &mut self.sockets {
+            if !s.health.polls() {
+                continue;
+            }
+            if s.health.poll_due(now) {
+                match s.try_send(&encode_artpoll()) {
+                    Ok(_) => self.stats.polls_sent += 1,
+                    Err(e) => s.health.on_send_error(&e),
+                }
+            }
+            loop {
+                let got = if s.connected { s.socket.try_recv(&mut buf).map(|n| (n, s.target)) } else { s.socket.try_recv_from(&mut buf) };
+                match got {
+                    Ok((n, from)) => {
+                        // An unconnected socket hears anyone: only the target counts.
+                        if from.ip() != s.target.ip() {
+                            continue;
+                        }
+                        if let Some(info) = decode_artpollreply(&buf[..n]) {
+                            self.stats.poll_replies += 1;
+                            changed |= s.health.on_reply(info, now);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // ICMP port unreachable for an earlier datagram, and the like.
+                    Err(e) => s.health.on_send_error(&e),
+                }
+            }
+            changed |= s.health.tick(now);
+        }
+        changed
+    }
+
     /// Send one ArtDmx for universe `u` with the next sequence number. Errors
     /// are logged (rate-limited) and counted; the sequence still advances so a
     /// receiver sees the gap.
@@ -237,6 +333,7 @@ impl ArtNetSender {
                 Err(e) => {
                     self.stats.send_errors += 1;
                     uni.errors.report(now, uni.target, uni.port_address, &e);
+                    self.sockets[uni.socket].health.on_send_error(&e);
                     false
                 }
             },
@@ -321,6 +418,22 @@ mod tests {
         let t1 = t0 + Duration::from_secs(10);
         log.report(t1, target, 1, &e);
         assert_eq!((log.last, log.suppressed), (Some(t1), 0), "summary after 10 s");
+    }
+
+    #[test]
+    fn artpoll_layout_and_artpollreply_decoding() {
+        assert_eq!(encode_artpoll(), *b"Art-Net\0\x00\x20\x00\x0e\x00\x00");
+        let mut r = vec![0u8; 239];
+        r[..8].copy_from_slice(b"Art-Net\0");
+        r[8..10].copy_from_slice(&[0x00, 0x21]);
+        r[16..18].copy_from_slice(&[0x01, 0x07]);
+        r[26..31].copy_from_slice(b"node1");
+        r[44..56].copy_from_slice(b"Booth node 1");
+        let info = decode_artpollreply(&r).unwrap();
+        assert_eq!(info, NodeInfo { short_name: "node1".into(), long_name: "Booth node 1".into(), firmware: 0x0107 });
+        assert!(decode_artpollreply(&r[..107]).is_none(), "too short for the long name");
+        r[9] = 0x20;
+        assert!(decode_artpollreply(&r).is_none(), "an ArtPoll is not a reply");
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! Lighting: fixture patch, fade engine, Art-Net frame clock.
+//! Lighting: fixture patch, fade engine, Art-Net and sACN frame clock.
 //!
 //! - [`patch`]: fixture attributes → DMX slots, 16-bit/8-bit conversion (pure).
 //! - [`fade`]: the fade engine, driven by `Instant`s (pure, sans-IO).
-//! - [`artnet`]: ArtDmx/ArtSync encoding and the non-blocking UDP sender.
+//! - [`output`]: an `[[artnet]]` or `[[sacn]]` output.
+//! - [`artnet`]: ArtDmx/ArtSync/ArtPoll encoding, ArtPollReply decoding and
+//!   the non-blocking UDP sender that polls each node.
+//! - [`e131`]: the sACN (E1.31) data and sync packet codec (pure, sans-IO).
+//! - [`sacn`]: the sACN sender and the booth's stable CID.
+//! - [`health`]: an output's verified health on `Instant`s (pure, sans-IO).
 //! - [`persist`]: `state_dir/last-look.json`, atomic and debounced.
 //! - [`task`]: the lighting task, its frame clock and [`LightingHandle`].
 
@@ -12,11 +17,18 @@ pub use fixture::Attribute;
 
 pub mod artnet;
 pub mod clock;
+pub mod e131;
 pub mod fade;
 pub mod fixture;
+pub mod health;
+pub mod output;
 pub mod patch;
 pub mod persist;
+pub mod sacn;
 pub mod task;
+
+pub use health::{HealthState, NodeInfo, OutputHealth};
+pub use output::{Output, Protocol};
 
 pub use task::{spawn, FirstFrame, FrameSent, LightingError, LightingHandle, LightingOptions, LightingStats};
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::artnet::ArtNetOutput;
+use super::output::Output;
 use super::fixture::{Attribute, Fixture};
 
 /// DMX slots in one universe.
@@ -49,7 +49,7 @@ pub fn scale(v: u16, master: u16) -> u16 {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PatchError {
-    #[error("fixture {fixture:?} uses unknown Art-Net output {output:?}")]
+    #[error("fixture {fixture:?} uses unknown output {output:?}")]
     UnknownOutput { fixture: String, output: String },
     #[error("fixture {fixture:?}: channel {channel} is outside the universe (1–512)")]
     ChannelOutOfRange { fixture: String, channel: u32 },
@@ -91,7 +91,7 @@ struct PatchedFixture {
 /// Fixtures' attributes mapped onto the universes of the Art-Net outputs.
 #[derive(Debug, Clone)]
 pub struct Patch {
-    outputs: Vec<ArtNetOutput>,
+    outputs: Vec<Output>,
     fixtures: Vec<PatchedFixture>,
     slots: Vec<Slot>,
     by_name: HashMap<String, usize>,
@@ -103,7 +103,7 @@ impl Patch {
     /// Build the patch. Config validation has already run, but a bad fixture
     /// is still an error here rather than a panic or a silent write into the
     /// wrong universe.
-    pub fn new(outputs: &[ArtNetOutput], fixtures: &[Fixture]) -> Result<Patch, PatchError> {
+    pub fn new(outputs: &[Output], fixtures: &[Fixture]) -> Result<Patch, PatchError> {
         let mut patch = Patch {
             outputs: outputs.to_vec(),
             fixtures: Vec::with_capacity(fixtures.len()),
@@ -114,7 +114,7 @@ impl Patch {
         for (fi, f) in fixtures.iter().enumerate() {
             let universe = outputs
                 .iter()
-                .position(|o| o.name == f.artnet)
+                .position(|o| o.name() == f.artnet)
                 .ok_or_else(|| PatchError::UnknownOutput { fixture: f.name.clone(), output: f.artnet.clone() })?;
             let mode = f.profile.modes.get(f.mode).ok_or(PatchError::UnknownMode { fixture: f.name.clone(), mode: f.mode })?;
             // DMX addresses are 1-based; offsets are 0-based within the footprint.
@@ -144,7 +144,7 @@ impl Patch {
         Ok(patch)
     }
 
-    pub fn outputs(&self) -> &[ArtNetOutput] {
+    pub fn outputs(&self) -> &[Output] {
         &self.outputs
     }
 
@@ -208,8 +208,8 @@ impl Patch {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn output(name: &str, universe: u16) -> ArtNetOutput {
-        ArtNetOutput { name: name.into(), target: "127.0.0.1:6454".parse().unwrap(), universe }
+    pub(crate) fn output(name: &str, universe: u16) -> Output {
+        Output::ArtNet(crate::lighting::artnet::ArtNetOutput::new(name, "127.0.0.1:6454".parse().unwrap(), universe))
     }
 
     pub(crate) fn fixture(name: &str, output: &str, address: u16, attrs: &[(Attribute, u16, Option<u16>)], fixed: &[(u16, u8)]) -> Fixture {

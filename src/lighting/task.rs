@@ -1,7 +1,10 @@
-//! The lighting task: owns the fade engine and the Art-Net sender, runs the
-//! frame clock, and serves a [`LightingHandle`] over a bounded channel.
+//! The lighting task: owns the fade engine and the Art-Net and sACN
+//! senders (and so the nodes' health), runs the frame clock, and serves a
+//! [`LightingHandle`] over a bounded channel.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,8 +13,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::artnet::ArtNetOutput;
 use super::artnet::{ArtNetError, ArtNetSender, SendStats};
+use super::e131::OPT_STREAM_TERMINATED;
+use super::health::{HealthState, NodeHealth, OutputHealth};
+use super::output::{Output, Protocol};
+use super::sacn::{SacnError, SacnSender};
 use super::clock::{ClockSource, FrameClock};
 use super::fade::FadeEngine;
 use super::fixture::Fixture;
@@ -25,6 +31,9 @@ use crate::metrics::DurationHistogram;
 pub const MAX_FRAME_RATE: u32 = 44;
 /// Coalesce look changes for this long before writing last-look.json.
 pub const PERSIST_DEBOUNCE: Duration = Duration::from_millis(500);
+/// An unchanged sACN universe is re-sent at least this often, whatever the
+/// Art-Net keep-alive: E1.31 receivers drop a source after 2.5 s of silence.
+pub const SACN_KEEPALIVE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LightingError {
@@ -32,6 +41,8 @@ pub enum LightingError {
     Patch(#[from] PatchError),
     #[error(transparent)]
     ArtNet(#[from] ArtNetError),
+    #[error(transparent)]
+    Sacn(#[from] SacnError),
     #[error("the lighting task has stopped")]
     Closed,
 }
@@ -40,9 +51,11 @@ pub enum LightingError {
 /// technician page and latency measurements.
 #[derive(Debug, Clone)]
 pub struct FrameSent {
-    /// Index of the output in the `&[ArtNetOutput]` given to [`spawn`].
+    /// Index of the output in the `&[Output]` given to [`spawn`].
     pub output: usize,
+    /// Art-Net port-address or sACN universe (see `protocol`).
     pub port_address: u16,
+    pub protocol: Protocol,
     pub sequence: u8,
     /// The 512 DMX slots.
     pub data: Bytes,
@@ -67,7 +80,9 @@ pub struct FirstFrame {
 /// Lighting counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LightingStats {
+    /// Art-Net.
     pub send: SendStats,
+    pub sacn: SendStats,
     /// Frame-clock ticks processed.
     pub frames: u64,
 }
@@ -86,6 +101,11 @@ enum Request {
 pub struct LightingHandle {
     tx: mpsc::Sender<Request>,
     frames: broadcast::Sender<FrameSent>,
+    health: watch::Receiver<Vec<OutputHealth>>,
+    /// Output names and protocols, in `spawn`'s order (= `health`'s).
+    outputs: Arc<[(String, Protocol)]>,
+    /// Fixture name → index of its output.
+    fixture_outputs: Arc<HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for Request {
@@ -153,6 +173,26 @@ impl LightingHandle {
         self.call(|reply| Request::Stats { reply }).await
     }
 
+    /// Each output's health, in the order of the outputs given to [`spawn`];
+    /// changes when a node goes offline or comes back.
+    pub fn health(&self) -> watch::Receiver<Vec<OutputHealth>> {
+        self.health.clone()
+    }
+
+    /// Output names and protocols, in the order of [`health`](Self::health).
+    pub fn outputs(&self) -> &[(String, Protocol)] {
+        &self.outputs
+    }
+
+    /// Why `fixture` cannot be lit now: its output's node is offline.
+    pub fn fixture_offline(&self, fixture: &str) -> Option<String> {
+        let &i = self.fixture_outputs.get(fixture)?;
+        match &self.health.borrow().get(i)?.state {
+            HealthState::Offline(reason) => Some(format!("light node `{}` offline: {reason}", self.outputs[i].0)),
+            _ => None,
+        }
+    }
+
     /// Every ArtDmx the frame clock sends from now on. Slow subscribers lag
     /// (and get `RecvError::Lagged`); they never slow the clock.
     pub fn subscribe_frames(&self) -> broadcast::Receiver<FrameSent> {
@@ -169,6 +209,11 @@ pub struct LightingOptions {
     pub keepalive: Duration,
     /// Send ArtSync after a frame that changed several universes together.
     pub artsync: bool,
+    /// sACN universe synchronization: the sync address used when a frame
+    /// changes several sACN universes together (None: no sync).
+    pub sacn_sync: Option<u16>,
+    /// sACN source name (the studio id).
+    pub source_name: String,
     /// Restore the last look from `state_dir` at start-up.
     pub restore_last_look: bool,
     /// The frame clock's timer: the OS's high-resolution timer in a booth;
@@ -182,6 +227,8 @@ impl Default for LightingOptions {
             frame_rate: 44,
             keepalive: Duration::from_secs(1),
             artsync: false,
+            sacn_sync: None,
+            source_name: "studiod".into(),
             restore_last_look: true,
             clock: ClockSource::Os,
         }
@@ -196,7 +243,7 @@ impl Default for LightingOptions {
 /// last frame (fades completed, or the shutdown look), flushes the persisted
 /// look and returns. With `state_dir: None` nothing is persisted or restored.
 pub async fn spawn(
-    outputs: &[ArtNetOutput],
+    outputs: &[Output],
     fixtures: &[Fixture],
     options: impl Into<LightingOptions>,
     state_dir: Option<&Path>,
@@ -204,7 +251,30 @@ pub async fn spawn(
 ) -> Result<(LightingHandle, JoinHandle<()>), LightingError> {
     let config: LightingOptions = options.into();
     let patch = Patch::new(outputs, fixtures)?;
-    let sender = ArtNetSender::bind(outputs).await?;
+    let mut routes = Vec::with_capacity(outputs.len());
+    let (mut artnet, mut sacn) = (Vec::new(), Vec::new());
+    for o in outputs {
+        match o {
+            Output::ArtNet(a) => {
+                routes.push(Route::ArtNet(artnet.len()));
+                artnet.push(a.clone());
+            }
+            Output::Sacn(x) => {
+                routes.push(Route::Sacn(sacn.len()));
+                sacn.push(x.clone());
+            }
+        }
+    }
+    let sender = ArtNetSender::bind(&artnet).await?;
+    let cid = if sacn.is_empty() {
+        [0; 16]
+    } else {
+        let dir = state_dir.map(Path::to_path_buf);
+        tokio::task::spawn_blocking(move || super::sacn::load_or_create_cid(dir.as_deref()))
+            .await
+            .unwrap_or_else(|_| super::sacn::load_or_create_cid(None))
+    };
+    let sacn_sender = SacnSender::bind(&sacn, cid, &config.source_name).await?;
     let now = Instant::now();
     let mut engine = FadeEngine::new(patch, now);
 
@@ -226,6 +296,15 @@ pub async fn spawn(
     }
 
     let (tx, rx) = mpsc::channel(64);
+    let unverified = NodeHealth::new(false, now).health().clone();
+    let initial = routes.iter().map(|r| match r {
+        Route::ArtNet(i) => sender.health(*i).cloned().unwrap_or_else(|| unverified.clone()),
+        Route::Sacn(_) => unverified.clone(),
+    });
+    let (health, health_rx) = watch::channel(initial.collect::<Vec<_>>());
+    let names: Arc<[(String, Protocol)]> = outputs.iter().map(|o| (o.name().to_string(), o.protocol())).collect();
+    let fixture_outputs: HashMap<String, usize> =
+        fixtures.iter().filter_map(|f| Some((f.name.clone(), outputs.iter().position(|o| o.name() == f.artnet)?))).collect();
     let (frames, _) = broadcast::channel(1024);
     let (looks, looks_rx) = watch::channel(LastLook { look: engine.target_look(), grand_master: engine.grand_master() });
     // Its own token, cancelled by our shutdown *after* the final look is
@@ -236,6 +315,9 @@ pub async fn spawn(
     let task = LightingTask {
         engine,
         sender,
+        sacn: sacn_sender,
+        routes,
+        health,
         rx,
         frames: frames.clone(),
         looks,
@@ -245,20 +327,31 @@ pub async fn spawn(
         period,
         keepalive: config.keepalive,
         artsync: config.artsync,
+        sacn_sync: config.sacn_sync,
         shutdown_look: None,
         ticks: 0,
         // Reused: after the first few looks, recording allocates nothing.
         first_frame: Vec::with_capacity(8),
-        port_addresses: outputs.iter().map(|o| o.universe).collect(),
+        port_addresses: outputs.iter().map(|o| o.universe()).collect(),
         clock: config.clock,
     };
     let join = tokio::spawn(task.run());
-    Ok((LightingHandle { tx, frames }, join))
+    Ok((LightingHandle { tx, frames, health: health_rx, outputs: names, fixture_outputs: Arc::new(fixture_outputs) }, join))
+}
+
+/// Where a patch universe goes: an index into one of the senders.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    ArtNet(usize),
+    Sacn(usize),
 }
 
 struct LightingTask {
     engine: FadeEngine,
     sender: ArtNetSender,
+    sacn: SacnSender,
+    routes: Vec<Route>,
+    health: watch::Sender<Vec<OutputHealth>>,
     rx: mpsc::Receiver<Request>,
     frames: broadcast::Sender<FrameSent>,
     looks: watch::Sender<LastLook>,
@@ -268,6 +361,7 @@ struct LightingTask {
     period: Duration,
     keepalive: Duration,
     artsync: bool,
+    sacn_sync: Option<u16>,
     shutdown_look: Option<Look>,
     ticks: u64,
     /// Looks accepted since the last frame whose first frame someone times.
@@ -303,6 +397,7 @@ impl LightingTask {
                     if self.rested_for(Instant::now(), self.period / 2) {
                         self.frame(false);
                     }
+                    self.service_nodes();
                 }
             }
         }
@@ -316,10 +411,43 @@ impl LightingTask {
     }
 
     fn rested_for(&self, now: Instant, quiet: Duration) -> bool {
-        (0..self.port_addresses.len()).all(|u| match self.sender.last_sent(u) {
+        (0..self.routes.len()).all(|u| match self.last_sent(u) {
             None => true,
             Some(t) => now.saturating_duration_since(t) >= quiet,
         })
+    }
+
+    fn last_sent(&self, u: usize) -> Option<Instant> {
+        match self.routes[u] {
+            Route::ArtNet(i) => self.sender.last_sent(i),
+            Route::Sacn(i) => self.sacn.last_sent(i),
+        }
+    }
+
+    /// Poll the Art-Net nodes, read their replies, publish health changes.
+    fn service_nodes(&mut self) {
+        if !self.sender.service(Instant::now()) {
+            return;
+        }
+        let sender = &self.sender;
+        let routes = &self.routes;
+        self.health.send_modify(|h| {
+            for (slot, r) in h.iter_mut().zip(routes) {
+                if let Route::ArtNet(i) = r {
+                    if let Some(now) = sender.health(*i) {
+                        if *slot != *now {
+                            if slot.state != now.state {
+                                match &now.state {
+                                    HealthState::Offline(reason) => tracing::warn!(output = i, %reason, "Art-Net node offline"),
+                                    _ => tracing::info!(output = i, "Art-Net node online"),
+                                }
+                            }
+                            *slot = now.clone();
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Serve one request; true when it changed what the outputs should carry.
@@ -359,7 +487,7 @@ impl LightingTask {
                 false
             }
             Request::Stats { reply } => {
-                let _ = reply.send(LightingStats { send: self.sender.stats(), frames: self.ticks });
+                let _ = reply.send(LightingStats { send: self.sender.stats(), sacn: self.sacn.stats(), frames: self.ticks });
                 false
             }
         }
@@ -378,21 +506,40 @@ impl LightingTask {
         self.ticks += 1;
         let rendered = self.engine.render(now);
         let mut sent_to = Vec::new();
+        let mut sacn_sent = Vec::new();
+        // sACN universe synchronization when this frame changes several sACN
+        // universes together: their data carries the sync address and is
+        // released by one sync packet after the loop. Unlike ArtSync it is
+        // per packet (sync address 0 acts at once), so other frames need none.
+        let sacn_changed = self.routes.iter().zip(rendered.changed).filter(|(r, &c)| c && matches!(r, Route::Sacn(_))).count();
+        let sync_address = self.sacn_sync.filter(|_| sacn_changed >= 2 && !force);
         // When this frame's first ArtDmx reached the kernel (wall clock, so
         // paused-time tests cannot distort it); only taken when someone waits.
         let mut first_out: Option<std::time::Instant> = None;
         for (u, (frame, &changed)) in rendered.frames.iter().zip(rendered.changed).enumerate() {
-            let stale = match self.sender.last_sent(u) {
+            let route = self.routes[u];
+            let (last, keepalive) = match route {
+                Route::ArtNet(i) => (self.sender.last_sent(i), self.keepalive),
+                Route::Sacn(i) => (self.sacn.last_sent(i), self.keepalive.min(SACN_KEEPALIVE)),
+            };
+            let stale = match last {
                 None => true,
-                Some(t) => now.saturating_duration_since(t) + self.period > self.keepalive,
+                Some(t) => now.saturating_duration_since(t) + self.period > keepalive,
             };
             if !(force || changed || stale) {
                 continue;
             }
-            let Some(sent) = self.sender.send_dmx(u, frame, now) else {
+            let (sent, protocol) = match route {
+                Route::ArtNet(i) => (self.sender.send_dmx(i, frame, now), Protocol::ArtNet),
+                Route::Sacn(i) => (self.sacn.send_dmx(i, frame, now, sync_address.unwrap_or(0), 0), Protocol::Sacn),
+            };
+            let Some(sent) = sent else {
                 continue;
             };
-            sent_to.push(u);
+            match route {
+                Route::ArtNet(i) => sent_to.push(i),
+                Route::Sacn(i) => sacn_sent.push(i),
+            }
             if !self.first_frame.is_empty() && first_out.is_none() {
                 first_out = Some(std::time::Instant::now());
             }
@@ -401,6 +548,7 @@ impl LightingTask {
                 let _ = self.frames.send(FrameSent {
                     output: u,
                     port_address: self.port_addresses[u],
+                    protocol,
                     sequence: sent.sequence,
                     data: Bytes::copy_from_slice(frame),
                     at: now,
@@ -417,6 +565,9 @@ impl LightingTask {
         if self.artsync && !sent_to.is_empty() {
             self.sender.send_sync(sent_to, now);
         }
+        if let Some(address) = sync_address {
+            self.sacn.send_sync(sacn_sent, address, now);
+        }
         // This frame is the first rendered with every look accepted since the
         // last one (the first step of a fade). A look that changes nothing on
         // the wire counts too (at the end of the frame): the output already
@@ -425,6 +576,23 @@ impl LightingTask {
             let sent = first_out.unwrap_or_else(std::time::Instant::now);
             for f in self.first_frame.drain(..) {
                 f.histogram.observe(sent.saturating_duration_since(f.received));
+            }
+        }
+    }
+
+    /// E1.31 §6.7.1: a source that stops sends three packets with the
+    /// Stream_Terminated bit, so receivers let go at once instead of after
+    /// the 2.5 s data-loss timeout. They carry the final look.
+    fn terminate_sacn(&mut self, now: Instant) {
+        if self.sacn.universe_count() == 0 {
+            return;
+        }
+        let rendered = self.engine.render(now);
+        for _ in 0..3 {
+            for (u, frame) in rendered.frames.iter().enumerate() {
+                if let Route::Sacn(i) = self.routes[u] {
+                    self.sacn.send_dmx(i, frame, now, 0, OPT_STREAM_TERMINATED);
+                }
             }
         }
     }
@@ -441,6 +609,7 @@ impl LightingTask {
         }
         self.publish_target();
         self.frame(true);
+        self.terminate_sacn(now);
         tracing::info!(outputs = self.port_addresses.len(), "lighting stopped; nodes hold the final look");
         // Now let the persister flush the final look and wait for the write.
         self.flush.cancel();

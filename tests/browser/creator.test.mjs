@@ -119,6 +119,22 @@ test('a state change pushed by the server updates the open page without reload',
   assert.equal(await page.textContent('.banner'), 'Side camera is offline — the technician has been told.');
 });
 
+test('a light node going offline names its lights in one plain banner', async () => {
+  await fake.control('online side');
+  await page.waitForFunction(() => document.querySelectorAll('.banner').length === 0);
+  // What the engine does when node1 stops answering ArtPoll: the node and
+  // every fixture patched to it go offline (two of them here).
+  await fake.control('offline node1 no ArtPollReply for 10 s');
+  await fake.control('offline key light node `node1` offline: no ArtPollReply for 10 s');
+  await fake.control('offline fill light node `node1` offline: no ArtPollReply for 10 s');
+  await page.waitForFunction(() => [...document.querySelectorAll('.banner')].some((b) => b.textContent.includes('Key light')));
+  assert.equal(await page.locator('.banner').count(), 1, 'one banner, not one per light plus the network box');
+  assert.equal(await page.textContent('.banner'), 'Fill light and Key light are offline — the technician has been told.');
+  // Back by itself: the banner goes.
+  for (const d of ['node1', 'key', 'fill']) await fake.control(`online ${d}`);
+  await page.waitForFunction(() => document.querySelectorAll('.banner').length === 0);
+});
+
 test('screenshot of the tablet page', async () => {
   await fake.control('heal side');
   await fake.control('online side');

@@ -104,17 +104,23 @@ fn reply_scene(events: &broadcast::Sender<Event>, state: &watch::Sender<BoothSta
     let _ = f.reply.send(f.out);
 }
 
-/// All configured devices online.
+/// All configured devices online (verified), but those whose protocol
+/// never answers (sACN, OSC): unverified, as the engine has them.
 pub fn healthy_state(cfg: &Config) -> BoothState {
     let now = SystemTime::now();
     let mut s = BoothState::default();
     let mut add = |name: &str, kind| {
-        s.devices.insert(name.to_string(), DeviceHealth { kind, online: true, error: None, since: now });
+        s.devices.insert(name.to_string(), DeviceHealth::verified(kind, true, None, now));
     };
     cfg.cameras.iter().for_each(|c| add(&c.name, DeviceKind::Camera));
     cfg.fixtures.iter().for_each(|f| add(&f.name, DeviceKind::Fixture));
     cfg.artnet.iter().for_each(|a| add(&a.name, DeviceKind::ArtNet));
-    cfg.osc.iter().for_each(|o| add(&o.name, DeviceKind::Osc));
+    cfg.sacn.iter().for_each(|o| {
+        s.devices.insert(o.name.clone(), DeviceHealth::unverified(DeviceKind::Sacn, now));
+    });
+    cfg.osc.iter().for_each(|o| {
+        s.devices.insert(o.name.clone(), DeviceHealth::unverified(DeviceKind::Osc, now));
+    });
     s
 }
 
@@ -240,6 +246,7 @@ pub fn set_online(fake: &Fake, device: &str, online: bool, reason: &str) {
     fake.state.send_modify(|s| {
         if let Some(h) = s.devices.get_mut(device) {
             h.online = online;
+            h.verified = true;
             h.error = (!online).then(|| reason.to_string());
             h.since = SystemTime::now();
         }

@@ -124,9 +124,13 @@ fn controls(f: &crate::config::model::Fixture) -> Vec<Value> {
 pub fn devices(cfg: &Config, state: &BoothState) -> Vec<Value> {
     let health = |name: &str, kind: &str| match state.devices.get(name) {
         Some(h) => {
-            json!({"name": name, "kind": h.kind.as_str(), "online": h.online, "error": h.error, "since": crate::adapters::json::format_time(h.since)})
+            let mut v = json!({"name": name, "kind": h.kind.as_str(), "online": h.online_json(), "status": h.status().as_str(), "error": h.error, "since": crate::adapters::json::format_time(h.since)});
+            if let Some(n) = &h.node {
+                v["node"] = crate::adapters::json::node(n);
+            }
+            v
         }
-        None => json!({"name": name, "kind": kind, "online": Value::Null, "error": Value::Null, "since": Value::Null}),
+        None => json!({"name": name, "kind": kind, "online": Value::Null, "status": Value::Null, "error": Value::Null, "since": Value::Null}),
     };
     let mut out = Vec::new();
     let mut named = std::collections::BTreeSet::new();
@@ -147,6 +151,10 @@ pub fn devices(cfg: &Config, state: &BoothState) -> Vec<Value> {
     for a in &cfg.artnet {
         named.insert(a.name.as_str());
         out.push(health(&a.name, "artnet"));
+    }
+    for s in &cfg.sacn {
+        named.insert(s.name.as_str());
+        out.push(health(&s.name, "sacn"));
     }
     for o in &cfg.osc {
         named.insert(o.name.as_str());
