@@ -28,7 +28,9 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::error::{Failure, LinkDown};
 use super::handle::{CameraHandle, Health, Msg};
 use super::link::{CameraLinkConfig, Link, LinkOptions, LinkOutcome, Output, RequestId};
-use super::profile::Camera;
+use super::ip::{TcpOpener, UdpOpener};
+use super::link_ip::UdpOptions;
+use super::profile::{Camera, IpForm};
 use crate::visca::{decode, Address};
 
 /// Opens the byte transport of a port. Called again after every failure.
@@ -84,6 +86,23 @@ pub struct PortOptions {
     pub channel_capacity: usize,
     /// A write that takes longer means the port is wedged.
     pub write_timeout: Duration,
+    /// The UDP form's session knobs (IP cameras only).
+    pub udp: UdpOptions,
+    /// Resends after an ACK timeout on an IP camera's link (datagrams get
+    /// lost; a resend costs little): replaces `link.retries` there.
+    pub ip_retries: u32,
+    /// First resend delay on an IP camera's link; replaces `link.retry_backoff`.
+    pub ip_retry_backoff: Duration,
+}
+
+impl PortOptions {
+    /// The options of an IP camera's port task.
+    pub fn for_ip(&self) -> PortOptions {
+        let mut o = *self;
+        o.link.retries = self.ip_retries;
+        o.link.retry_backoff = self.ip_retry_backoff;
+        o
+    }
 }
 
 impl Default for PortOptions {
@@ -94,6 +113,12 @@ impl Default for PortOptions {
             reopen_max: Duration::from_secs(5),
             channel_capacity: 64,
             write_timeout: Duration::from_secs(1),
+            udp: UdpOptions::default(),
+            // Six sends, 20 ms apart doubling: a camera silent for
+            // 6 × ack + 620 ms is offline; a 10 % datagram loss almost
+            // never costs a command (both datagrams lost six times).
+            ip_retries: 5,
+            ip_retry_backoff: Duration::from_millis(20),
         }
     }
 }
@@ -166,10 +191,21 @@ impl Port {
 }
 
 /// Spawns one port task per distinct serial device among `cameras`, each
-/// opened with [`SerialOpener`] at the cameras' baud rate.
+/// opened with [`SerialOpener`] at the cameras' baud rate, and one per IP
+/// camera (`url`), opened with [`UdpOpener`] or [`TcpOpener`].
 pub fn spawn_serial_ports(cameras: &[Camera], options: PortOptions, cancel: CancellationToken) -> Result<Vec<Port>, SpawnError> {
+    spawn_camera_ports(cameras, options, cancel)
+}
+
+/// See [`spawn_serial_ports`] (the same; this name says it serves IP cameras too).
+pub fn spawn_camera_ports(cameras: &[Camera], options: PortOptions, cancel: CancellationToken) -> Result<Vec<Port>, SpawnError> {
     let mut by_port: Vec<(String, Vec<Camera>)> = Vec::new();
+    let mut ip = Vec::new();
     for cam in cameras {
+        if let Some(url) = &cam.url {
+            ip.push((url.clone(), cam.clone()));
+            continue;
+        }
         let port = cam.port.display().to_string();
         match by_port.iter_mut().find(|(p, _)| *p == port) {
             Some((_, v)) => v.push(cam.clone()),
@@ -180,13 +216,31 @@ pub fn spawn_serial_ports(cameras: &[Camera], options: PortOptions, cancel: Canc
     for (port, cams) in &by_port {
         check(port, cams)?;
     }
-    Ok(by_port
+    let mut ports: Vec<Port> = by_port
         .into_iter()
         .map(|(port, cams)| {
             let opener = SerialOpener { path: port.clone(), baud: cams[0].baud };
             spawn_port(port, &cams, opener, options, cancel.clone()).expect("validated above")
         })
-        .collect())
+        .collect();
+    for (url, mut cam) in ip {
+        // One camera, always address 1 (the transport answers the chain's broadcasts).
+        cam.address = 1;
+        let name = url.to_string();
+        let opts = options.for_ip();
+        let port = match url.form {
+            IpForm::Udp => {
+                let opener = UdpOpener { host: url.host.clone(), port: url.port, options: options.udp };
+                spawn_port(name, std::slice::from_ref(&cam), opener, opts, cancel.clone())
+            }
+            IpForm::Tcp => {
+                let opener = TcpOpener { host: url.host.clone(), port: url.port };
+                spawn_port(name, std::slice::from_ref(&cam), opener, opts, cancel.clone())
+            }
+        };
+        ports.push(port.expect("one camera at address 1"));
+    }
+    Ok(ports)
 }
 
 fn check(port: &str, cameras: &[Camera]) -> Result<(), SpawnError> {

@@ -51,9 +51,11 @@ pub struct Lighting {
 pub struct Camera {
     pub name: S<String>,
     pub profile: S<String>,
-    pub port: S<String>,
+    /// Serial: `port` (+ `baud`, `address`). IP: `url` alone.
+    pub port: Option<S<String>>,
     pub baud: Option<S<i64>>,
-    pub address: S<i64>,
+    pub address: Option<S<i64>>,
+    pub url: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,6 +25,7 @@ pub fn chain_cameras(port: &Path, n: u8) -> Vec<Camera> {
             port: port.to_path_buf(),
             baud: 9600,
             address: a,
+            url: None,
         })
         .collect()
 }
