@@ -38,6 +38,8 @@ enum Cmd {
     },
     /// Technician CLI against a running daemon (over its HTTP API).
     Ctl(studiod::adapters::ctl::CtlArgs),
+    /// Find the cameras on a VISCA chain (--port) or one IP camera (--url); print [[camera]] TOML.
+    Discover(studiod::adapters::discover::DiscoverArgs),
     /// Run a complete simulated booth on this machine (loopback only).
     #[cfg(feature = "demo")]
     Demo {
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
             run_runtime(studiod::daemon::run(config))
         }
         Cmd::Ctl(args) => studiod::adapters::ctl::main(args),
+        Cmd::Discover(args) => ExitCode::from(studiod::adapters::discover::main(args)),
         #[cfg(feature = "demo")]
         Cmd::Demo { dir, mqtt, artnet_copy, log_format } => {
             // The demo narrates on stdout; logs only for problems unless

@@ -2,6 +2,7 @@
 //! command API (`crate::command`) and back. Only they know JSON or topics.
 
 pub mod ctl;
+pub mod discover;
 pub mod http;
 pub mod idempotency;
 pub mod json;

@@ -123,6 +123,9 @@ pub struct CameraProfile {
     /// Transports the model supports (`serial`, `visca-udp`, `visca-tcp`);
     /// informational, empty when the profile does not say.
     pub transports: Vec<String>,
+    /// The CAM_VersionInq ids this profile fits (`studiod discover`); `None`
+    /// when no source gives them.
+    pub identity: Option<CameraIdentity>,
     /// Dotted keys of the profile file whose values no source confirms
     /// (`studiod check` warns about them).
     pub unconfirmed: Vec<String>,
@@ -134,6 +137,13 @@ impl CameraProfile {
     pub fn absolute_speeds(&self) -> (u8, u8) {
         (self.max_pan_speed, self.absolute_tilt_speed.unwrap_or(self.max_tilt_speed))
     }
+}
+
+/// Vendor and model ids as a camera reports them (`y0 50 GG GG HH HH …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraIdentity {
+    pub vendor: u16,
+    pub models: Vec<u16>,
 }
 
 /// A linear axis: degrees ↔ signed VISCA position units.

@@ -211,6 +211,7 @@ pub fn test_camera_profile() -> CameraProfile {
         timing: CameraTiming::default(),
         completion_without_ack: false,
         transports: Vec::new(),
+        identity: None,
         unconfirmed: Vec::new(),
     }
 }
