@@ -311,6 +311,12 @@
       when.className = 'kind';
       when.textContent = d.online === false ? 'offline since ' + new Date(d.since).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.online ? 'online' : 'unknown';
       li.append(dot, n, when);
+      if (d.identity) {
+        const id = document.createElement('span');
+        id.className = 'kind identity';
+        id.textContent = d.identity;
+        li.append(id);
+      }
       if (d.error) {
         const e = document.createElement('span');
         e.className = 'err';

@@ -168,6 +168,8 @@ async fn four_cameras_two_serial_two_ip_reach_their_presets_over_mqtt() {
     let state = c.wait_json(STATE, T, |v| v["scene"] == "p3").await;
     for cam in CAMS {
         assert_eq!(state["devices"][cam]["online"], true, "{cam}: {state}");
+        // Read at connect, shown on /tech: vendor, model, ROM version.
+        assert_eq!(state["devices"][cam]["identity"], "vendor 0x0001, model 0x0402, ROM version 0x0100", "{cam}: {state}");
     }
     // The IP cameras saw real VISCA: the UDP one a RESET and numbered
     // datagrams, the TCP one the memory recall bytes.

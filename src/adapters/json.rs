@@ -199,6 +199,7 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
             "online": h.online,
             "error": h.error,
             "since": format_time(h.since),
+            "identity": h.identity,
         }))).collect::<Map<_, _>>(),
     })
 }

@@ -152,7 +152,7 @@ impl Engine {
                 }
             });
         }
-        let online = |kind| DeviceHealth { kind, online: true, error: None, since: now };
+        let online = |kind| DeviceHealth { kind, online: true, error: None, since: now, identity: None };
         for f in &self.config.fixtures {
             self.state.devices.insert(f.name.clone(), online(DeviceKind::Fixture));
         }
@@ -490,6 +490,7 @@ fn camera_health(h: &crate::camera::Health, now: SystemTime) -> DeviceHealth {
         online: h.online,
         error: if h.online { h.last_error.clone() } else { h.reason.clone() },
         since: now.checked_sub(age).unwrap_or(now),
+        identity: h.identity.clone(),
     }
 }
 

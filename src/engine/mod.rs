@@ -96,6 +96,8 @@ pub struct DeviceHealth {
     /// Why it is offline, or the last error seen, in plain language.
     pub error: Option<String>,
     pub since: SystemTime,
+    /// Cameras: vendor, model and ROM version as read at connect.
+    pub identity: Option<String>,
 }
 
 /// Things worth telling the backend and the pages about as they happen.

@@ -98,7 +98,7 @@ pub fn healthy_state(cfg: &Config) -> BoothState {
     let now = SystemTime::now();
     let mut s = BoothState::default();
     let mut add = |name: &str, kind| {
-        s.devices.insert(name.to_string(), DeviceHealth { kind, online: true, error: None, since: now });
+        s.devices.insert(name.to_string(), DeviceHealth { kind, online: true, error: None, since: now, identity: None });
     };
     cfg.cameras.iter().for_each(|c| add(&c.name, DeviceKind::Camera));
     cfg.fixtures.iter().for_each(|f| add(&f.name, DeviceKind::Fixture));
