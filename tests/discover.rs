@@ -41,9 +41,10 @@ async fn discovered_toml_passes_check_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let profiles = profiles(dir.path());
     let chain = VirtualChain::spawn(&dir.path().join("ttyVISCA"), 2, ChainOptions::default()).unwrap();
-    let udp = IpCamera::spawn_udp("127.0.0.1:0".parse().unwrap(), ChainOptions { model_code: 0x0519, rom_version: 0x0203, ..Default::default() })
-        .await
-        .unwrap();
+    let udp =
+        IpCamera::spawn_udp("127.0.0.1:0".parse().unwrap(), ChainOptions { model_code: 0x0519, rom_version: 0x0203, ..Default::default() })
+            .await
+            .unwrap();
     let pdir = profiles.to_str().unwrap();
 
     let (code, serial, err) = studiod(&["discover", "--port", chain.path().to_str().unwrap(), "--profiles-dir", pdir]).await;

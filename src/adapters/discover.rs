@@ -49,7 +49,8 @@ pub enum DiscoverError {
 fn profiles_with_identity(dir: &Path) -> Vec<CameraProfile> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir.join("cameras")) else { return out };
-    let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    let mut paths: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
     paths.sort();
     for p in paths {
         let Some(id) = p.file_stem().and_then(|s| s.to_str()) else { continue };
@@ -113,12 +114,16 @@ pub async fn discover(target: &Target, profiles_dir: &Path) -> Result<Vec<Found>
     }))
     .await;
     let result = match settled[0].reason.as_deref() {
-        Some(r) if r.starts_with("cannot open") || r == crate::camera::LinkDown::NotOpened.to_string() => Err(DiscoverError::Unusable(r.to_string())),
+        Some(r) if r.starts_with("cannot open") || r == crate::camera::LinkDown::NotOpened.to_string() => {
+            Err(DiscoverError::Unusable(r.to_string()))
+        }
         _ => {
             // Every address is asked (with the link's resends), not only the
             // ones whose first probe was answered: a lost datagram must not
             // hide a camera.
-            let answers = futures::future::join_all(handles.iter().map(|h| async move { (h.address().get(), h.inquire(Inquiry::Version).await) })).await;
+            let answers =
+                futures::future::join_all(handles.iter().map(|h| async move { (h.address().get(), h.inquire(Inquiry::Version).await) }))
+                    .await;
             let known = profiles_with_identity(profiles_dir);
             Ok(answers
                 .into_iter()
@@ -284,8 +289,13 @@ mod tests {
 
     #[test]
     fn toml_names_the_fallback_and_the_place() {
-        let f = Found { address: 2, version: Version { vendor: 1, model: 0x0402, rom: 0x0100, sockets: 2 }, profile: "generic-visca".into(), matched: false };
-        let t = to_toml(&Target::Serial { port: "/dev/ttyUSB0".into(), baud: 9600 }, &[f.clone()]);
+        let f = Found {
+            address: 2,
+            version: Version { vendor: 1, model: 0x0402, rom: 0x0100, sockets: 2 },
+            profile: "generic-visca".into(),
+            matched: false,
+        };
+        let t = to_toml(&Target::Serial { port: "/dev/ttyUSB0".into(), baud: 9600 }, std::slice::from_ref(&f));
         assert!(t.contains("# no profile declares vendor 0x0001 model 0x0402"), "{t}");
         assert!(t.contains("port = \"/dev/ttyUSB0\"\nbaud = 9600\naddress = 2\n"), "{t}");
         let u = to_toml(&Target::Url(CameraUrl::parse("visca-udp://127.0.0.1:9").unwrap()), &[f]);

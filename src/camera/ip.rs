@@ -44,7 +44,8 @@ impl Opener for UdpOpener {
         let (host, port, options) = (self.host.clone(), self.port, self.options);
         async move {
             let peer = resolve(&host, port).await?;
-            let local: std::net::SocketAddr = if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+            let local: std::net::SocketAddr =
+                if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
             let sock = UdpSocket::bind(local).await?;
             sock.connect(peer).await?;
             Ok(UdpTransport::new(sock, options))

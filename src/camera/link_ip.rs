@@ -483,7 +483,9 @@ impl UdpSession {
         self.tracked
             .iter()
             .filter_map(|t| match t.phase {
-                Phase::Executing { reissue_at, reissues, .. } if reissues < self.opts.max_reissues && idempotent(&t.packet) => Some(reissue_at),
+                Phase::Executing { reissue_at, reissues, .. } if reissues < self.opts.max_reissues && idempotent(&t.packet) => {
+                    Some(reissue_at)
+                }
                 _ => None,
             })
             .min()

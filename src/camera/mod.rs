@@ -26,8 +26,8 @@ pub mod profile;
 
 pub use error::{AxisName, BadAnswer, CameraError, Failure, InvalidRequest, LinkDown, PortIoError, Waited};
 pub use handle::{CameraHandle, Health, Position};
-pub use profile::{CameraUrl, IpForm};
-pub use link::{LinkOptions, DEFAULT_QUEUE_CAPACITY};
 pub use ip::{TcpOpener, UdpOpener};
+pub use link::{LinkOptions, DEFAULT_QUEUE_CAPACITY};
 pub use link_ip::UdpOptions;
 pub use port::{spawn_camera_ports, spawn_port, spawn_serial_ports, Opener, Port, PortOptions, SerialOpener, SpawnError};
+pub use profile::{CameraUrl, IpForm};

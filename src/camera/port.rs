@@ -27,8 +27,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::error::{Failure, LinkDown};
 use super::handle::{CameraHandle, Health, Msg};
-use super::link::{CameraLinkConfig, Link, LinkOptions, LinkOutcome, Output, Request, RequestId};
 use super::ip::{TcpOpener, UdpOpener};
+use super::link::{CameraLinkConfig, Link, LinkOptions, LinkOutcome, Output, Request, RequestId};
 use super::link_ip::UdpOptions;
 use super::profile::{Camera, IpForm};
 use crate::visca::{decode, Address, Answer, Inquiry};

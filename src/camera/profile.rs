@@ -249,7 +249,15 @@ mod url_tests {
 
     #[test]
     fn refuses_what_is_not_a_camera_url() {
-        for bad in ["udp://1.2.3.4", "visca-udp://", "visca-udp://h:0", "visca-udp://h:70000", "visca-tcp://h/x", "visca-udp://u@h", "visca-udp://:5"] {
+        for bad in [
+            "udp://1.2.3.4",
+            "visca-udp://",
+            "visca-udp://h:0",
+            "visca-udp://h:70000",
+            "visca-tcp://h/x",
+            "visca-udp://u@h",
+            "visca-udp://:5",
+        ] {
             assert!(CameraUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -256,7 +256,11 @@ impl Validator<'_> {
             let profile = self.profile(&c.profile, dir, "cameras", &mut cache.cameras, profiles::load_camera);
             if let Some(u) = &c.url {
                 // An IP camera: one device at address 1, no serial keys.
-                for (key, span) in [("port", c.port.as_ref().map(|p| p.span())), ("baud", c.baud.as_ref().map(|b| b.span())), ("address", c.address.as_ref().map(|a| a.span()))] {
+                for (key, span) in [
+                    ("port", c.port.as_ref().map(|p| p.span())),
+                    ("baud", c.baud.as_ref().map(|b| b.span())),
+                    ("address", c.address.as_ref().map(|a| a.span())),
+                ] {
                     if let Some(span) = span {
                         self.err(span, format!("camera `{name}`: `{key}` is for serial cameras; an IP camera has `url` only"));
                     }
@@ -291,7 +295,10 @@ impl Validator<'_> {
                 continue;
             }
             let Some(port_key) = &c.port else {
-                self.err(c.name.span(), format!("camera `{name}` needs `port` (serial, with `address`) or `url` (visca-udp:// or visca-tcp://)"));
+                self.err(
+                    c.name.span(),
+                    format!("camera `{name}` needs `port` (serial, with `address`) or `url` (visca-udp:// or visca-tcp://)"),
+                );
                 continue;
             };
             let baud = match &c.baud {
@@ -334,7 +341,11 @@ impl Validator<'_> {
         let text = &self.src.text;
         let start = text[..at.min(text.len())].rfind("\n[").map_or(0, |i| i + 1);
         let end = text[at.min(text.len())..].find("\n[").map_or(text.len(), |i| at + i);
-        text[start..end].lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k.trim()).any(|k| k != key && toml_src::edit_distance(k, key) <= 2)
+        text[start..end]
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k.trim())
+            .any(|k| k != key && toml_src::edit_distance(k, key) <= 2)
     }
 
     fn artnet(&mut self, raw: Vec<raw::ArtNet>) -> Vec<ArtNetOutput> {

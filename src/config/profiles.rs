@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::raw::{self, S};
 use super::toml_src;
-use crate::config::model::{Attribute, AttributeChannels, Axis, CameraIdentity, CameraProfile, CameraTiming, FixtureMode, FixtureProfile, Zoom};
+use crate::config::model::{
+    Attribute, AttributeChannels, Axis, CameraIdentity, CameraProfile, CameraTiming, FixtureMode, FixtureProfile, Zoom,
+};
 use crate::diag::{Diagnostics, Source};
 
 /// Read and validate one camera profile file.

@@ -220,7 +220,7 @@ mod tests {
         for bad in [[0x01u8, 0x11, 0x00, 0x00], [0x01, 0x11, 0x00, 0x11], [0x03, 0x00, 0x00, 0x03]] {
             let mut b = BytesMut::from(&bad[..]);
             b.extend_from_slice(&[0; 20]);
-            assert!(matches!(decode_ip(&mut b), Err(_)));
+            assert!(decode_ip(&mut b).is_err());
         }
         assert_eq!(decode_datagram(&[0x01, 0x11, 0x00]), None);
     }

@@ -271,34 +271,31 @@ async fn run_udp(sock: UdpSocket, shared: Arc<Shared>, mut stop: oneshot::Receiv
         };
         tokio::select! {
             _ = &mut stop => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok((n, from)) => {
-                    st.peer = Some(from);
-                    let d = buf[..n].to_vec();
-                    let (drop, dup, hold) = {
-                        let mut i = shared.lock();
-                        i.stats.received += 1;
-                        let (p_drop, p_dup, p_re) = (i.faults.drop, i.faults.duplicate, i.faults.reorder);
-                        (i.roll(p_drop), i.roll(p_dup), i.roll(p_re))
-                    };
-                    if drop {
-                        shared.lock().stats.dropped_in += 1;
-                    } else if hold && st.held_in.is_none() {
-                        shared.lock().stats.reordered += 1;
-                        st.held_in = Some((Instant::now() + Duration::from_millis(30), d));
-                    } else {
+            // An error is ICMP from an earlier send (the controller went away): carry on.
+            r = sock.recv_from(&mut buf) => if let Ok((n, from)) = r {
+                st.peer = Some(from);
+                let d = buf[..n].to_vec();
+                let (drop, dup, hold) = {
+                    let mut i = shared.lock();
+                    i.stats.received += 1;
+                    let (p_drop, p_dup, p_re) = (i.faults.drop, i.faults.duplicate, i.faults.reorder);
+                    (i.roll(p_drop), i.roll(p_dup), i.roll(p_re))
+                };
+                if drop {
+                    shared.lock().stats.dropped_in += 1;
+                } else if hold && st.held_in.is_none() {
+                    shared.lock().stats.reordered += 1;
+                    st.held_in = Some((Instant::now() + Duration::from_millis(30), d));
+                } else {
+                    udp_in(&shared, &mut st, &d);
+                    if dup {
+                        shared.lock().stats.duplicated += 1;
                         udp_in(&shared, &mut st, &d);
-                        if dup {
-                            shared.lock().stats.duplicated += 1;
-                            udp_in(&shared, &mut st, &d);
-                        }
-                        if let Some((_, h)) = st.held_in.take() {
-                            udp_in(&shared, &mut st, &h);
-                        }
+                    }
+                    if let Some((_, h)) = st.held_in.take() {
+                        udp_in(&shared, &mut st, &h);
                     }
                 }
-                // ICMP from an earlier send (the controller went away): carry on.
-                Err(_) => {}
             },
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
         }
