@@ -338,6 +338,12 @@
         node.textContent = `${d.node.short_name} — ${d.node.long_name}, firmware ${d.node.firmware}`;
         li.append(node);
       }
+      if (d.identity) {
+        const id = document.createElement('span');
+        id.className = 'kind identity';
+        id.textContent = d.identity;
+        li.append(id);
+      }
       if (d.error) {
         const e = document.createElement('span');
         e.className = 'err';

@@ -43,7 +43,7 @@ fn main() {
         )
         .unwrap();
         let cams: Vec<Camera> = (1..=CAMERAS)
-            .map(|a| Camera { name: format!("cam{a}"), profile: profile.clone(), port: path.clone(), baud: BAUD, address: a })
+            .map(|a| Camera { name: format!("cam{a}"), profile: profile.clone(), port: path.clone(), baud: BAUD, address: a, url: None })
             .collect();
         // Health probes would share the line with the measured recalls; push them out of the way.
         let opts =

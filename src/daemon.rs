@@ -45,7 +45,8 @@ type PortCounterList = Arc<std::sync::Mutex<Vec<(String, Arc<crate::camera::port
 
 impl DeviceSet {
     async fn start(config: &Config, cancel: CancellationToken, metrics: &Metrics, port_counters: &PortCounterList) -> Result<DeviceSet> {
-        let ports = spawn_serial_ports(&config.cameras, PortOptions::default(), cancel.clone()).context("starting camera ports")?;
+        let options = PortOptions { read_identity: true, ..PortOptions::default() };
+        let ports = spawn_serial_ports(&config.cameras, options, cancel.clone()).context("starting camera ports")?;
         let mut devices = DeviceHandles::default();
         let mut tasks = Vec::new();
         *port_counters.lock().unwrap_or_else(|e| e.into_inner()) = ports.iter().map(|p| (p.name().to_string(), p.counters())).collect();

@@ -40,6 +40,8 @@ enum Cmd {
     Ctl(studiod::adapters::ctl::CtlArgs),
     /// Every booth on a site broker, live (read-only): online, scene, slot, offline devices, scene set, clock.
     Fleet(studiod::adapters::fleet::FleetArgs),
+    /// Find the cameras on a VISCA chain (--port) or one IP camera (--url); print [[camera]] TOML.
+    Discover(studiod::adapters::discover::DiscoverArgs),
     /// Run a complete simulated booth on this machine (loopback only).
     #[cfg(feature = "demo")]
     Demo {
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
         }
         Cmd::Ctl(args) => studiod::adapters::ctl::main(args),
         Cmd::Fleet(args) => studiod::adapters::fleet::main(args),
+        Cmd::Discover(args) => ExitCode::from(studiod::adapters::discover::main(args)),
         #[cfg(feature = "demo")]
         Cmd::Demo { dir, mqtt, artnet_copy, log_format } => {
             // The demo narrates on stdout; logs only for problems unless

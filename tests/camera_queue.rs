@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn camera() -> Camera {
-    Camera { name: "front".into(), profile: support::test_camera_profile(), port: "/dev/fake0".into(), baud: 9600, address: 1 }
+    Camera { name: "front".into(), profile: support::test_camera_profile(), port: "/dev/fake0".into(), baud: 9600, address: 1, url: None }
 }
 
 /// `81 01 04 3F 02 mm FF`: recall of memory `mm` (preset `mm + 1`).

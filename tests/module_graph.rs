@@ -32,6 +32,8 @@ const CORES: &[(&str, &[&str])] = &[
     ("visca/command.rs", &[]),
     ("visca/reply.rs", &[]),
     ("camera/link.rs", &["visca"]),
+    ("camera/link_ip.rs", &["visca"]),
+    ("visca/ip.rs", &[]),
     ("lighting/fade.rs", &[]),
     ("lighting/patch.rs", &[]),
     ("lighting/e131.rs", &[]),

@@ -46,7 +46,8 @@ async fn moves_to_the_documented_positions(profile: &str, speeds: (u8, u8)) {
     let opts = ChainOptions { instant_moves: true, pan_limits: (-0x2200, 0x2200), tilt_limits: (-0x0400, 0x1200), ..Default::default() };
     let chain = VirtualChain::spawn(&path, 1, opts).unwrap();
     let cancel = CancellationToken::new();
-    let cam = Camera { name: "front".into(), profile: support::camera_profile(profile), port: path.clone(), baud: 9600, address: 1 };
+    let cam =
+        Camera { name: "front".into(), profile: support::camera_profile(profile), port: path.clone(), baud: 9600, address: 1, url: None };
     let ports = spawn_serial_ports(&[cam], PortOptions::default(), cancel.clone()).unwrap();
     let front = ports[0].handles()[0].clone();
     support::wait_watch(&mut front.health(), Duration::from_secs(5), "front online", |h| h.online).await;

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn camera(name: &str, address: u8) -> Camera {
-    Camera { name: name.into(), profile: support::test_camera_profile(), port: "/dev/fake0".into(), baud: 9600, address }
+    Camera { name: name.into(), profile: support::test_camera_profile(), port: "/dev/fake0".into(), baud: 9600, address, url: None }
 }
 
 /// An opener handing out fresh duplex pipes; the test gets the camera ends.

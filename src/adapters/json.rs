@@ -206,6 +206,7 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
                 "status": h.status().as_str(),
                 "error": h.error,
                 "since": format_time(h.since),
+                "identity": h.identity,
             });
             if let Some(n) = &h.node {
                 d["node"] = node(n);

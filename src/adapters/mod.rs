@@ -3,6 +3,7 @@
 
 pub mod ctl;
 pub mod fleet;
+pub mod discover;
 pub mod http;
 pub mod idempotency;
 pub mod json;

@@ -67,16 +67,16 @@ impl fmt::Display for PortIoError {
 pub enum LinkDown {
     #[error("serial port not opened yet")]
     NotOpened,
-    #[error("cannot open serial port {port}: {error}")]
+    #[error("cannot open {} {port}: {error}", port_kind(port))]
     OpenFailed { port: String, error: PortIoError },
     /// End of file on read: what an unplugged USB adapter looks like.
-    #[error("serial port {port} closed (unplugged?)")]
+    #[error("{} {port} closed{}", port_kind(port), if port_kind(port) == "serial port" { " (unplugged?)" } else { "" })]
     Unplugged { port: String },
-    #[error("serial port {port} read failed: {error}")]
+    #[error("{} {port} read failed: {error}", port_kind(port))]
     ReadFailed { port: String, error: PortIoError },
-    #[error("serial port {port} write failed: {error}")]
+    #[error("{} {port} write failed: {error}", port_kind(port))]
     WriteFailed { port: String, error: PortIoError },
-    #[error("serial port {port} write timed out")]
+    #[error("{} {port} write timed out", port_kind(port))]
     WriteTimedOut { port: String },
     /// The port task is ending (daemon shutting down).
     #[error("camera link stopped")]
@@ -90,6 +90,15 @@ pub enum LinkDown {
     NotOnChain { found: u8 },
     #[error("no camera at address {0} on this port")]
     NoSuchCamera(Address),
+}
+
+/// How a port is named in messages: an IP camera's "port" is its URL.
+fn port_kind(port: &str) -> &'static str {
+    if port.starts_with("visca-udp://") || port.starts_with("visca-tcp://") {
+        "connection"
+    } else {
+        "serial port"
+    }
 }
 
 impl LinkDown {

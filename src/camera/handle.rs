@@ -29,6 +29,9 @@ pub struct Health {
     pub last_error: Option<String>,
     /// When `online` last changed.
     pub since: Instant,
+    /// What the camera reported to CAM_VersionInq when it came online
+    /// (vendor, model, ROM version), when read (`PortOptions::read_identity`).
+    pub identity: Option<String>,
 }
 
 /// Pan/tilt in degrees and zoom as optical magnification.

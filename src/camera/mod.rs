@@ -18,11 +18,16 @@
 
 mod error;
 mod handle;
+pub mod ip;
 pub mod link;
+pub mod link_ip;
 pub mod port;
 pub mod profile;
 
 pub use error::{AxisName, BadAnswer, CameraError, Failure, InvalidRequest, LinkDown, PortIoError, Waited};
 pub use handle::{CameraHandle, Health, Position};
+pub use ip::{TcpOpener, UdpOpener};
 pub use link::{LinkOptions, DEFAULT_QUEUE_CAPACITY};
-pub use port::{spawn_port, spawn_serial_ports, Opener, Port, PortOptions, SerialOpener, SpawnError};
+pub use link_ip::UdpOptions;
+pub use port::{spawn_camera_ports, spawn_port, spawn_serial_ports, Opener, Port, PortOptions, SerialOpener, SpawnError};
+pub use profile::{CameraUrl, IpForm};

@@ -27,9 +27,11 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::error::{Failure, LinkDown};
 use super::handle::{CameraHandle, Health, Msg};
-use super::link::{CameraLinkConfig, Link, LinkOptions, LinkOutcome, Output, RequestId};
-use super::profile::Camera;
-use crate::visca::{decode, Address};
+use super::ip::{TcpOpener, UdpOpener};
+use super::link::{CameraLinkConfig, Link, LinkOptions, LinkOutcome, Output, Request, RequestId};
+use super::link_ip::UdpOptions;
+use super::profile::{Camera, IpForm};
+use crate::visca::{decode, Address, Answer, Inquiry};
 
 /// Opens the byte transport of a port. Called again after every failure.
 pub trait Opener: Send + 'static {
@@ -84,6 +86,28 @@ pub struct PortOptions {
     pub channel_capacity: usize,
     /// A write that takes longer means the port is wedged.
     pub write_timeout: Duration,
+    /// Read each camera's identity (CAM_VersionInq) when it comes online
+    /// after the port opened, into [`Health::identity`]. Off by default
+    /// (fake cameras in tests answer only what they are asked); the daemon
+    /// turns it on.
+    pub read_identity: bool,
+    /// The UDP form's session knobs (IP cameras only).
+    pub udp: UdpOptions,
+    /// Resends after an ACK timeout on an IP camera's link (datagrams get
+    /// lost; a resend costs little): replaces `link.retries` there.
+    pub ip_retries: u32,
+    /// First resend delay on an IP camera's link; replaces `link.retry_backoff`.
+    pub ip_retry_backoff: Duration,
+}
+
+impl PortOptions {
+    /// The options of an IP camera's port task.
+    pub fn for_ip(&self) -> PortOptions {
+        let mut o = *self;
+        o.link.retries = self.ip_retries;
+        o.link.retry_backoff = self.ip_retry_backoff;
+        o
+    }
 }
 
 impl Default for PortOptions {
@@ -94,6 +118,13 @@ impl Default for PortOptions {
             reopen_max: Duration::from_secs(5),
             channel_capacity: 64,
             write_timeout: Duration::from_secs(1),
+            read_identity: false,
+            udp: UdpOptions::default(),
+            // Six sends, 20 ms apart doubling: a camera silent for
+            // 6 × ack + 620 ms is offline; a 10 % datagram loss almost
+            // never costs a command (both datagrams lost six times).
+            ip_retries: 5,
+            ip_retry_backoff: Duration::from_millis(20),
         }
     }
 }
@@ -166,10 +197,21 @@ impl Port {
 }
 
 /// Spawns one port task per distinct serial device among `cameras`, each
-/// opened with [`SerialOpener`] at the cameras' baud rate.
+/// opened with [`SerialOpener`] at the cameras' baud rate, and one per IP
+/// camera (`url`), opened with [`UdpOpener`] or [`TcpOpener`].
 pub fn spawn_serial_ports(cameras: &[Camera], options: PortOptions, cancel: CancellationToken) -> Result<Vec<Port>, SpawnError> {
+    spawn_camera_ports(cameras, options, cancel)
+}
+
+/// See [`spawn_serial_ports`] (the same; this name says it serves IP cameras too).
+pub fn spawn_camera_ports(cameras: &[Camera], options: PortOptions, cancel: CancellationToken) -> Result<Vec<Port>, SpawnError> {
     let mut by_port: Vec<(String, Vec<Camera>)> = Vec::new();
+    let mut ip = Vec::new();
     for cam in cameras {
+        if let Some(url) = &cam.url {
+            ip.push((url.clone(), cam.clone()));
+            continue;
+        }
         let port = cam.port.display().to_string();
         match by_port.iter_mut().find(|(p, _)| *p == port) {
             Some((_, v)) => v.push(cam.clone()),
@@ -180,13 +222,31 @@ pub fn spawn_serial_ports(cameras: &[Camera], options: PortOptions, cancel: Canc
     for (port, cams) in &by_port {
         check(port, cams)?;
     }
-    Ok(by_port
+    let mut ports: Vec<Port> = by_port
         .into_iter()
         .map(|(port, cams)| {
             let opener = SerialOpener { path: port.clone(), baud: cams[0].baud };
             spawn_port(port, &cams, opener, options, cancel.clone()).expect("validated above")
         })
-        .collect())
+        .collect();
+    for (url, mut cam) in ip {
+        // One camera, always address 1 (the transport answers the chain's broadcasts).
+        cam.address = 1;
+        let name = url.to_string();
+        let opts = options.for_ip();
+        let port = match url.form {
+            IpForm::Udp => {
+                let opener = UdpOpener { host: url.host.clone(), port: url.port, options: options.udp };
+                spawn_port(name, std::slice::from_ref(&cam), opener, opts, cancel.clone())
+            }
+            IpForm::Tcp => {
+                let opener = TcpOpener { host: url.host.clone(), port: url.port };
+                spawn_port(name, std::slice::from_ref(&cam), opener, opts, cancel.clone())
+            }
+        };
+        ports.push(port.expect("one camera at address 1"));
+    }
+    Ok(ports)
 }
 
 fn check(port: &str, cameras: &[Camera]) -> Result<(), SpawnError> {
@@ -231,7 +291,7 @@ pub fn spawn_port<O: Opener>(
     let mut link_cams = Vec::new();
     for c in cameras {
         let address = Address::new(c.address).expect("checked");
-        let initial = Health { online: false, reason: Some(LinkDown::NotOpened.to_string()), last_error: None, since: now };
+        let initial = Health { online: false, reason: Some(LinkDown::NotOpened.to_string()), last_error: None, since: now, identity: None };
         let (htx, hrx) = watch::channel(initial);
         health.insert(address, htx);
         names.insert(address, c.name.clone());
@@ -251,6 +311,8 @@ pub fn spawn_port<O: Opener>(
         options,
         cancel,
         stopping: false,
+        identity_reqs: HashMap::new(),
+        identified: Vec::new(),
     };
     let span = info_span!("visca_port", port = %name);
     let task = tokio::spawn(actor.run().instrument(span));
@@ -272,6 +334,10 @@ struct Actor<O: Opener> {
     cancel: CancellationToken,
     /// Set once the task is ending, so closing the link is not reported as a fault.
     stopping: bool,
+    /// Internal identity inquiries in flight (no caller).
+    identity_reqs: HashMap<RequestId, Address>,
+    /// Cameras whose identity was asked for since the port opened.
+    identified: Vec<Address>,
 }
 
 /// Why `serve` returned.
@@ -341,6 +407,7 @@ impl<O: Opener> Actor<O> {
 
     async fn serve(&mut self, transport: O::Transport) -> Stop {
         let (mut rd, mut wr) = tokio::io::split(transport);
+        self.identified.clear();
         self.link.opened(Instant::now());
         if let Err(e) = self.deliver(Some(&mut wr)).await {
             return Stop::Lost(e);
@@ -449,6 +516,17 @@ impl<O: Opener> Actor<O> {
     fn apply(&mut self, out: Output) {
         match out {
             Output::Transmit(_) => {}
+            Output::Done { id, result, .. } if self.identity_reqs.contains_key(&id) => {
+                let address = self.identity_reqs.remove(&id).expect("checked");
+                if let Ok(LinkOutcome::Answer(Answer::Version(v))) = result {
+                    let text = format!("vendor 0x{:04X}, model 0x{:04X}, ROM version 0x{:04X}", v.vendor, v.model, v.rom);
+                    let camera = self.names.get(&address).map(String::as_str).unwrap_or("?");
+                    info!(camera, identity = %text, "camera identified");
+                    if let Some(h) = self.health.get(&address) {
+                        h.send_modify(|h| h.identity = Some(text));
+                    }
+                }
+            }
             Output::Done { id, address, result } => {
                 // A cancellation is our own doing, not a camera problem worth showing.
                 if let Err(e) = &result {
@@ -480,6 +558,11 @@ impl<O: Opener> Actor<O> {
                 }
             }
             Output::Health { address, online, reason } => {
+                if online && self.options.read_identity && !self.stopping && !self.identified.contains(&address) {
+                    self.identified.push(address);
+                    let id = self.link.submit(Instant::now(), address, Request::Inquiry(Inquiry::Version));
+                    self.identity_reqs.insert(id, address);
+                }
                 let camera = self.names.get(&address).map(String::as_str).unwrap_or("?");
                 if online {
                     info!(camera, %address, "camera online");

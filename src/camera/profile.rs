@@ -15,6 +15,85 @@ pub struct Camera {
     pub baud: u32,
     /// VISCA address 1–7.
     pub address: u8,
+    /// An IP camera (`[[camera]] url`): then `port` is the URL's text,
+    /// `address` 1 and `baud` unused.
+    pub url: Option<CameraUrl>,
+}
+
+/// Which VISCA-over-IP form a camera speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpForm {
+    /// Sony's framing on UDP (8-byte header, sequence numbers): `visca-udp://`.
+    Udp,
+    /// Raw VISCA bytes on one TCP connection: `visca-tcp://`.
+    Tcp,
+}
+
+/// `visca-udp://HOST[:PORT]` or `visca-tcp://HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraUrl {
+    pub form: IpForm,
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl CameraUrl {
+    /// Parses a camera URL; the error says what is wrong, for config messages.
+    pub fn parse(s: &str) -> Result<CameraUrl, String> {
+        let (form, rest, default) = if let Some(r) = s.strip_prefix("visca-udp://") {
+            (IpForm::Udp, r, crate::visca::ip::VISCA_UDP_PORT)
+        } else if let Some(r) = s.strip_prefix("visca-tcp://") {
+            (IpForm::Tcp, r, crate::visca::ip::VISCA_TCP_PORT)
+        } else {
+            return Err(format!("`url` must start with visca-udp:// or visca-tcp://, got `{s}`"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!("`url` must be visca-udp://HOST[:PORT] or visca-tcp://HOST[:PORT] (no path, user or query), got `{s}`"));
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| format!("`url` has an unclosed `[` in `{s}`"))?;
+            match after {
+                "" => (h.to_string(), None),
+                p if p.starts_with(':') => (h.to_string(), Some(&p[1..])),
+                _ => return Err(format!("`url` has junk after the IPv6 address in `{s}`")),
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (rest.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`url` has no host in `{s}`"));
+        }
+        let port = match port {
+            None => default,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(format!("`url` port must be 1–65535, got `{p}` in `{s}`")),
+            },
+        };
+        Ok(CameraUrl { form, host, port })
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        match self.form {
+            IpForm::Udp => "visca-udp",
+            IpForm::Tcp => "visca-tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for CameraUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.scheme(), self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme(), self.host, self.port)
+        }
+    }
 }
 
 /// A camera model: VISCA ranges, unit conversions and quirks.
@@ -44,6 +123,9 @@ pub struct CameraProfile {
     /// Transports the model supports (`serial`, `visca-udp`, `visca-tcp`);
     /// informational, empty when the profile does not say.
     pub transports: Vec<String>,
+    /// The CAM_VersionInq ids this profile fits (`studiod discover`); `None`
+    /// when no source gives them.
+    pub identity: Option<CameraIdentity>,
     /// Dotted keys of the profile file whose values no source confirms
     /// (`studiod check` warns about them).
     pub unconfirmed: Vec<String>,
@@ -55,6 +137,13 @@ impl CameraProfile {
     pub fn absolute_speeds(&self) -> (u8, u8) {
         (self.max_pan_speed, self.absolute_tilt_speed.unwrap_or(self.max_tilt_speed))
     }
+}
+
+/// Vendor and model ids as a camera reports them (`y0 50 GG GG HH HH …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraIdentity {
+    pub vendor: u16,
+    pub models: Vec<u16>,
 }
 
 /// A linear axis: degrees ↔ signed VISCA position units.
@@ -137,6 +226,39 @@ impl Default for CameraTiming {
             completion_short: Duration::from_millis(1000),
             completion_move: Duration::from_secs(10),
             completion_power: Duration::from_secs(30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_forms_with_default_ports() {
+        let u = CameraUrl::parse("visca-udp://127.0.0.1").unwrap();
+        assert_eq!(u, CameraUrl { form: IpForm::Udp, host: "127.0.0.1".into(), port: 52381 });
+        let t = CameraUrl::parse("visca-tcp://cam-3.local:1259").unwrap();
+        assert_eq!(t, CameraUrl { form: IpForm::Tcp, host: "cam-3.local".into(), port: 1259 });
+        assert_eq!(CameraUrl::parse("visca-tcp://10.0.0.9").unwrap().port, 5678);
+        let v6 = CameraUrl::parse("visca-udp://[::1]:9000").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 9000));
+        assert_eq!(v6.to_string(), "visca-udp://[::1]:9000");
+        assert_eq!(t.to_string(), "visca-tcp://cam-3.local:1259");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_camera_url() {
+        for bad in [
+            "udp://1.2.3.4",
+            "visca-udp://",
+            "visca-udp://h:0",
+            "visca-udp://h:70000",
+            "visca-tcp://h/x",
+            "visca-udp://u@h",
+            "visca-udp://:5",
+        ] {
+            assert!(CameraUrl::parse(bad).is_err(), "{bad}");
         }
     }
 }

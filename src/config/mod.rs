@@ -277,6 +277,53 @@ impl Validator<'_> {
         for c in raw {
             let name = self.name(&c.name, "camera name");
             let profile = self.profile(&c.profile, dir, "cameras", &mut cache.cameras, profiles::load_camera);
+            if let Some(u) = &c.url {
+                // An IP camera: one device at address 1, no serial keys.
+                for (key, span) in [
+                    ("port", c.port.as_ref().map(|p| p.span())),
+                    ("baud", c.baud.as_ref().map(|b| b.span())),
+                    ("address", c.address.as_ref().map(|a| a.span())),
+                ] {
+                    if let Some(span) = span {
+                        self.err(span, format!("camera `{name}`: `{key}` is for serial cameras; an IP camera has `url` only"));
+                    }
+                }
+                let url = match CameraUrl::parse(u.get_ref()) {
+                    Ok(url) => Some(url),
+                    Err(e) => {
+                        self.err(u.span(), format!("camera `{name}`: {e}"));
+                        None
+                    }
+                };
+                if let Some(url) = &url {
+                    if let Some(other) = out.iter().find(|o| o.url.as_ref().is_some_and(|x| x.host == url.host && x.port == url.port)) {
+                        self.err(u.span(), format!("camera `{name}` has the same url host and port as `{}`", other.name));
+                    }
+                }
+                if let (Some(profile), Some(url)) = (profile, url) {
+                    self.warn_unconfirmed("camera", &name, &c.profile, &profile.unconfirmed);
+                    if !profile.transports.is_empty() && !profile.transports.iter().any(|t| t == url.scheme()) {
+                        self.warnings.push(self.src.diag(
+                            Some(u.span()),
+                            format!(
+                                "warning: camera `{name}` uses {} but profile `{}` lists only {} (verify the model speaks it)",
+                                url.scheme(),
+                                profile.id,
+                                profile.transports.join(", ")
+                            ),
+                        ));
+                    }
+                    out.push(Camera { name, profile, port: PathBuf::from(url.to_string()), baud: 0, address: 1, url: Some(url) });
+                }
+                continue;
+            }
+            let Some(port_key) = &c.port else {
+                self.err(
+                    c.name.span(),
+                    format!("camera `{name}` needs `port` (serial, with `address`) or `url` (visca-udp:// or visca-tcp://)"),
+                );
+                continue;
+            };
             let baud = match &c.baud {
                 None => 9600,
                 Some(b) if [2400, 4800, 9600, 19200, 38400, 57600, 115200].contains(b.get_ref()) => *b.get_ref() as u32,
@@ -285,23 +332,43 @@ impl Validator<'_> {
                     9600
                 }
             };
-            let address = *c.address.get_ref();
+            let Some(address_key) = &c.address else {
+                // A misspelt `adress` was reported already (stage one).
+                if !self.misspelt_in_table(c.name.span().start, "address") {
+                    self.err(port_key.span(), format!("camera `{name}` on a serial port needs `address` (1–7)"));
+                }
+                continue;
+            };
+            let address = *address_key.get_ref();
             if !(1..=7).contains(&address) {
-                self.err(c.address.span(), format!("`address` must be 1–7 on a VISCA chain, got {address}"));
+                self.err(address_key.span(), format!("`address` must be 1–7 on a VISCA chain, got {address}"));
             }
-            let port = self.path(&c.port);
+            let port = self.path(port_key);
             if let Some(other) = out.iter().find(|o| o.port == port && o.address as i64 == address) {
-                self.err(c.address.span(), format!("camera `{name}` has the same port and address as `{}`", other.name));
+                self.err(address_key.span(), format!("camera `{name}` has the same port and address as `{}`", other.name));
             }
             if let Some(other) = out.iter().find(|o| o.port == port && o.baud != baud) {
-                self.err(c.port.span(), format!("cameras on one port must share a baud rate (`{}` uses {})", other.name, other.baud));
+                self.err(port_key.span(), format!("cameras on one port must share a baud rate (`{}` uses {})", other.name, other.baud));
             }
             if let Some(profile) = profile {
                 self.warn_unconfirmed("camera", &name, &c.profile, &profile.unconfirmed);
-                out.push(Camera { name, profile, port, baud, address: address.clamp(1, 7) as u8 });
+                out.push(Camera { name, profile, port, baud, address: address.clamp(1, 7) as u8, url: None });
             }
         }
         out
+    }
+
+    /// Whether the `[[…]]` table around byte `at` has a key that is `key`
+    /// misspelt (stage one reported it as unknown).
+    fn misspelt_in_table(&self, at: usize, key: &str) -> bool {
+        let text = &self.src.text;
+        let start = text[..at.min(text.len())].rfind("\n[").map_or(0, |i| i + 1);
+        let end = text[at.min(text.len())..].find("\n[").map_or(text.len(), |i| at + i);
+        text[start..end]
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k.trim())
+            .any(|k| k != key && toml_src::edit_distance(k, key) <= 2)
     }
 
     fn artnet(&mut self, raw: Vec<raw::ArtNet>) -> Vec<ArtNetOutput> {

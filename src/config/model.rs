@@ -11,7 +11,7 @@ use crate::scene::Scene;
 
 // Device descriptions belong to the device layers (which never name the
 // config); the config model is made of them.
-pub use crate::camera::profile::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
+pub use crate::camera::profile::{Axis, Camera, CameraIdentity, CameraProfile, CameraTiming, CameraUrl, IpForm, Zoom};
 pub use crate::lighting::artnet::ArtNetOutput;
 pub use crate::lighting::sacn::SacnOutput;
 pub use crate::lighting::Output;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::raw::{self, S};
 use super::toml_src;
-use crate::config::model::{Attribute, AttributeChannels, Axis, CameraProfile, CameraTiming, FixtureMode, FixtureProfile, Zoom};
+use crate::config::model::{
+    Attribute, AttributeChannels, Axis, CameraIdentity, CameraProfile, CameraTiming, FixtureMode, FixtureProfile, Zoom,
+};
 use crate::diag::{Diagnostics, Source};
 
 /// Read and validate one camera profile file.
@@ -61,6 +63,18 @@ pub fn load_camera(path: &Path, id: &str) -> Result<CameraProfile, Diagnostics> 
     let zoom_span = doc.get("zoom").and_then(|z| z.get("table")).and_then(|t| t.span());
     let zoom = zoom(&src, &r.zoom, zoom_span, &mut d);
     let transports = transports(&src, &doc, &mut d);
+    let identity = r.identity.as_ref().and_then(|i| {
+        let fits = |v: i64| (0..=0xFFFF).contains(&v);
+        if !fits(*i.vendor.get_ref()) {
+            d.push(src.diag(Some(i.vendor.span()), format!("`identity.vendor` must be 0x0000–0xFFFF, got {}", i.vendor.get_ref())));
+            return None;
+        }
+        if i.models.get_ref().is_empty() || !i.models.get_ref().iter().all(|m| fits(*m)) {
+            d.push(src.diag(Some(i.models.span()), "`identity.models` must list model ids 0x0000–0xFFFF"));
+            return None;
+        }
+        Some(CameraIdentity { vendor: *i.vendor.get_ref() as u16, models: i.models.get_ref().iter().map(|m| *m as u16).collect() })
+    });
     let unconfirmed = unconfirmed(&src, &doc, &mut d);
     if !d.is_empty() {
         return Err(d);
@@ -80,6 +94,7 @@ pub fn load_camera(path: &Path, id: &str) -> Result<CameraProfile, Diagnostics> 
         timing,
         completion_without_ack: r.completion_without_ack.unwrap_or(false),
         transports,
+        identity,
         unconfirmed,
     })
 }

@@ -54,9 +54,11 @@ pub struct Lighting {
 pub struct Camera {
     pub name: S<String>,
     pub profile: S<String>,
-    pub port: S<String>,
+    /// Serial: `port` (+ `baud`, `address`). IP: `url` alone.
+    pub port: Option<S<String>>,
     pub baud: Option<S<i64>>,
-    pub address: S<i64>,
+    pub address: Option<S<i64>>,
+    pub url: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,10 +117,19 @@ pub struct CameraProfile {
     pub unconfirmed: Option<Vec<String>>,
     /// Transports the model supports: `serial`, `visca-udp`, `visca-tcp`.
     pub transports: Option<Vec<String>>,
+    /// What the model answers to CAM_VersionInq, for `studiod discover`.
+    pub identity: Option<Identity>,
     pub pan: Axis,
     pub tilt: Axis,
     pub zoom: Zoom,
     pub timing: Option<Timing>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub vendor: S<i64>,
+    pub models: S<Vec<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

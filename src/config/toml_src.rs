@@ -64,7 +64,7 @@ fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
 }
 
 /// Levenshtein distance, for telling a misspelt key from a missing one.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

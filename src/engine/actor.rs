@@ -599,12 +599,14 @@ fn rfc3339(t: SystemTime) -> String {
 fn camera_health(h: &crate::camera::Health, now: SystemTime) -> DeviceHealth {
     // The link's `since` is a monotonic instant; convert it to wall-clock time.
     let age = tokio::time::Instant::now().saturating_duration_since(h.since);
-    DeviceHealth::verified(
+    let mut d = DeviceHealth::verified(
         DeviceKind::Camera,
         h.online,
         if h.online { h.last_error.clone() } else { h.reason.clone() },
         now.checked_sub(age).unwrap_or(now),
-    )
+    );
+    d.identity = h.identity.clone();
+    d
 }
 
 /// The outputs' health as device health, and each fixture's: that of the

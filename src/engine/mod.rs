@@ -136,6 +136,8 @@ pub struct DeviceHealth {
     pub since: SystemTime,
     /// What an Art-Net node said about itself (ArtPollReply).
     pub node: Option<crate::lighting::NodeInfo>,
+    /// Cameras: vendor, model and ROM version as read at connect.
+    pub identity: Option<String>,
 }
 
 /// The three health states shown everywhere (CONTRACT §5).
@@ -159,12 +161,12 @@ impl HealthStatus {
 impl DeviceHealth {
     /// A verified health (cameras, polled Art-Net nodes).
     pub fn verified(kind: DeviceKind, online: bool, error: Option<String>, since: SystemTime) -> DeviceHealth {
-        DeviceHealth { kind, online, verified: true, error, since, node: None }
+        DeviceHealth { kind, online, verified: true, error, since, node: None, identity: None }
     }
 
     /// A device nothing can verify.
     pub fn unverified(kind: DeviceKind, since: SystemTime) -> DeviceHealth {
-        DeviceHealth { kind, online: true, verified: false, error: None, since, node: None }
+        DeviceHealth { kind, online: true, verified: false, error: None, since, node: None, identity: None }
     }
 
     pub fn status(&self) -> HealthStatus {

@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod ip;
 pub mod reply;
 
 pub use codec::{decode, encode, parse, DecodeError};

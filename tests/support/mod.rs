@@ -25,6 +25,7 @@ pub fn chain_cameras(port: &Path, n: u8) -> Vec<Camera> {
             port: port.to_path_buf(),
             baud: 9600,
             address: a,
+            url: None,
         })
         .collect()
 }
@@ -210,6 +211,7 @@ pub fn test_camera_profile() -> CameraProfile {
         timing: CameraTiming::default(),
         completion_without_ack: false,
         transports: Vec::new(),
+        identity: None,
         unconfirmed: Vec::new(),
     }
 }

@@ -145,6 +145,9 @@ pub struct Camera {
     jobs: [Option<Job>; 2],
     /// Set while executing a broadcast: suppresses replies.
     quiet: bool,
+    /// Socket (1–2) the last command took; the IP forms read it to number
+    /// the ACK and completion that come later.
+    pub taken: Option<u8>,
 }
 
 impl Camera {
@@ -164,6 +167,7 @@ impl Camera {
             log: Vec::new(),
             jobs: [None, None],
             quiet: false,
+            taken: None,
         }
     }
 
@@ -313,6 +317,7 @@ impl Camera {
             _ => Some(now),
         };
         self.jobs[i] = Some(Job { socket: i as u8 + 1, channels, ack_at, done_at: now, quiet: self.quiet });
+        self.taken = Some(i as u8 + 1);
         Some(i)
     }
 

@@ -63,7 +63,8 @@
 //! Positions and timers use tokio time, but the pty is real I/O, so tests
 //! should run in real time.
 //!
-//! Besides the chain: [`monitor`] (Art-Net decoder and OSC receiver for
+//! Besides the chain: [`ip`] (one networked camera, VISCA over UDP with
+//! Sony's header or raw VISCA over TCP, with network faults), [`monitor`] (Art-Net decoder and OSC receiver for
 //! loopback) and [`booth`] (the example booth with all its peers simulated).
 //! The `visca-sim` and `artnet-monitor` tools are this crate's binaries.
 #![deny(unsafe_code)]
@@ -71,6 +72,7 @@
 pub mod booth;
 mod camera;
 mod engine;
+pub mod ip;
 pub mod monitor;
 pub mod proto;
 
