@@ -43,6 +43,21 @@ fn site_broker(passwd: &Path, tls: Option<&mosquitto::TlsFiles>, extra: &str) ->
     Broker::start_with(tls, &conf)
 }
 
+/// booth-a and booth-b, each the real adapter logged in with its own
+/// account; returns once the backend saw both online.
+async fn start_booths(dir: &Path, broker: &Broker, backend: &mut TestClient) -> Vec<(Adapter, FakeEngine)> {
+    let mut adapters = Vec::new();
+    for (booth, pw) in [("booth-a", "pw-a"), ("booth-b", "pw-b")] {
+        let secret = dir.join(format!("{booth}.secret"));
+        std::fs::write(&secret, pw).unwrap();
+        let cfg = Mqtt { username: Some(booth.into()), password_file: Some(secret), ..broker.mqtt_config(booth) };
+        let engine = FakeEngine::instant();
+        adapters.push((Adapter::start_for(booth, &cfg, &dir.join(booth), &engine, Options::default()), engine));
+        backend.wait_json(&format!("studiod/{booth}/status"), WAIT, |v| v["online"] == true).await;
+    }
+    adapters
+}
+
 fn has(p: &rumqttc::v5::mqttbytes::v5::Publish, needle: &str) -> bool {
     String::from_utf8_lossy(&p.payload).contains(needle)
 }
@@ -59,15 +74,7 @@ async fn the_acl_template_keeps_booths_apart() {
     let mut backend = TestClient::connect_as(broker.port, &["studiod/#"], Some(BACKEND)).await;
 
     // Both booths run the real adapter under the template: it lets them work.
-    let mut adapters = Vec::new();
-    for (booth, pw) in [("booth-a", "pw-a"), ("booth-b", "pw-b")] {
-        let secret = dir.path().join(format!("{booth}.secret"));
-        std::fs::write(&secret, pw).unwrap();
-        let cfg = Mqtt { username: Some(booth.into()), password_file: Some(secret), ..broker.mqtt_config(booth) };
-        let engine = FakeEngine::instant();
-        adapters.push((Adapter::start_for(booth, &cfg, &dir.path().join(booth), &engine, Options::default()), engine));
-        backend.wait_json(&format!("studiod/{booth}/status"), WAIT, |v| v["online"] == true).await;
-    }
+    let adapters = start_booths(dir.path(), &broker, &mut backend).await;
     backend.publish("studiod/booth-b/cmd", r#"{"id":"b-1","action":"blackout"}"#).await;
     backend.wait_json("studiod/booth-b/reply", WAIT, |v| v["id"] == "b-1" && v["ok"] == true).await;
 
@@ -152,15 +159,7 @@ async fn fleet_shows_every_booth_with_the_read_only_account() {
     let passwd = password_file(dir.path(), &[("booth-a", "pw-a"), ("booth-b", "pw-b"), BACKEND, tech]);
     let broker = site_broker(&passwd, None, "");
     let mut backend = TestClient::connect_as(broker.port, &["studiod/+/status"], Some(BACKEND)).await;
-    let mut adapters = Vec::new();
-    for (booth, pw) in [("booth-a", "pw-a"), ("booth-b", "pw-b")] {
-        let secret = dir.path().join(format!("{booth}.secret"));
-        std::fs::write(&secret, pw).unwrap();
-        let cfg = Mqtt { username: Some(booth.into()), password_file: Some(secret), ..broker.mqtt_config(booth) };
-        let engine = FakeEngine::instant();
-        adapters.push((Adapter::start_for(booth, &cfg, &dir.path().join(booth), &engine, Options::default()), engine));
-        backend.wait_json(&format!("studiod/{booth}/status"), WAIT, |v| v["online"] == true).await;
-    }
+    let mut adapters = start_booths(dir.path(), &broker, &mut backend).await;
     // booth-b dies: its Last Will says so, and the fleet view must too.
     let (b, _engine_b) = adapters.pop().unwrap();
     b.crash().await;
