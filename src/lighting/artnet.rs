@@ -14,13 +14,13 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 
 use artnet_protocol::{ArtCommand, Output, PortAddress};
-use tokio::net::UdpSocket;
 use tokio::time::{Duration, Instant};
 
 use super::health::{NodeHealth, NodeInfo, OutputHealth};
+use super::udp::TargetSocket;
 
 /// One Art-Net output: a unicast target and a 15-bit port-address.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,24 +156,12 @@ impl ErrorLog {
     }
 }
 
-/// Per-output state: where to send and the sequence counter.
+/// One node: its socket, and its health.
 #[derive(Debug)]
-struct TargetSocket {
-    target: SocketAddr,
-    socket: UdpSocket,
-    connected: bool,
+struct NodeSocket {
+    udp: TargetSocket,
     /// The node behind this target: polled when any of its outputs polls.
     health: NodeHealth,
-}
-
-impl TargetSocket {
-    fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        if self.connected {
-            self.socket.try_send(packet)
-        } else {
-            self.socket.try_send_to(packet, self.target)
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -206,7 +194,7 @@ pub struct ArtNetSender {
     /// allows: only a connected UDP socket hears about an ICMP port
     /// unreachable (the next send fails with ECONNREFUSED), so a node whose
     /// port is closed shows up in `send_errors` instead of vanishing.
-    sockets: Vec<TargetSocket>,
+    sockets: Vec<NodeSocket>,
     universes: Vec<Universe>,
     stats: SendStats,
 }
@@ -217,7 +205,7 @@ impl ArtNetSender {
     pub async fn bind(outputs: &[ArtNetOutput]) -> Result<ArtNetSender, ArtNetError> {
         let now = Instant::now();
         let mut universes = Vec::with_capacity(outputs.len());
-        let mut sockets: Vec<TargetSocket> = Vec::new();
+        let mut sockets: Vec<NodeSocket> = Vec::new();
         for o in outputs {
             if !o.target.is_ipv4() {
                 return Err(ArtNetError::NotIpv4 { name: o.name.clone(), target: o.target });
@@ -225,21 +213,12 @@ impl ArtNetSender {
             if o.universe > 0x7FFF {
                 return Err(ArtNetError::PortAddress(o.universe));
             }
-            let socket = match sockets.iter().position(|s| s.target == o.target) {
+            let socket = match sockets.iter().position(|s| s.udp.target == o.target) {
                 Some(i) => i,
                 None => {
-                    let ip = if o.target.ip().is_loopback() { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
-                    let socket = UdpSocket::bind(SocketAddrV4::new(ip, 0)).await.map_err(ArtNetError::Bind)?;
-                    // A target the kernel will not connect to (e.g. port 0)
-                    // is still sent to unconnected; its sends then fail and
-                    // are counted like any other.
-                    let connected = socket.connect(o.target).await.is_ok();
-                    // tokio's try_send only sends once the reactor has seen the
-                    // socket writable; without this the very first frame is
-                    // dropped as WouldBlock.
-                    let _ = tokio::time::timeout(Duration::from_millis(100), socket.writable()).await;
+                    let udp = TargetSocket::open(o.target).await.map_err(ArtNetError::Bind)?;
                     let poll = outputs.iter().any(|x| x.target == o.target && x.poll);
-                    sockets.push(TargetSocket { target: o.target, socket, connected, health: NodeHealth::new(poll, now) });
+                    sockets.push(NodeSocket { udp, health: NodeHealth::new(poll, now) });
                     sockets.len() - 1
                 }
             };
@@ -258,7 +237,7 @@ impl ArtNetSender {
     /// The local address of the first target's socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match self.sockets.first() {
-            Some(s) => s.socket.local_addr(),
+            Some(s) => s.udp.local_addr(),
             None => Err(io::Error::new(io::ErrorKind::NotFound, "no Art-Net outputs")),
         }
     }
@@ -289,17 +268,16 @@ impl ArtNetSender {
                 continue;
             }
             if s.health.poll_due(now) {
-                match s.try_send(&encode_artpoll()) {
+                match s.udp.try_send(&encode_artpoll()) {
                     Ok(_) => self.stats.polls_sent += 1,
                     Err(e) => s.health.on_send_error(&e),
                 }
             }
             loop {
-                let got = if s.connected { s.socket.try_recv(&mut buf).map(|n| (n, s.target)) } else { s.socket.try_recv_from(&mut buf) };
-                match got {
+                match s.udp.try_recv(&mut buf) {
                     Ok((n, from)) => {
                         // An unconnected socket hears anyone: only the target counts.
-                        if from.ip() != s.target.ip() {
+                        if from.ip() != s.udp.target.ip() {
                             continue;
                         }
                         if let Some(info) = decode_artpollreply(&buf[..n]) {
@@ -325,7 +303,7 @@ impl ArtNetSender {
         uni.sequence = next_sequence(uni.sequence);
         uni.last_sent = Some(now);
         let ok = match encode_artdmx(uni.sequence, uni.port_address, data) {
-            Ok(packet) => match self.sockets[uni.socket].try_send(&packet) {
+            Ok(packet) => match self.sockets[uni.socket].udp.try_send(&packet) {
                 Ok(_) => {
                     self.stats.packets_sent += 1;
                     true
@@ -354,7 +332,7 @@ impl ArtNetSender {
         let targets: BTreeSet<usize> = universes.into_iter().filter_map(|u| self.universes.get(u)).map(|u| u.socket).collect();
         let packet = encode_artsync();
         for i in targets {
-            let link = &self.sockets[i];
+            let link = &self.sockets[i].udp;
             match link.try_send(&packet) {
                 Ok(_) => self.stats.syncs_sent += 1,
                 Err(e) => {

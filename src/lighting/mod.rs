@@ -26,6 +26,7 @@ pub mod patch;
 pub mod persist;
 pub mod sacn;
 pub mod task;
+mod udp;
 
 pub use health::{HealthState, NodeInfo, OutputHealth};
 pub use output::{Output, Protocol};

@@ -6,14 +6,14 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use tokio::net::UdpSocket;
 use tokio::time::{Duration, Instant};
 
 use super::artnet::{SendStats, Sent};
 use super::e131::{self, Cid, DataHeader};
+use super::udp::TargetSocket;
 
 /// One sACN output: a unicast target and a universe 1–63999.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,23 +66,6 @@ pub fn load_or_create_cid(state_dir: Option<&Path>) -> Cid {
 }
 
 #[derive(Debug)]
-struct TargetSocket {
-    target: SocketAddr,
-    socket: UdpSocket,
-    connected: bool,
-}
-
-impl TargetSocket {
-    fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        if self.connected {
-            self.socket.try_send(packet)
-        } else {
-            self.socket.try_send_to(packet, self.target)
-        }
-    }
-}
-
-#[derive(Debug)]
 struct Universe {
     socket: usize,
     universe: u16,
@@ -121,19 +104,7 @@ impl SacnSender {
             let socket = match sockets.iter().position(|s| s.target == o.target) {
                 Some(i) => i,
                 None => {
-                    let local: SocketAddr = match (o.target.is_ipv4(), o.target.ip().is_loopback()) {
-                        (true, true) => (Ipv4Addr::LOCALHOST, 0).into(),
-                        (true, false) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-                        (false, true) => (Ipv6Addr::LOCALHOST, 0).into(),
-                        (false, false) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-                    };
-                    let socket = UdpSocket::bind(local).await.map_err(SacnError::Bind)?;
-                    let connected = socket.connect(o.target).await.is_ok();
-                    // tokio's try_send only sends once the reactor has seen the
-                    // socket writable; without this the very first frame is
-                    // dropped as WouldBlock.
-                    let _ = tokio::time::timeout(Duration::from_millis(100), socket.writable()).await;
-                    sockets.push(TargetSocket { target: o.target, socket, connected });
+                    sockets.push(TargetSocket::open(o.target).await.map_err(SacnError::Bind)?);
                     sockets.len() - 1
                 }
             };
