@@ -5,7 +5,10 @@
 //!
 //! Run: `cargo bench --bench chain` (prints a table for BENCHMARKS.md).
 
-use std::time::{Duration, Instant};
+#[path = "support/cameras.rs"]
+mod cameras;
+
+use std::time::Duration;
 
 use studiod::camera::{spawn_serial_ports, LinkOptions, PortOptions};
 use studiod::config::model::Camera;
@@ -51,20 +54,8 @@ fn main() {
         let cancel = CancellationToken::new();
         let ports = spawn_serial_ports(&cams, opts, cancel.clone()).unwrap();
         let handles = ports[0].handles().to_vec();
-        for h in &handles {
-            let mut rx = h.health();
-            tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|x| x.online)).await.expect("online").unwrap();
-        }
-        let mut times = Vec::new();
-        for round in 0..rounds {
-            let preset = (round % 16) as u8 + 1;
-            let t0 = Instant::now();
-            let results = futures::future::join_all(handles.iter().map(|h| h.recall_preset(preset))).await;
-            times.push(t0.elapsed());
-            for r in results {
-                r.expect("recall");
-            }
-        }
+        cameras::online(&handles).await;
+        let mut times = cameras::recall_rounds(&handles, rounds).await;
         times.sort();
         let total = wire(BYTES_PER_CAMERA * CAMERAS as usize);
         // Full duplex: the 7 commands must all be received (49 bytes) and the last

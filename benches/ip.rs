@@ -10,11 +10,14 @@
 //! Moves are instantaneous so only the protocol is measured.
 //! Run: `cargo bench --bench ip`.
 
+#[path = "support/cameras.rs"]
+mod cameras;
 #[path = "support/dist.rs"]
 mod dist;
 
 use std::time::{Duration, Instant};
 
+use cameras::{online, recall_rounds};
 use dist::Dist;
 use studiod::camera::{spawn_camera_ports, CameraHandle, CameraUrl, LinkOptions, PortOptions};
 use studiod::config::model::Camera;
@@ -40,27 +43,6 @@ fn opts() -> PortOptions {
 fn ip_camera(name: String, url: &str) -> Camera {
     let url = CameraUrl::parse(url).unwrap();
     Camera { name, profile: profile(), port: url.to_string().into(), baud: 0, address: 1, url: Some(url) }
-}
-
-async fn online(handles: &[CameraHandle]) {
-    for h in handles {
-        let mut rx = h.health();
-        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|x| x.online)).await.expect("online").unwrap();
-    }
-}
-
-async fn recall_all(handles: &[CameraHandle], rounds: usize) -> Dist {
-    let mut times = Vec::new();
-    for round in 0..rounds {
-        let preset = (round % 16) as u8 + 1;
-        let t0 = Instant::now();
-        let results = futures::future::join_all(handles.iter().map(|h| h.recall_preset(preset))).await;
-        times.push(t0.elapsed());
-        for r in results {
-            r.expect("recall");
-        }
-    }
-    Dist::new(times)
 }
 
 fn rss_kib() -> u64 {
@@ -114,8 +96,8 @@ fn main() {
         let ip_ports = spawn_camera_ports(&ip, opts(), cancel.clone()).unwrap();
         let uh: Vec<CameraHandle> = ip_ports.iter().flat_map(|p| p.handles().to_vec()).collect();
         online(&uh).await;
-        let serial_d = recall_all(&sh, rounds).await;
-        let udp_d = recall_all(&uh, rounds).await;
+        let serial_d = Dist::new(recall_rounds(&sh, rounds).await);
+        let udp_d = Dist::new(recall_rounds(&uh, rounds).await);
         println!("## preset recall, {CAMERAS} cameras at once ({rounds} rounds)");
         println!("  serial, one 9600-baud chain (baseline): {}", serial_d.summary());
         println!("  VISCA over UDP, 7 cameras:              {}", udp_d.summary());
