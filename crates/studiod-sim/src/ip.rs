@@ -187,22 +187,7 @@ impl IpCamera {
 
     /// Waits until `pred` holds (re-checked on every step and every 10 ms).
     pub async fn wait_until(&self, pred: impl Fn(&CameraState) -> bool, timeout: Duration) -> Result<CameraState, SimError> {
-        let deadline = Instant::now() + timeout;
-        let mut rx = self.shared.changed.subscribe();
-        loop {
-            let s = self.camera_state();
-            if pred(&s) {
-                return Ok(s);
-            }
-            if Instant::now() >= deadline {
-                return Err(SimError::Timeout(timeout));
-            }
-            let tick = (Instant::now() + Duration::from_millis(10)).min(deadline);
-            tokio::select! {
-                r = rx.changed() => if r.is_err() { return Err(SimError::Stopped) },
-                _ = sleep_until(tick) => {}
-            }
-        }
+        crate::wait_for_state(self.shared.changed.subscribe(), || self.camera_state(), pred, timeout).await
     }
 
     /// Stops the task and waits for it.

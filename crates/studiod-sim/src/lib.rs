@@ -186,6 +186,31 @@ impl Default for ChainOptions {
     }
 }
 
+/// Re-reads `read` on every simulator step (`changed`) and at least every
+/// 10 ms (positions change between steps while moving) until `pred` holds.
+pub(crate) async fn wait_for_state(
+    mut changed: watch::Receiver<u64>,
+    read: impl Fn() -> CameraState,
+    pred: impl Fn(&CameraState) -> bool,
+    timeout: Duration,
+) -> Result<CameraState, SimError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = read();
+        if pred(&s) {
+            return Ok(s);
+        }
+        if Instant::now() >= deadline {
+            return Err(SimError::Timeout(timeout));
+        }
+        let tick = (Instant::now() + Duration::from_millis(10)).min(deadline);
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return Err(SimError::Stopped) },
+            _ = tokio::time::sleep_until(tick) => {}
+        }
+    }
+}
+
 /// Errors of the observer helpers.
 #[derive(Debug, Error)]
 pub enum SimError {
@@ -283,22 +308,7 @@ impl VirtualChain {
     /// simulator step and at least every 10 ms (positions change between
     /// steps while moving).
     pub async fn wait_until(&self, cam: usize, pred: impl Fn(&CameraState) -> bool, timeout: Duration) -> Result<CameraState, SimError> {
-        let deadline = Instant::now() + timeout;
-        let mut rx = self.subscribe();
-        loop {
-            let s = self.camera_state(cam);
-            if pred(&s) {
-                return Ok(s);
-            }
-            if Instant::now() >= deadline {
-                return Err(SimError::Timeout(timeout));
-            }
-            let tick = (Instant::now() + Duration::from_millis(10)).min(deadline);
-            tokio::select! {
-                r = rx.changed() => if r.is_err() { return Err(SimError::Stopped) },
-                _ = tokio::time::sleep_until(tick) => {}
-            }
-        }
+        wait_for_state(self.subscribe(), || self.camera_state(cam), pred, timeout).await
     }
 
     /// Writes raw bytes to the daemon as if they came down the line.
