@@ -752,13 +752,7 @@ mod tests {
             resent
         }
         fn sent(&mut self) -> Vec<Vec<u8>> {
-            self.drain()
-                .into_iter()
-                .filter_map(|o| match o {
-                    Output::Transmit(b) => Some(b.to_vec()),
-                    _ => None,
-                })
-                .collect()
+            transmitted(&self.drain())
         }
         fn submit(&mut self, a: u8, c: ViscaCommand) -> RequestId {
             self.link.submit(self.now, addr(a), Request::ViscaCommand(c))
@@ -767,6 +761,16 @@ mod tests {
 
     fn power_on(a: u8) -> Reply {
         Reply::Answer { address: a, payload: Raw::new(&[0x02]).unwrap() }
+    }
+
+    /// The bytes written, in order, among `outs`.
+    fn transmitted(outs: &[Output]) -> Vec<Vec<u8>> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Transmit(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn done(outs: &[Output]) -> Vec<(RequestId, Result<LinkOutcome, Failure>)> {
@@ -1119,13 +1123,7 @@ mod tests {
         let outs = h.drain();
         assert!(done(&outs).is_empty(), "no result for a request nobody waits for");
         assert!(!outs.iter().any(|o| matches!(o, Output::Health { .. })), "one missed ACK is not offline");
-        let sent: Vec<Vec<u8>> = outs
-            .iter()
-            .filter_map(|o| match o {
-                Output::Transmit(b) => Some(b.to_vec()),
-                _ => None,
-            })
-            .collect();
+        let sent = transmitted(&outs);
         assert!(commands_to(&sent, 1).is_empty(), "not resent: {sent:02x?}");
         assert!(sent.contains(&vec![0x81, 0x09, 0x04, 0x00, 0xFF]), "health asked at once instead");
         h.rx(power_on(1));
@@ -1262,14 +1260,7 @@ mod tests {
         h.link.cancel_camera(h.now, addr(1));
         let outs = h.drain();
         assert_eq!(done(&outs), vec![(queued, Err(Failure::Cancelled))]);
-        let sent: Vec<Vec<u8>> = outs
-            .iter()
-            .filter_map(|o| match o {
-                Output::Transmit(b) => Some(b.to_vec()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(sent, vec![vec![0x81, 0x21, 0xFF]], "Cancel for the running command's socket");
+        assert_eq!(transmitted(&outs), vec![vec![0x81, 0x21, 0xFF]], "Cancel for the running command's socket");
         // The one awaiting its ACK is cancelled once its socket is known.
         h.rx(Reply::Ack { address: 1, socket: 2 });
         assert_eq!(h.sent(), vec![vec![0x81, 0x22, 0xFF]]);
