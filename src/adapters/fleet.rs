@@ -252,10 +252,9 @@ async fn run(args: FleetArgs) -> anyhow::Result<()> {
         cert_file: args.cert_file.clone(),
         key_file: args.key_file.clone(),
     };
-    let mut random = [0u8; 6];
-    let _ = getrandom::fill(&mut random);
-    let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let mut opts = super::mqtt::connection_options(&cfg, format!("studiod-fleet-{id}"))?;
+    // Its own client id, so two technicians' views never kick each other off.
+    let id = super::mqtt::random_u64() & 0xFFFF_FFFF_FFFF;
+    let mut opts = super::mqtt::connection_options(&cfg, format!("studiod-fleet-{id:012x}"))?;
     // A viewer: no session to keep, nothing queued for it while away.
     opts.set_clean_start(true).set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 64);

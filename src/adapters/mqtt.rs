@@ -75,7 +75,7 @@ fn jittered(delay: Duration, random: u64) -> Duration {
     half + Duration::from_micros(random % span)
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     // Falls back to no jitter, never to an error: reconnecting matters more.
     let _ = getrandom::fill(&mut b);
