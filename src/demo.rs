@@ -178,13 +178,16 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         println!("  technician:    {url}/tech      (token {DEMO_TOKEN})");
         println!("  ctl:           studiod ctl --url {url} --token-file {} scenes", dir.join("tech.token").display());
     }
-    println!("Type a scene name (or `blackout`) and Enter to apply it. Ctrl-C to stop.");
+    println!("Setting up the cameras' presets… (scenes you type now run once they are ready)");
     println!();
 
     // Every task the demo starts is owned here and ended before it returns.
     let mut tasks = tokio::task::JoinSet::new();
 
     // Give the virtual cameras distinct presets, as a technician would.
+    // Scenes typed before that is done wait for it: a scene's camera moves
+    // would otherwise be cancelled by the set-up moves and fail.
+    let (ready_tx, mut ready) = tokio::sync::watch::channel(false);
     let cams = running.devices.cameras.clone();
     tasks.spawn(async move {
         let per_camera = cams.into_values().enumerate().map(|(i, cam)| async move {
@@ -200,6 +203,8 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         futures::future::join_all(per_camera).await;
         // Scenes recalled before this would be cancelled by the set-up moves.
         println!("  cameras ready: presets 1–{} stored", DEMO_PRESETS.len());
+        println!("Type a scene name (or `blackout`) and Enter to apply it. Ctrl-C to stop.");
+        let _ = ready_tx.send(true);
     });
 
     // Print what the lights and the OSC console receive, as a person would see it.
@@ -253,11 +258,15 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     let mut lines = stdin_lines();
     let engine = running.engine.clone();
+    let mut cameras_ready = false;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            Some(line) = lines.recv() => {
+            // Until the cameras are ready, typed lines wait in the channel
+            // (a set-up that ended without saying so lets them through).
+            r = ready.changed(), if !cameras_ready => cameras_ready = r.is_err() || *ready.borrow(),
+            Some(line) = lines.recv(), if cameras_ready => {
                 let name = line.trim().to_string();
                 if name.is_empty() { continue; }
                 let command = if name == "blackout" {

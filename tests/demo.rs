@@ -270,10 +270,12 @@ async fn readme_demo_command_in_a_terminal_applies_a_typed_scene_and_stops_on_ct
     let url = broker.split_whitespace().next().unwrap_or_default().to_string();
     assert!(url.starts_with("mqtt://127.0.0.1:"), "loopback only: {broker}");
     let port = port_of(&url);
-    screen.wait_for("Ctrl-C to stop", T).await;
-    screen.wait_for("cameras ready", T).await;
-
+    // A newcomer types at once, while the cameras' presets are still being
+    // set up: the scene waits for them instead of failing.
+    screen.wait_for("Setting up the cameras' presets", T).await;
     master.write_all(b"flash-sale\r").unwrap();
+    screen.wait_for("cameras ready", T).await;
+    screen.wait_for("Ctrl-C to stop", T).await;
     // What the monitors print: the scene applied, then its look in kelvin and colour.
     screen.wait_for("scene   flash-sale applied from cli (ok)", T).await;
     // Fixtures print in name order: backdrop's colour, then the key light.
