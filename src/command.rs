@@ -43,6 +43,10 @@ pub enum Command {
     DeleteScene {
         scene: String,
     },
+    /// Withdraw a scheduled scene by its command id.
+    Cancel {
+        target: String,
+    },
     /// Technician: drive pan/tilt at a signed speed fraction (-1.0–1.0) until `JogStop`.
     Jog {
         camera: String,
@@ -78,6 +82,7 @@ impl Command {
             Command::Reload => "reload",
             Command::PutScene { .. } => "put_scene",
             Command::DeleteScene { .. } => "delete_scene",
+            Command::Cancel { .. } => "cancel",
             Command::Jog { .. } => "jog",
             Command::JogStop { .. } => "jog_stop",
             Command::Zoom { .. } => "zoom",
@@ -121,8 +126,8 @@ impl Origin {
     }
 }
 
-/// Error codes of CONTRACT §5, plus our own: `superseded`, `config_invalid`
-/// and `internal` (our own faults, e.g. a full disk).
+/// Error codes of CONTRACT §5, plus our own: `superseded`, `cancelled`,
+/// `config_invalid` and `internal` (our own faults, e.g. a full disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidJson,
@@ -136,8 +141,11 @@ pub enum ErrorCode {
     ConfigInvalid,
     DeviceFailed,
     Busy,
-    /// A scheduled scene replaced by a newer one before its time came.
+    /// A scheduled scene replaced by a newer one (same `at` or `slot`)
+    /// before its time came, or a scene cut short by a newer one.
     Superseded,
+    /// A scheduled scene withdrawn by `cancel`.
+    Cancelled,
     Internal,
 }
 
@@ -154,6 +162,7 @@ impl ErrorCode {
             ErrorCode::DeviceFailed => "device_failed",
             ErrorCode::Busy => "busy",
             ErrorCode::Superseded => "superseded",
+            ErrorCode::Cancelled => "cancelled",
             ErrorCode::Internal => "internal",
         }
     }
@@ -200,6 +209,11 @@ pub struct Outcome {
     pub duration: Duration,
     /// Extra data some commands return (e.g. `status`).
     pub data: Option<serde_json::Value>,
+    /// Set on the acknowledgement of a scene scheduled for this instant
+    /// (its result follows as a second outcome when it runs).
+    pub scheduled: Option<SystemTime>,
+    /// For a scene that had an `at`: how long after it the scene started.
+    pub late: Option<Duration>,
 }
 
 impl Outcome {
@@ -213,6 +227,8 @@ impl Outcome {
             error: Some(error),
             duration: Duration::ZERO,
             data: None,
+            scheduled: None,
+            late: None,
         }
     }
 
@@ -221,6 +237,6 @@ impl Outcome {
         let failed = devices.values().filter(|d| !d.ok).count();
         let error =
             (failed > 0).then(|| CommandError::new(ErrorCode::DeviceFailed, format!("{failed} of {} devices failed", devices.len())));
-        Outcome { action: cmd.action(), scene: cmd.scene().map(str::to_string), ok: failed == 0, devices, error, duration, data: None }
+        Outcome { action: cmd.action(), scene: cmd.scene().map(str::to_string), ok: failed == 0, devices, error, duration, data: None, scheduled: None, late: None }
     }
 }

@@ -230,6 +230,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let (respawn_metrics, respawn_counters) = (metrics.clone(), port_counters.clone());
     let engine_actor = Engine::new(config.clone(), devices.clone(), inbox)
         .with_metrics(metrics.clone())
+        .with_schedule_file(config.studio.state_dir.join("schedule.json"))
         .on_respawn(move |cfg| {
             let set = respawn_set.clone();
             let parent = parent.clone();
@@ -248,9 +249,11 @@ pub async fn start(config: Config) -> Result<Running> {
             })
         })
         .with_config_watch(config_tx);
-    let mut tasks = vec![tokio::spawn(engine_actor.run(cancel.clone()))];
     install_collectors(&metrics, &engine, port_counters);
+    // Adapters first: they subscribe to scheduled commands' results before
+    // the engine can produce one (a restart finding slot starts overdue).
     let adapters = crate::adapters::start(config_rx, engine.clone(), metrics.clone(), cancel.clone()).await?;
+    let mut tasks = vec![tokio::spawn(engine_actor.run(cancel.clone()))];
     tasks.extend(adapters.tasks);
     Ok(Running { engine, devices, config, http_url: adapters.http_url, metrics, cancel, tasks, device_set })
 }

@@ -172,20 +172,20 @@ async fn scene_scheduled_for_slot_start_applies_at_that_instant() {
     let at = std::time::SystemTime::now() + Duration::from_millis(600);
     let engine = b.daemon().engine.clone();
     let mut state = engine.state();
-    let pending = tokio::spawn({
-        let engine = engine.clone();
-        async move {
-            let cmd = Command::ApplyScene {
-                scene: "flash-sale".into(),
-                fade: Some(Duration::ZERO),
-                at: Some(at),
-                slot: Some(serde_json::json!({"booking": "b-1"})),
-            };
-            engine.execute(studiod::engine::Request::new(None, studiod::command::Origin::Cli, cmd)).await
-        }
-    });
-    let s = support::wait_watch(&mut state, Duration::from_secs(2), "pending scene in state", |s| s.pending.is_some()).await;
-    assert_eq!(s.pending.as_ref().map(|p| p.scene.as_str()), Some("flash-sale"));
+    let mut later = engine.later();
+    let cmd = Command::ApplyScene {
+        scene: "flash-sale".into(),
+        fade: Some(Duration::ZERO),
+        at: Some(at),
+        slot: Some(serde_json::json!({"booking": "b-1"})),
+    };
+    // Acknowledged at once; without an id, the engine gives it one.
+    let ack = engine.execute(studiod::engine::Request::new(None, studiod::command::Origin::Cli, cmd)).await;
+    assert_eq!((ack.ok, ack.scheduled), (true, Some(at)), "{ack:?}");
+    let s = support::wait_watch(&mut state, Duration::from_secs(2), "pending scene in state", |s| s.pending().is_some()).await;
+    let pending = s.pending().unwrap().clone();
+    assert_eq!(pending.scene, "flash-sale");
+    assert!(pending.id.starts_with("sched-"), "{pending:?}");
     let expected = flash_sale_dmx();
     b.frame_where(Duration::from_secs(3), "the flash-sale look", |d| d[..expected.len()] == expected[..]).await;
     let seen = std::time::SystemTime::now();
@@ -194,9 +194,11 @@ async fn scene_scheduled_for_slot_start_applies_at_that_instant() {
     // (paused time) holds it to one frame period.
     let late = seen.duration_since(at).unwrap();
     assert!(late < Duration::from_millis(250), "applied {late:?} after its time");
-    let out = pending.await.unwrap();
-    assert!(out.ok, "{out:?}");
+    let done = tokio::time::timeout(Duration::from_secs(5), later.recv()).await.expect("its result").unwrap();
+    assert_eq!(done.id, pending.id);
+    assert!(done.outcome.ok, "{:?}", done.outcome);
+    assert!(done.outcome.late.is_some_and(|l| l < Duration::from_millis(250)), "{:?}", done.outcome.late);
     let s = state.borrow().clone();
-    assert_eq!((s.scene.as_deref(), s.pending.is_none()), (Some("flash-sale"), true));
+    assert_eq!((s.scene.as_deref(), s.schedule.is_empty()), (Some("flash-sale"), true));
     assert_eq!(s.slot.unwrap()["booking"], "b-1");
 }

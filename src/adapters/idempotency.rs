@@ -262,6 +262,9 @@ struct Inner {
     hash_fn: HashFn,
     /// Ids being executed; waiters watch for the first reply (`None`: abandoned).
     running: HashMap<String, watch::Receiver<Option<Value>>>,
+    /// Ids claimed whose handler has not yet sent its reply (the `Pending`
+    /// is alive): a later message for the id waits for it ([`IdStore::settled`]).
+    unsent: HashMap<String, watch::Receiver<Option<Value>>>,
     index: Index,
     /// Lines (without newline) of records not on disk, by record number.
     unsaved: HashMap<u32, Box<str>>,
@@ -280,7 +283,7 @@ enum Place {
 
 impl Inner {
     fn new(hash_fn: HashFn) -> Inner {
-        Inner { keys: RandomState::new(), hash_fn, running: HashMap::new(), index: Index::default(), unsaved: HashMap::new(), file: None }
+        Inner { keys: RandomState::new(), hash_fn, running: HashMap::new(), unsent: HashMap::new(), index: Index::default(), unsaved: HashMap::new(), file: None }
     }
 
     fn hash(&self, id: &str) -> u64 {
@@ -478,6 +481,7 @@ impl IdStore {
                 let places: Vec<_> = seqs.into_iter().filter(|s| !others.contains(s)).map(|s| (s, inner.place(s))).collect();
                 if places.is_empty() {
                     let (tx, rx) = watch::channel(None);
+                    inner.unsent.insert(id.to_string(), rx.clone());
                     inner.running.insert(id.to_string(), rx);
                     return Claim::New(Pending { id: id.to_string(), store: self.clone(), tx, recorded: None });
                 }
@@ -491,6 +495,17 @@ impl IdStore {
                 }
                 others.push(seq);
             }
+        }
+    }
+
+    /// Wait until no handler holds `id` unanswered: its first reply has been
+    /// sent (or given up). A scheduled command's second reply waits for this,
+    /// so the acknowledgement always comes first.
+    pub async fn settled(&self, id: &str) {
+        let rx = self.lock().unsent.get(id).cloned();
+        if let Some(mut rx) = rx {
+            // Changed (the reply) or closed (the Pending dropped): either way, done.
+            let _ = rx.changed().await;
         }
     }
 
@@ -546,9 +561,13 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if self.recorded.is_none() {
-            // Not executed (busy, shutdown): forget the claim so a retry runs.
-            self.store.lock().running.remove(&self.id);
+        {
+            let mut inner = self.store.lock();
+            inner.unsent.remove(&self.id);
+            if self.recorded.is_none() {
+                // Not executed (busy, shutdown): forget the claim so a retry runs.
+                inner.running.remove(&self.id);
+            }
         }
         // Wake duplicates only now, after the caller has sent the first reply.
         let _ = self.tx.send(self.recorded.take());
@@ -1024,6 +1043,29 @@ mod tests {
         drop(abandoned);
         assert_eq!(w.wait().await, None);
         assert!(is_new(&store, "y").await);
+    }
+
+    #[tokio::test]
+    async fn settled_waits_until_the_first_reply_was_sent_not_only_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IdStore::open(dir.path());
+        // Unknown ids are settled at once.
+        tokio::time::timeout(Duration::from_secs(5), store.settled("nobody")).await.expect("settled");
+        let Claim::New(mut first) = store.claim("x").await else { panic!() };
+        let settled = tokio::spawn({
+            let store = store.clone();
+            async move { store.settled("x").await }
+        });
+        first.record(&reply("x")).await;
+        // Recorded, but the handler has not sent its reply yet (the waiter
+        // has had every chance to run: single-threaded runtime).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!settled.is_finished(), "settled before the reply was sent");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), settled).await.expect("settled after the reply").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), store.settled("x")).await.expect("and stays settled");
     }
 
     #[tokio::test]

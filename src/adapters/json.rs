@@ -115,6 +115,7 @@ fn command_from(action: &str, obj: &Map<String, Value>) -> Result<Command, Comma
         "reload" => Command::Reload,
         "put_scene" => Command::PutScene { scene: string(obj, "scene")?, toml: string(obj, "toml")? },
         "delete_scene" => Command::DeleteScene { scene: string(obj, "scene")? },
+        "cancel" => Command::Cancel { target: string(obj, "target")? },
         "jog" => Command::Jog { camera: string(obj, "camera")?, pan: signed(obj, "pan")?, tilt: signed(obj, "tilt")? },
         "jog_stop" => Command::JogStop { camera: string(obj, "camera")? },
         "zoom" => Command::Zoom { camera: string(obj, "camera")?, speed: signed(obj, "speed")? },
@@ -169,6 +170,15 @@ pub fn reply(id: Option<&str>, action: Option<&str>, outcome: &Outcome, duplicat
     if let Some(data) = &outcome.data {
         r["data"] = data.clone();
     }
+    // A scheduled command: acknowledged with `scheduled:true` and its `at`;
+    // its result (a second reply, same id) tells how late it started.
+    if let Some(at) = outcome.scheduled {
+        r["scheduled"] = json!(true);
+        r["at"] = json!(format_time(at));
+    }
+    if let Some(late) = outcome.late {
+        r["late_ms"] = json!(late.as_millis() as u64);
+    }
     r
 }
 
@@ -198,7 +208,8 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
         "scene_label": s.scene_label,
         "slot": s.slot,
         "applied_at": s.applied_at.map(format_time),
-        "pending": s.pending.as_ref().map(|p| json!({"scene": p.scene, "at": format_time(p.at)})),
+        "pending": s.pending().map(pending),
+        "schedule": s.schedule.iter().map(pending).collect::<Vec<_>>(),
         "devices": s.devices.iter().map(|(name, h)| {
             let mut d = json!({
                 "kind": h.kind.as_str(),
@@ -222,6 +233,11 @@ pub fn state(studio: &str, s: &BoothState) -> Value {
             "failed": f.failed,
         })),
     })
+}
+
+/// A scheduled scene in `state`: `pending` (the next) and `schedule` (all).
+fn pending(p: &crate::engine::PendingScene) -> Value {
+    json!({"id": p.id, "scene": p.scene, "at": format_time(p.at), "slot": p.slot, "origin": p.origin.as_str()})
 }
 
 /// One `events` message.

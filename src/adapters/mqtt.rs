@@ -188,6 +188,8 @@ pub fn run_with(
     let topics = Topics::new(&cfg.topic_prefix, studio_id);
     let mqtt_options = mqtt_options(cfg, studio_id, &topics, &opts)?;
     let ids = IdStore::open(state_dir);
+    // Now, before the engine runs: results of overdue slot starts come early.
+    let later = engine.later();
     let (client, eventloop) = AsyncClient::new(mqtt_options, REQUEST_QUEUE);
     let ctx = Arc::new(Ctx {
         client,
@@ -198,7 +200,7 @@ pub fn run_with(
         executing: Arc::new(Semaphore::new(opts.max_in_flight)),
         republish: Notify::new(),
     });
-    Ok(supervise(ctx, eventloop, cancel, opts))
+    Ok(supervise(ctx, eventloop, later, cancel, opts))
 }
 
 /// What every task of one adapter shares.
@@ -217,7 +219,13 @@ struct Ctx {
 /// Own every task (so dropping this future, e.g. aborting its task, drops
 /// the connection without DISCONNECT — the broker then sends the Last Will),
 /// and run the clean shutdown on `cancel`.
-async fn supervise(ctx: Arc<Ctx>, eventloop: EventLoop, cancel: CancellationToken, opts: Options) {
+async fn supervise(
+    ctx: Arc<Ctx>,
+    eventloop: EventLoop,
+    later: broadcast::Receiver<crate::engine::Later>,
+    cancel: CancellationToken,
+    opts: Options,
+) {
     // Handler slots: the receive maximum bounds QoS 1 commands; this also
     // bounds QoS 0 ones, which the broker does not flow-control.
     let handler_slots = usize::from(opts.receive_maximum).max(1) * 2;
@@ -237,6 +245,8 @@ async fn supervise(ctx: Arc<Ctx>, eventloop: EventLoop, cancel: CancellationToke
     ));
     let mut publisher_task = JoinSet::new();
     publisher_task.spawn(publisher(Arc::clone(&ctx), connected, ctx.engine.state(), ctx.engine.events()));
+    let mut later_task = JoinSet::new();
+    later_task.spawn(later_replies(Arc::clone(&ctx), later));
 
     tokio::select! {
         _ = cancel.cancelled() => {}
@@ -258,6 +268,7 @@ async fn supervise(ctx: Arc<Ctx>, eventloop: EventLoop, cancel: CancellationToke
         );
     }
     publisher_task.abort_all();
+    later_task.abort_all();
     // Queued behind the replies, so the broker sees replies, offline, DISCONNECT in that order.
     let goodbye = async {
         ctx.client.publish(&ctx.topics.status, QoS::AtLeastOnce, true, OFFLINE).await?;
@@ -390,6 +401,33 @@ async fn publisher(
                 Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(skipped = n, "MQTT events fell behind; some were not published"),
                 Err(broadcast::error::RecvError::Closed) => events_open = false,
             },
+        }
+    }
+}
+
+/// A scheduled command's second reply (same id): its result when it ran,
+/// or why it never will (replaced, cancelled). QoS 1 and awaited, like every
+/// reply; queued by the client while the broker is away.
+async fn later_replies(ctx: Arc<Ctx>, mut later: broadcast::Receiver<crate::engine::Later>) {
+    loop {
+        match later.recv().await {
+            Ok(l) if l.origin == Origin::Mqtt => {
+                // The acknowledgement first, even when the outcome came at once
+                // (the same `at` arrived right behind it).
+                ctx.ids.settled(&l.id).await;
+                let reply = json::reply(Some(&l.id), None, &l.outcome, false);
+                let code = reply.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
+                tracing::info!(id = %l.id, ok = l.outcome.ok, code, late_ms = reply["late_ms"].as_u64(), "scheduled command answered");
+                if let Err(e) = ctx.client.publish(&ctx.topics.reply, QoS::AtLeastOnce, false, reply.to_string()).await {
+                    tracing::error!(error = %e, "cannot queue reply");
+                }
+            }
+            Ok(_) => {}
+            // Sized for the whole schedule: only a stalled client gets here.
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::error!(skipped = n, "scheduled commands' results fell behind; some were not published")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

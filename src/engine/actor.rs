@@ -23,8 +23,9 @@ use super::collect::collect;
 use super::error::{chain, RespawnError};
 use super::plan::{self, Plan, ScenePlan, SceneRef};
 use super::reply::Reply;
+use super::schedule::{Entry, Saved, Schedule};
 use super::start::{start, Started};
-use super::{BoothState, DeviceHandles, DeviceHealth, DeviceKind, EngineInbox, Event, PendingScene, Request, SceneFailure};
+use super::{BoothState, DeviceHandles, DeviceHealth, DeviceKind, EngineInbox, Event, Later, PendingScene, Request, SceneFailure};
 use crate::command::{Command, CommandError, ErrorCode, Origin, Outcome};
 use crate::config::model::Config;
 use crate::lighting::FirstFrame;
@@ -40,16 +41,25 @@ pub type Respawn = Box<dyn FnMut(Arc<Config>) -> Pin<Box<dyn Future<Output = Res
 /// At shutdown, how long commands still completing (camera moves) may take
 /// to answer before they are stopped; within the daemon's adapter budget.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
-/// How often `clock_synced` is re-read from the OS.
+/// How often `clock_synced` is re-read from the OS (and the schedule's
+/// timer re-armed, in case the wall clock was stepped).
 const CLOCK_CHECK: Duration = Duration::from_secs(30);
+
+/// The wall clock `at` is compared with. The OS's in the daemon; tests with
+/// paused time pass one that follows tokio's clock.
+pub type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 pub struct Engine {
     config: Arc<Config>,
     devices: DeviceHandles,
     inbox: EngineInbox,
     state: BoothState,
-    /// A scene waiting for its `at` instant, with the caller's reply.
-    scheduled: Option<Scheduled>,
+    /// Scenes waiting for their `at`, each with its caller's reply.
+    schedule: Schedule<Reply>,
+    /// Where the schedule is kept across restarts (`state_dir/schedule.json`);
+    /// `None`: not kept (tests).
+    schedule_file: Option<std::path::PathBuf>,
+    clock: WallClock,
     health_rx: mpsc::Receiver<(String, DeviceHealth)>,
     health_tx: mpsc::Sender<(String, DeviceHealth)>,
     /// Followers of the configuration in force (adapters render scene lists).
@@ -72,14 +82,8 @@ pub struct Engine {
     recorded_seq: u64,
     /// One health follower per camera of the device set in force.
     followers: JoinSet<()>,
-}
-
-struct Scheduled {
-    at: SystemTime,
-    scene: SceneRef,
-    req: Request,
-    reply: Reply,
-    received: Instant,
+    /// Ids given to scheduled commands that came without one.
+    generated: u64,
 }
 
 impl Engine {
@@ -90,7 +94,9 @@ impl Engine {
             devices: DeviceHandles::default(),
             inbox,
             state: BoothState { scenes_hash: config.scenes_hash(), clock_synced: sysclock::synchronized(), ..BoothState::default() },
-            scheduled: None,
+            schedule: Schedule::default(),
+            schedule_file: None,
+            clock: Arc::new(SystemTime::now),
             health_rx,
             health_tx,
             config_tx: None,
@@ -101,6 +107,7 @@ impl Engine {
             applied_seq: 0,
             recorded_seq: 0,
             followers: JoinSet::new(),
+            generated: 0,
         };
         e.install_devices(devices);
         e
@@ -117,6 +124,22 @@ impl Engine {
     fn first_frame(&self, req: &Request) -> Option<FirstFrame> {
         let i = ORIGINS.iter().position(|o| *o == req.origin)?;
         Some(FirstFrame { received: req.received, histogram: self.first_frame[i].clone() })
+    }
+
+    /// Keep the schedule in this file, and restore it from there when run.
+    pub fn with_schedule_file(mut self, path: std::path::PathBuf) -> Engine {
+        self.schedule_file = Some(path);
+        self
+    }
+
+    /// Compare `at` with this clock instead of the OS's.
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Engine {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> SystemTime {
+        (self.clock)()
     }
 
     /// Publish every configuration change (reload, put/delete scene) here.
@@ -234,19 +257,21 @@ impl Engine {
             let (tx, _rx) = oneshot::channel();
             self.handle(req, tx).await;
         }
+        // After the safe scene, so an overdue slot start wins over it.
+        self.restore_schedule();
         let mut clock = tokio::time::interval(CLOCK_CHECK);
         clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The scheduled scene's timer is armed once per schedule, not on
-        // every wake-up (a clock check must not restart it; in paused-time
-        // tests the wall clock stands still while tokio's moves).
+        // The timer is armed for the earliest `at` whenever that changes,
+        // and again on each clock check (an NTP step moves the wall clock,
+        // not tokio's).
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut armed_for: Option<SystemTime> = None;
         loop {
-            let at = self.scheduled.as_ref().map(|s| s.at);
+            let at = self.schedule.next_at();
             if at != armed_for {
                 if let Some(at) = at {
-                    let due = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+                    let due = at.duration_since(self.now()).unwrap_or(Duration::ZERO);
                     timer.as_mut().reset(tokio::time::Instant::now() + due);
                 }
                 armed_for = at;
@@ -267,20 +292,24 @@ impl Engine {
                     armed_for = None;
                     self.apply_scheduled().await
                 }
-                _ = clock.tick() => self.refresh_clock(),
+                _ = clock.tick() => {
+                    armed_for = None;
+                    self.refresh_clock()
+                }
             }
         }
         self.stop().await;
     }
 
-    /// Answer the scheduled scene, let running commands answer for a
-    /// moment, then stop and join every background task.
+    /// Let running commands answer for a moment, then stop and join every
+    /// background task. Scheduled scenes stay in their file for the next
+    /// start (their callers already have their acknowledgement).
     async fn stop(&mut self) {
-        if let Some(s) = self.scheduled.take() {
-            s.reply.send(Outcome::refused(
-                &s.req.command,
-                CommandError::new(ErrorCode::Internal, "studiod shut down before the scheduled time"),
-            ));
+        if self.schedule_file.is_none() {
+            for e in self.schedule.drain() {
+                let cmd = scheduled_command(&e);
+                e.extra.send(refuse(&cmd, ErrorCode::Internal, "studiod shut down before the scheduled time"));
+            }
         }
         self.followers.abort_all();
         let completions = &mut self.completions;
@@ -351,7 +380,7 @@ impl Engine {
     /// Plan the command, start its device parts and answer it: at once when
     /// nothing is pending, else from a background completion.
     async fn execute(&mut self, req: Request, reply: Reply, received: Instant) {
-        let plan = match plan::plan(&self.config, &self.devices.cameras, &req.command, SystemTime::now()) {
+        let plan = match plan::plan(&self.config, &self.devices.cameras, &req.command, self.now()) {
             Ok(p) => p,
             Err(refusal) => return reply.send(Outcome::refused(&req.command, refusal)),
         };
@@ -359,9 +388,18 @@ impl Engine {
         match plan {
             Plan::Scene(p) => {
                 let first_frame = self.first_frame(&req);
-                self.apply_now(req, p, reply, received, first_frame).await
+                // An `at` already past on arrival: applied now, lateness told.
+                let late = match cmd {
+                    Command::ApplyScene { at: Some(at), .. } => Some(self.now().duration_since(*at).unwrap_or_default()),
+                    _ => None,
+                };
+                self.apply_now(req, p, reply, received, first_frame, late, false).await
             }
-            Plan::Schedule { at, scene } => self.schedule(req, at, scene, reply, received),
+            Plan::Schedule { at, scene } => self.schedule(req, at, scene, reply, received).await,
+            Plan::Cancel(target) => {
+                let out = self.cancel(cmd, &target, req.id.as_deref(), received).await;
+                reply.send(out)
+            }
             Plan::Blackout(steps) => {
                 let started = start(&self.devices, &steps, self.first_frame(&req)).await;
                 self.state.scene = None;
@@ -403,41 +441,165 @@ impl Engine {
         );
     }
 
-    fn schedule(&mut self, req: Request, at: SystemTime, scene: SceneRef, reply: Reply, received: Instant) {
-        if let Some(old) = self.scheduled.take() {
-            old.reply.send(refuse(&old.req.command, ErrorCode::Superseded, "replaced by a newer scheduled scene"));
+    /// Keep a scene for its `at`: persisted first (a refusal changes
+    /// nothing), then acknowledged at once; replaced entries (same `at` or
+    /// `slot`) get their second outcome now.
+    async fn schedule(&mut self, mut req: Request, at: SystemTime, scene: SceneRef, reply: Reply, received: Instant) {
+        // Cancel needs an id; commands from every adapter carry one.
+        let id = match &req.id {
+            Some(id) => id.clone(),
+            None => {
+                self.generated += 1;
+                let ms = self.now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+                req.id.insert(format!("sched-{ms}-{}", self.generated)).clone()
+            }
+        };
+        if let Err(e) = self.schedule.check(&id, at, scene.slot.as_ref()) {
+            return reply.send(Outcome::refused(&req.command, e));
         }
-        info!(scene = %scene.name, at = %rfc3339(at), "scene scheduled");
-        self.state.pending = Some(PendingScene { scene: scene.name.clone(), at });
-        self.scheduled = Some(Scheduled { at, scene, req, reply, received });
+        let name = scene.name.clone();
+        let (replaced, previous) = self.schedule.insert(Entry { id: id.clone(), origin: req.origin, at, scene, extra: () }.with(reply));
+        if let Err(e) = self.save_schedule().await {
+            let Some(back) = self.schedule.undo(&id, previous, replaced) else { return };
+            return back.send(refuse(&req.command, ErrorCode::Internal, self.client_text(format!("could not save the schedule: {e}"))));
+        }
+        info!(scene = %name, at = %rfc3339(at), waiting = self.schedule.len(), "scene scheduled");
+        let mut ack = Outcome::from_devices(&req.command, BTreeMap::new(), received.elapsed());
+        ack.scheduled = Some(at);
+        if let Some(e) = self.schedule.get_mut(&id) {
+            e.extra.acknowledge(ack);
+        }
+        // A redelivery of the same id replaced itself: that is no news.
+        drop(previous);
+        for r in replaced {
+            let why = format!("replaced by `{}` (same slot start)", r.by);
+            self.answer_later(r.entry, ErrorCode::Superseded, why);
+        }
+        self.show_schedule();
+    }
+
+    /// `cancel`: withdraw a scheduled scene; it gets its second outcome now.
+    async fn cancel(&mut self, cmd: &Command, target: &str, by: Option<&str>, received: Instant) -> Outcome {
+        let Some(entry) = self.schedule.cancel(target) else {
+            return refuse(cmd, ErrorCode::InvalidCommand, format!("nothing is scheduled with id `{target}` (it may have run or been replaced)"));
+        };
+        if let Err(e) = self.save_schedule().await {
+            self.schedule.undo(target, Some(entry), Vec::new());
+            return refuse(cmd, ErrorCode::Internal, self.client_text(format!("could not save the schedule: {e}")));
+        }
+        info!(target, scene = %entry.scene.name, "scheduled scene cancelled");
+        let mut out = Outcome::from_devices(cmd, BTreeMap::new(), received.elapsed());
+        out.data = Some(serde_json::json!({"cancelled": {"id": entry.id, "scene": entry.scene.name, "at": rfc3339(entry.at)}}));
+        let why = match by {
+            Some(by) => format!("cancelled by `{by}`"),
+            None => "cancelled".to_string(),
+        };
+        self.answer_later(entry, ErrorCode::Cancelled, why);
+        self.show_schedule();
+        out
+    }
+
+    /// A scheduled command's second outcome when it never ran.
+    fn answer_later(&self, e: Entry<Reply>, code: ErrorCode, why: String) {
+        info!(id = %e.id, scene = %e.scene.name, code = code.as_str(), %why, "scheduled scene withdrawn");
+        let out = refuse(&scheduled_command(&e), code, why);
+        let _ = self.inbox.later.send(Later { id: e.id.clone(), origin: e.origin, outcome: out.clone() });
+        e.extra.send(out);
+    }
+
+    /// The schedule as the state shows it.
+    fn show_schedule(&mut self) {
+        self.state.schedule = self
+            .schedule
+            .iter()
+            .map(|e| PendingScene { id: e.id.clone(), scene: e.scene.name.clone(), at: e.at, slot: e.scene.slot.clone(), origin: e.origin })
+            .collect();
         self.publish();
     }
 
-    /// The scheduled scene's time has come: plan it against the
-    /// configuration now in force and apply it.
+    /// Write the schedule to its file (atomically), if it has one.
+    async fn save_schedule(&self) -> std::io::Result<()> {
+        let Some(path) = self.schedule_file.clone() else { return Ok(()) };
+        let bytes = serde_json::to_vec_pretty(&self.schedule.saved()).map_err(std::io::Error::other)?;
+        tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&path, &bytes)).await.map_err(std::io::Error::other)?
+    }
+
+    /// Read the schedule kept by the last run. An unreadable file is set
+    /// aside (not lost) and the booth starts with an empty schedule.
+    fn restore_schedule(&mut self) {
+        let Some(path) = self.schedule_file.clone() else { return };
+        let saved = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Saved>(&bytes).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => Err(e.to_string()),
+        };
+        let saved = match saved {
+            Ok(s) => s,
+            Err(e) => {
+                let aside = path.with_extension("json.unreadable");
+                let _ = std::fs::rename(&path, &aside);
+                error!(file = %path.display(), error = %e, kept_as = %aside.display(), "schedule file unreadable; starting with an empty schedule");
+                return;
+            }
+        };
+        let metrics = self.metrics.clone();
+        self.schedule = Schedule::restore(saved).with_extra(|e| {
+            Reply::detached(&metrics, &Request::new(Some(e.id.clone()), e.origin, scheduled_command(e)))
+        });
+        let overdue = self.schedule.iter().filter(|e| e.at <= self.now()).count();
+        info!(waiting = self.schedule.len(), overdue, "schedule restored");
+        self.show_schedule();
+    }
+
+    /// The schedule's time has come: the scene due (the latest, when the
+    /// booth was down or busy over several) is planned against the
+    /// configuration now in force and applied; its result is the command's
+    /// second outcome.
     async fn apply_scheduled(&mut self) {
-        let Some(s) = self.scheduled.take() else { return };
-        self.state.pending = None;
+        let now = self.now();
+        // Woken early (the wall clock was stepped back): the loop re-arms.
+        let Some((due, earlier)) = self.schedule.take_due(now) else { return };
+        for r in earlier {
+            let why = format!("superseded by `{}`: both were due at once (studiod was not running at this one's time)", r.by);
+            self.answer_later(r.entry, ErrorCode::Superseded, why);
+        }
+        let late = now.duration_since(due.at).unwrap_or_default();
+        let Entry { id, origin, at: _, scene, extra: reply } = due;
+        let req = Request::new(Some(id.clone()), origin, scheduled_command_of(&scene, Some(due.at)));
         // The scheduled command's own span, so its lines keep its id.
-        let span = command_span(&s.req);
-        match plan::scene_plan(&self.config, &s.scene) {
+        let span = command_span(&req);
+        match plan::scene_plan(&self.config, &scene) {
             // Not timed to its first frame: the wait for `at` is not latency.
-            Ok(p) => self.apply_now(s.req, p, s.reply, s.received, None).instrument(span).await,
+            Ok(p) => self.apply_now(req, p, reply, Instant::now(), None, Some(late), true).instrument(span).await,
             Err(refusal) => {
-                self.publish();
-                s.reply.send(Outcome::refused(&s.req.command, refusal));
+                let mut out = Outcome::refused(&req.command, refusal);
+                out.late = Some(late);
+                let _ = self.inbox.later.send(Later { id, origin, outcome: out.clone() });
+                reply.send(out);
             }
         }
+        // After the devices started: a save never delays the slot start.
+        if let Err(e) = self.save_schedule().await {
+            error!(error = %e, "could not save the schedule; a restart may apply the scene again");
+        }
+        self.show_schedule();
     }
 
     /// Apply a scene: lights and OSC at once, camera moves queued in order;
-    /// their completions are awaited in the background.
-    async fn apply_now(&mut self, req: Request, p: ScenePlan, reply: Reply, received: Instant, first_frame: Option<FirstFrame>) {
-        // A newer immediate apply replaces a scheduled one.
-        if let Some(old) = self.scheduled.take() {
-            old.reply.send(refuse(&old.req.command, ErrorCode::Superseded, format!("superseded by scene `{}`", p.name)));
-            self.state.pending = None;
-        }
+    /// their completions are awaited in the background. `late`: how long
+    /// after its `at` it starts; `scheduled`: its result is also the
+    /// scheduled command's second outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_now(
+        &mut self,
+        req: Request,
+        p: ScenePlan,
+        reply: Reply,
+        received: Instant,
+        first_frame: Option<FirstFrame>,
+        late: Option<Duration>,
+        scheduled: bool,
+    ) {
         let begun = Instant::now();
         let started = start(&self.devices, &p.steps, first_frame).await;
         info!(scene = %p.name, devices = started.parts.len(), fade_ms = p.fade.as_millis() as u64, "applying scene");
@@ -451,14 +613,17 @@ impl Engine {
         let seq = self.applied_seq;
         let Request { id, origin, command: cmd, .. } = req;
         let events = self.inbox.events.clone();
+        let later = scheduled.then(|| self.inbox.later.clone());
         let m = self.metrics.clone();
         self.completions.spawn(
             async move {
-                let out = collect(&cmd, started, received).await;
+                let mut out = collect(&cmd, started, received).await;
+                out.late = late;
                 // From the devices starting (not from receipt, which includes a scheduled wait).
                 m.observe(metrics::APPLY_SECONDS, &[("result", if out.ok { "ok" } else { "failed" })], begun.elapsed().as_secs_f64());
                 let scene = cmd.scene().unwrap_or_default();
                 info!(scene, ok = out.ok, duration_ms = out.duration.as_millis() as u64, "scene applied");
+                let done_id = id.clone();
                 if origin != Origin::Mqtt {
                     let _ = events.send(Event::scene_applied(scene, origin, id, &out));
                 }
@@ -467,6 +632,9 @@ impl Engine {
                     failure: SceneFailure::of(scene, origin, &out),
                     superseded: Event::scene_applied(scene, origin, None, &out).is_superseded(),
                 };
+                if let (Some(later), Some(id)) = (later, &done_id) {
+                    let _ = later.send(Later { id: id.clone(), origin, outcome: out.clone() });
+                }
                 reply.send(out);
                 Some(done)
             }
@@ -587,6 +755,15 @@ fn reaped(done: Result<(), JoinError>) {
     }
 }
 
+/// The `apply_scene` a scheduled entry stands for.
+fn scheduled_command<T>(e: &Entry<T>) -> Command {
+    scheduled_command_of(&e.scene, Some(e.at))
+}
+
+fn scheduled_command_of(scene: &SceneRef, at: Option<SystemTime>) -> Command {
+    Command::ApplyScene { scene: scene.name.clone(), fade: scene.fade, at, slot: scene.slot.clone() }
+}
+
 fn refuse(cmd: &Command, code: ErrorCode, msg: impl Into<String>) -> Outcome {
     Outcome::refused(cmd, CommandError::new(code, msg))
 }
@@ -657,16 +834,27 @@ mod tests {
         metrics: Metrics,
         cancel: CancellationToken,
         run: tokio::task::JoinHandle<()>,
+        clock: WallClock,
     }
 
     impl Rig {
         fn start() -> Rig {
+            Rig::start_with(None, tokio_wall_clock())
+        }
+
+        /// With the schedule kept in `file`, on `clock` (one that follows
+        /// tokio's, for paused-time tests).
+        fn start_with(file: Option<std::path::PathBuf>, clock: WallClock) -> Rig {
             let (handle, inbox) = EngineHandle::channel(BoothState::default());
             let metrics = Metrics::new();
-            let engine = Engine::new(example(), DeviceHandles::default(), inbox).with_metrics(metrics.clone());
+            let mut engine =
+                Engine::new(example(), DeviceHandles::default(), inbox).with_metrics(metrics.clone()).with_wall_clock(clock.clone());
+            if let Some(f) = file {
+                engine = engine.with_schedule_file(f);
+            }
             let cancel = CancellationToken::new();
             let run = tokio::spawn(engine.run(cancel.clone()));
-            Rig { handle, metrics, cancel, run }
+            Rig { handle, metrics, cancel, run, clock }
         }
 
         /// Send a command without waiting for its outcome.
@@ -778,51 +966,175 @@ mod tests {
         rig.stop().await;
     }
 
+    /// A wall clock that follows tokio's, so paused-time tests see `at` come.
+    fn tokio_wall_clock() -> WallClock {
+        let (wall, t0) = (SystemTime::now(), tokio::time::Instant::now());
+        Arc::new(move || wall + t0.elapsed())
+    }
+
+    fn slot_apply(scene: &str, at: SystemTime, slot: &str) -> Command {
+        Command::ApplyScene { scene: scene.into(), fade: None, at: Some(at), slot: Some(serde_json::json!({"booking": slot})) }
+    }
+
+    /// Send with this id, as an adapter would.
+    async fn exec_id(rig: &Rig, id: &str, command: Command) -> Outcome {
+        rig.handle.execute(Request::new(Some(id.into()), Origin::Mqtt, command)).await
+    }
+
+    async fn next_later(rx: &mut tokio::sync::broadcast::Receiver<Later>) -> Later {
+        tokio::time::timeout(Duration::from_secs(7200), rx.recv()).await.expect("a second outcome").expect("engine alive")
+    }
+
+    fn ids(st: &BoothState) -> Vec<&str> {
+        st.schedule.iter().map(|p| p.id.as_str()).collect()
+    }
+
     #[tokio::test]
-    async fn an_immediate_apply_supersedes_a_scheduled_one() {
+    async fn a_scheduled_scene_is_acknowledged_at_once_and_immediate_ones_never_cancel_it() {
         let rig = Rig::start();
         let later = SystemTime::now() + Duration::from_secs(3600);
-        let scheduled = rig.send(apply("house", Some(later)));
-        rig.state_where("house pending", |s| s.pending.as_ref().is_some_and(|p| p.scene == "house")).await;
+        let ack = exec_id(&rig, "s-1", slot_apply("house", later, "b-1")).await;
+        assert!(ack.ok && ack.devices.is_empty(), "{ack:?}");
+        assert_eq!((ack.scheduled, ack.late), (Some(later), None));
         let now = rig.exec(apply("flash-sale", None)).await;
         assert_eq!(now.scene.as_deref(), Some("flash-sale"));
-        let old = scheduled.await.unwrap();
-        assert_eq!(code(&old), Some(ErrorCode::Superseded), "{old:?}");
-        assert_eq!(old.error.unwrap().message, "superseded by scene `flash-sale`");
-        rig.state_where("nothing pending", |s| s.pending.is_none()).await;
+        let st = rig.state_where("flash-sale applied", |s| s.scene.as_deref() == Some("flash-sale")).await;
+        assert_eq!(ids(&st), ["s-1"]);
+        let p = st.pending().unwrap();
+        assert_eq!((p.scene.as_str(), p.at, p.origin), ("house", later, Origin::Mqtt));
+        assert_eq!(p.slot, Some(serde_json::json!({"booking": "b-1"})));
         rig.stop().await;
     }
 
     #[tokio::test]
-    async fn a_newer_schedule_replaces_the_older_and_shutdown_answers_the_last() {
+    async fn the_same_at_or_slot_replaces_and_cancel_withdraws_each_with_a_second_outcome() {
         let rig = Rig::start();
-        let later = SystemTime::now() + Duration::from_secs(3600);
-        let first = rig.send(apply("house", Some(later)));
-        rig.state_where("house pending", |s| s.pending.as_ref().is_some_and(|p| p.scene == "house")).await;
-        let second = rig.send(apply("intro", Some(later)));
-        let old = first.await.unwrap();
-        assert_eq!(old.error.map(|e| (e.code, e.message)), Some((ErrorCode::Superseded, "replaced by a newer scheduled scene".into())));
-        rig.state_where("intro pending", |s| s.pending.as_ref().is_some_and(|p| p.scene == "intro")).await;
+        let mut later = rig.handle.later();
+        let t = SystemTime::now() + Duration::from_secs(3600);
+        for (id, at, slot) in [("a", t, "b-1"), ("b", t + Duration::from_secs(60), "b-2"), ("c", t + Duration::from_secs(120), "b-3")] {
+            assert!(exec_id(&rig, id, slot_apply("house", at, slot)).await.ok);
+        }
+        // Same `at` as a.
+        assert!(exec_id(&rig, "a2", slot_apply("intro", t, "b-9")).await.ok);
+        let l = next_later(&mut later).await;
+        assert_eq!((l.id.as_str(), l.origin, code(&l.outcome)), ("a", Origin::Mqtt, Some(ErrorCode::Superseded)));
+        assert_eq!(l.outcome.error.unwrap().message, "replaced by `a2` (same slot start)");
+        // Same slot as b, moved by ten minutes.
+        assert!(exec_id(&rig, "b2", slot_apply("intro", t + Duration::from_secs(600), "b-2")).await.ok);
+        assert_eq!(next_later(&mut later).await.id, "b");
+        let st = rig.state_where("a2, c, b2", |s| s.schedule.len() == 3).await;
+        assert_eq!(ids(&st), ["a2", "c", "b2"]);
+        // Cancel by id: ok for the canceller, `cancelled` for the withdrawn.
+        let out = exec_id(&rig, "x-1", Command::Cancel { target: "c".into() }).await;
+        assert!(out.ok, "{out:?}");
+        assert_eq!(out.data.as_ref().unwrap()["cancelled"]["id"], "c");
+        let l = next_later(&mut later).await;
+        assert_eq!((l.id.as_str(), code(&l.outcome)), ("c", Some(ErrorCode::Cancelled)));
+        assert_eq!(l.outcome.error.unwrap().message, "cancelled by `x-1`");
+        let out = exec_id(&rig, "x-2", Command::Cancel { target: "c".into() }).await;
+        assert_eq!(code(&out), Some(ErrorCode::InvalidCommand));
+        assert!(out.error.unwrap().message.contains("nothing is scheduled with id `c`"));
+        rig.state_where("a2, b2", |s| ids(s) == ["a2", "b2"]).await;
+        // Beyond the horizon: refused, the schedule untouched.
+        let out = exec_id(&rig, "far", slot_apply("house", SystemTime::now() + Duration::from_secs(8 * 86_400), "b-5")).await;
+        assert_eq!(code(&out), Some(ErrorCode::InvalidCommand));
+        assert!(later.try_recv().is_err(), "nothing else was withdrawn");
         rig.stop().await;
-        let last = second.await.unwrap();
-        assert_eq!(code(&last), Some(ErrorCode::Internal));
-        assert!(last.error.unwrap().message.contains("shut down"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_scheduled_scene_applies_at_its_time() {
         let rig = Rig::start();
+        let mut later = rig.handle.later();
         // Paused time: the engine's timer fires as soon as everything is
         // idle, and the clock then reads exactly when it fired.
-        let (wall, t0) = (SystemTime::now(), tokio::time::Instant::now());
-        let out = rig.exec(apply("intro", Some(wall + Duration::from_secs(3600)))).await;
+        let (wall, t0) = ((rig.clock)(), tokio::time::Instant::now());
+        let ack = exec_id(&rig, "s-1", apply("intro", Some(wall + Duration::from_secs(3600)))).await;
+        assert!(ack.scheduled.is_some());
+        let l = next_later(&mut later).await;
         let late = t0.elapsed().abs_diff(Duration::from_secs(3600));
         // Within one frame period (1/44 s) of its time, neither early nor late.
         assert!(late <= Duration::from_secs(1) / 44, "applied {late:?} off its time");
-        assert_eq!(out.scene.as_deref(), Some("intro"));
+        let out = l.outcome;
+        assert_eq!((l.id.as_str(), out.scene.as_deref()), ("s-1", Some("intro")));
+        assert!(out.late.is_some_and(|l| l <= Duration::from_secs(1) / 44), "{:?}", out.late);
         assert_eq!(code(&out), Some(ErrorCode::DeviceFailed), "applied, on no devices: {out:?}");
         let st = rig.state_where("intro applied", |s| s.scene.as_deref() == Some("intro")).await;
-        assert!(st.pending.is_none());
+        assert!(st.schedule.is_empty());
+        // An `at` already past on arrival applies at once and says how late.
+        let out = exec_id(&rig, "s-2", apply("house", Some((rig.clock)() - Duration::from_millis(1500)))).await;
+        assert_eq!((out.scheduled, out.late.map(|l| l.as_millis())), (None, Some(1500)));
+        rig.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn three_slot_starts_survive_a_crash_and_each_starts_once_on_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("schedule.json");
+        // One wall clock for both runs, as the OS's would be.
+        let clock = tokio_wall_clock();
+        let rig = Rig::start_with(Some(file.clone()), clock.clone());
+        let wall = clock();
+        let at = |m: u64| wall + Duration::from_secs(60 * m);
+        for (id, m) in [("s-1", 10), ("s-2", 20), ("s-3", 30)] {
+            assert!(exec_id(&rig, id, slot_apply("intro", at(m), id)).await.scheduled.is_some());
+        }
+        // A creator's scene in between changes nothing scheduled.
+        rig.exec(apply("flash-sale", None)).await;
+        // A crash: the engine is gone without its shutdown.
+        rig.run.abort();
+        let _ = rig.run.await;
+        let saved: Saved = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(saved.entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["s-1", "s-2", "s-3"]);
+
+        let rig = Rig::start_with(Some(file.clone()), clock.clone());
+        let mut later = rig.handle.later();
+        rig.state_where("the three restored", |s| s.schedule.len() == 3).await;
+        for (id, m) in [("s-1", 10), ("s-2", 20), ("s-3", 30)] {
+            let l = next_later(&mut later).await;
+            assert_eq!(l.id, id);
+            let off = clock().duration_since(at(m)).expect("never before its time");
+            assert!(off <= Duration::from_secs(1) / 44, "{id} applied {off:?} off its time");
+            assert_eq!(l.outcome.scene.as_deref(), Some("intro"));
+        }
+        rig.state_where("nothing left", |s| s.schedule.is_empty()).await;
+        assert!(later.try_recv().is_err(), "each once");
+        let saved: Saved = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert!(saved.entries.is_empty());
+        rig.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slot_starts_missed_while_down_apply_the_latest_late_and_supersede_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("schedule.json");
+        let clock = tokio_wall_clock();
+        let wall = clock();
+        let mut s = Schedule::<()>::default();
+        for (id, ago) in [("old", 600), ("last", 90)] {
+            s.insert(Entry {
+                id: id.into(),
+                origin: Origin::Mqtt,
+                at: wall - Duration::from_secs(ago),
+                scene: SceneRef { name: "intro".into(), fade: None, slot: None },
+                extra: (),
+            });
+        }
+        std::fs::write(&file, serde_json::to_vec(&s.saved()).unwrap()).unwrap();
+        let rig = Rig::start_with(Some(file.clone()), clock.clone());
+        let mut later = rig.handle.later();
+        let first = next_later(&mut later).await;
+        assert_eq!((first.id.as_str(), code(&first.outcome)), ("old", Some(ErrorCode::Superseded)));
+        let last = next_later(&mut later).await;
+        assert_eq!(last.id, "last");
+        assert_eq!(last.outcome.late.map(|l| l.as_secs()), Some(90));
+        rig.stop().await;
+        // An unreadable file is set aside, never a reason not to start.
+        std::fs::write(&file, b"{not json").unwrap();
+        let rig = Rig::start_with(Some(file.clone()), clock);
+        // Answered after the restore (which runs before the first command).
+        assert!(rig.exec(Command::Status).await.ok);
+        assert!(file.with_extension("json.unreadable").exists());
         rig.stop().await;
     }
 

@@ -16,11 +16,13 @@ mod devices;
 mod error;
 mod plan;
 mod reply;
+mod schedule;
 mod start;
 
 pub use actor::{Engine, Respawn};
 pub use devices::DeviceHandles;
 pub use error::{DeviceError, RespawnError};
+pub use schedule::{CAPACITY as SCHEDULE_CAPACITY, HORIZON as SCHEDULE_HORIZON};
 
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
@@ -59,8 +61,8 @@ pub struct BoothState {
     /// Opaque slot info from the booking backend, echoed.
     pub slot: Option<serde_json::Value>,
     pub applied_at: Option<SystemTime>,
-    /// A scene scheduled with `at` that has not started yet.
-    pub pending: Option<PendingScene>,
+    /// Scenes scheduled with `at` that have not started yet, earliest first.
+    pub schedule: Vec<PendingScene>,
     pub devices: BTreeMap<String, DeviceHealth>,
     /// Which scene set this booth holds ([`Config::scenes_hash`](crate::config::model::Config::scenes_hash)).
     pub scenes_hash: String,
@@ -94,10 +96,32 @@ impl SceneFailure {
     }
 }
 
+impl BoothState {
+    /// The next scheduled scene, if any.
+    pub fn pending(&self) -> Option<&PendingScene> {
+        self.schedule.first()
+    }
+}
+
+/// A scheduled scene as the state shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingScene {
+    /// The id of the command that scheduled it (`cancel` takes it).
+    pub id: String,
     pub scene: String,
     pub at: SystemTime,
+    pub slot: Option<serde_json::Value>,
+    pub origin: Origin,
+}
+
+/// The second outcome of a scheduled command: what happened when its time
+/// came (or why it never ran: replaced, cancelled). Adapters send it to the
+/// caller that scheduled it (MQTT: a second `reply` with the same id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Later {
+    pub id: String,
+    pub origin: Origin,
+    pub outcome: Outcome,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,12 +264,17 @@ pub const QUEUE_CAPACITY: usize = 64;
 
 type Job = (Request, oneshot::Sender<Outcome>);
 
+/// Room for every scheduled command's second outcome at once (a restart
+/// with the whole schedule overdue), so a listener that keeps up loses none.
+const LATER_CAPACITY: usize = schedule::CAPACITY + 64;
+
 /// The adapters' way in. Cheap to clone.
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Job>,
     state: watch::Receiver<BoothState>,
     events: broadcast::Sender<Event>,
+    later: broadcast::Sender<Later>,
 }
 
 impl EngineHandle {
@@ -254,7 +283,11 @@ impl EngineHandle {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (state_tx, state) = watch::channel(initial);
         let (events, _) = broadcast::channel(256);
-        (EngineHandle { tx, state, events: events.clone() }, EngineInbox { rx, state: state_tx, events })
+        let (later, _) = broadcast::channel(LATER_CAPACITY);
+        (
+            EngineHandle { tx, state, events: events.clone(), later: later.clone() },
+            EngineInbox { rx, state: state_tx, events, later },
+        )
     }
 
     /// Execute a command and wait for its one outcome. When the queue is
@@ -281,6 +314,12 @@ impl EngineHandle {
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
+
+    /// Scheduled commands' second outcomes. Subscribe before the engine runs
+    /// to hear those a restart finds overdue.
+    pub fn later(&self) -> broadcast::Receiver<Later> {
+        self.later.subscribe()
+    }
 }
 
 /// The engine side of an [`EngineHandle`].
@@ -288,6 +327,7 @@ pub struct EngineInbox {
     pub rx: mpsc::Receiver<Job>,
     pub state: watch::Sender<BoothState>,
     pub events: broadcast::Sender<Event>,
+    pub later: broadcast::Sender<Later>,
 }
 
 #[cfg(test)]

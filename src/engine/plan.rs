@@ -32,6 +32,8 @@ pub(crate) enum Plan {
     Devices(Vec<Step>),
     Status,
     Reload,
+    /// Withdraw the scheduled scene of this command id.
+    Cancel(String),
     /// A validated scene to save at `path` (the TOML as sent).
     PutScene {
         name: String,
@@ -136,6 +138,12 @@ pub(crate) fn plan<C: CameraProfiles + ?Sized>(config: &Config, cameras: &C, cmd
         Command::ApplyScene { scene, fade, at, slot } => {
             let scene = SceneRef { name: scene.clone(), fade: *fade, slot: slot.clone() };
             match at {
+                Some(at) if at.duration_since(now).is_ok_and(|ahead| ahead > super::schedule::HORIZON) => {
+                    return Err(refusal(
+                        ErrorCode::InvalidCommand,
+                        format!("`at` is more than {} days ahead; send it later", super::schedule::HORIZON.as_secs() / 86_400),
+                    ))
+                }
                 Some(at) if *at > now => {
                     known_scene(config, &scene.name)?;
                     Plan::Schedule { at: *at, scene }
@@ -194,6 +202,7 @@ pub(crate) fn plan<C: CameraProfiles + ?Sized>(config: &Config, cameras: &C, cmd
         }
         Command::Status => Plan::Status,
         Command::Reload => Plan::Reload,
+        Command::Cancel { target } => Plan::Cancel(target.clone()),
         Command::PutScene { scene: name, toml } => {
             let path = config.studio.scenes_dir.join(format!("{name}.toml"));
             let declared = Default::default();
@@ -357,6 +366,11 @@ pub(crate) mod tests {
         assert!(matches!(p, Plan::Schedule { at, ref scene } if at == later && scene.name == "house"));
         let p = plan(&c, c.cameras.as_slice(), &apply("house", Some(now - Duration::from_secs(1))), now).unwrap();
         assert!(matches!(p, Plan::Scene(_)));
+        // Up to 7 days ahead, not beyond.
+        let week = now + super::super::schedule::HORIZON;
+        assert!(matches!(plan(&c, c.cameras.as_slice(), &apply("house", Some(week)), now), Ok(Plan::Schedule { .. })));
+        let beyond = plan(&c, c.cameras.as_slice(), &apply("house", Some(week + Duration::from_millis(1))), now);
+        assert!(matches!(&beyond, Err(e) if e.code == ErrorCode::InvalidCommand && e.message.contains("7 days")), "{beyond:?}");
         // Unknown scenes are refused whether scheduled or not.
         assert_eq!(code(plan(&c, c.cameras.as_slice(), &apply("nope", Some(later)), now)), ErrorCode::UnknownScene);
         assert_eq!(code(plan_of(apply("nope", None))), ErrorCode::UnknownScene);

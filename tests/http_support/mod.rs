@@ -227,6 +227,7 @@ pub fn describe(req: &Request) -> Value {
         Command::RecallPreset { camera, preset } | Command::StorePreset { camera, preset } => json!({"camera": camera, "preset": preset}),
         Command::PutScene { scene, toml } => json!({"scene": scene, "toml": toml}),
         Command::DeleteScene { scene } => json!({"scene": scene}),
+        Command::Cancel { target } => json!({"target": target}),
         Command::Jog { camera, pan, tilt } => json!({"camera": camera, "pan": pan, "tilt": tilt}),
         Command::JogStop { camera } => json!({"camera": camera}),
         Command::Zoom { camera, speed } => json!({"camera": camera, "speed": speed}),

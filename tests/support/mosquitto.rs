@@ -461,7 +461,7 @@ pub struct FakeEngine {
 impl FakeEngine {
     pub fn start(delay_for: fn(&Command) -> Duration) -> FakeEngine {
         let (handle, inbox) = EngineHandle::channel(BoothState::default());
-        let EngineInbox { mut rx, state, events } = inbox;
+        let EngineInbox { mut rx, state, events, .. } = inbox;
         let received = Arc::new(Mutex::new(Vec::new()));
         let waited = Arc::new(Mutex::new(Vec::new()));
         let (rec, wait, st) = (Arc::clone(&received), Arc::clone(&waited), state.clone());

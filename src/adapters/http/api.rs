@@ -299,7 +299,9 @@ pub(crate) fn reply_status(code: Option<ErrorCode>) -> StatusCode {
             | ErrorCode::SceneInvalid
             | ErrorCode::ConfigInvalid,
         ) => StatusCode::BAD_REQUEST,
-        None | Some(ErrorCode::DeviceFailed | ErrorCode::Busy | ErrorCode::Superseded | ErrorCode::Internal) => StatusCode::OK,
+        None | Some(ErrorCode::DeviceFailed | ErrorCode::Busy | ErrorCode::Superseded | ErrorCode::Cancelled | ErrorCode::Internal) => {
+            StatusCode::OK
+        }
     }
 }
 
