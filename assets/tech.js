@@ -392,6 +392,51 @@
     if (r.data && !r.data.ok && code !== 'device_failed' && !Studiod.superseded(r.data)) toast(failure(r), false);
   }
 
+  // ---- schedule: the day's slot starts, each withdrawable -------------------------
+  function whenText(iso) {
+    const d = new Date(iso);
+    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })} ${time}`;
+  }
+
+  function renderSchedule() {
+    const box = $('schedule');
+    box.replaceChildren();
+    const list = (state && state.schedule) || [];
+    if (!list.length) {
+      const li = document.createElement('li');
+      li.className = 'empty';
+      li.textContent = 'Nothing scheduled.';
+      box.append(li);
+      return;
+    }
+    for (const p of list) {
+      const li = document.createElement('li');
+      li.dataset.id = p.id;
+      const when = document.createElement('time');
+      when.dateTime = p.at;
+      when.textContent = whenText(p.at);
+      const what = document.createElement('span');
+      what.textContent = sceneLabel(p.scene);
+      if (p.slot != null) {
+        const slot = document.createElement('span');
+        slot.className = 'slot';
+        slot.textContent = ` ${typeof p.slot === 'object' ? Object.values(p.slot).join(' · ') : p.slot}`;
+        what.append(slot);
+      }
+      const cancel = document.createElement('button');
+      cancel.type = 'button';
+      cancel.textContent = '✕';
+      cancel.setAttribute('aria-label', `Cancel ${sceneLabel(p.scene)} at ${whenText(p.at)}`);
+      cancel.addEventListener('click', async () => {
+        if (!confirm(`Cancel “${sceneLabel(p.scene)}” at ${whenText(p.at)}? The booking backend is told it was cancelled.`)) return;
+        await send({ action: 'cancel', target: p.id });
+      });
+      li.append(when, what, cancel);
+      box.append(li);
+    }
+  }
+
   async function deleteScene(s) {
     if (!confirm(`Delete the scene “${s.label}” (${s.name})? Its button disappears from the tablet.`)) return;
     await send({ action: 'delete_scene', scene: s.name });
@@ -465,6 +510,7 @@
     if (s.scene !== look.scene) adoptScene(s.scene);
     renderAlert();
     renderHealth();
+    renderSchedule();
     markOffline();
     for (const b of document.querySelectorAll('#scene-list button')) b.classList.toggle('current', b.dataset.scene === s.scene);
   }

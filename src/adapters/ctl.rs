@@ -46,15 +46,20 @@ pub struct CtlArgs {
 pub enum CtlCommand {
     /// List scenes.
     Scenes,
-    /// Apply a scene.
+    /// Apply a scene, now or at a slot start (`--at 2026-11-25T14:00:00Z`).
     Apply {
         scene: String,
         #[arg(long)]
         fade_ms: Option<u64>,
+        /// RFC 3339 instant to apply it at (up to 7 days ahead).
+        #[arg(long)]
+        at: Option<String>,
     },
+    /// Withdraw a scheduled scene by the id its `state` entry shows.
+    Cancel { id: String },
     /// List devices and their health.
     Devices,
-    /// Show the booth state (current scene, devices).
+    /// Show the booth state (current scene, schedule, devices).
     State,
     /// Recall or store a camera preset.
     Preset {
@@ -268,7 +273,14 @@ async fn execute(c: &Client, cmd: &CtlCommand, raw: bool) -> Result<CtlOutput, C
         CtlCommand::Scenes => return Ok(listing(c.get("/api/scenes").await?, raw, render_scenes)),
         CtlCommand::Devices => return Ok(listing(c.get("/api/devices").await?, raw, render_devices)),
         CtlCommand::State => return Ok(listing(c.get("/api/state").await?, raw, render_state)),
-        CtlCommand::Apply { scene, fade_ms } => single(with_fade(json!({"action": "apply_scene", "scene": scene}), *fade_ms)).await?,
+        CtlCommand::Apply { scene, fade_ms, at } => {
+            let mut cmd = with_fade(json!({"action": "apply_scene", "scene": scene}), *fade_ms);
+            if let Some(at) = at {
+                cmd["at"] = json!(at);
+            }
+            single(cmd).await?
+        }
+        CtlCommand::Cancel { id } => single(json!({"action": "cancel", "target": id})).await?,
         CtlCommand::Preset { op: PresetOp::Recall { camera, preset } } => {
             single(json!({"action": "recall_preset", "camera": camera, "preset": preset})).await?
         }
@@ -361,8 +373,8 @@ fn render_state(v: &Value) -> String {
         out.push_str(&format!(" ({l})"));
     }
     out.push('\n');
-    if let Some(p) = v.get("pending").filter(|p| !p.is_null()) {
-        out.push_str(&format!("pending {} at {}\n", s(p, "scene"), s(p, "at")));
+    for p in v["schedule"].as_array().into_iter().flatten() {
+        out.push_str(&format!("at {}  {:<20} id {}\n", s(p, "at"), s(p, "scene"), s(p, "id")));
     }
     for (name, d) in v["devices"].as_object().into_iter().flatten() {
         out.push_str(&format!("  {:<12} {}\n", name, health(d)));
@@ -376,7 +388,9 @@ fn render_reply(r: &Value) -> String {
         Some(sc) => format!("{action} {sc}"),
         None => action.to_string(),
     };
-    let mut out = if r["ok"].as_bool() == Some(true) {
+    let mut out = if r["scheduled"].as_bool() == Some(true) {
+        format!("{what}: scheduled for {} (id {})\n", s(r, "at"), s(r, "id"))
+    } else if r["ok"].as_bool() == Some(true) {
         format!("{what}: ok ({} ms)\n", r["duration_ms"].as_u64().unwrap_or(0))
     } else {
         format!("{what}: FAILED: {}\n", message(r).unwrap_or("unknown error"))
@@ -432,5 +446,22 @@ mod tests {
         let t = render_reply(&r);
         assert!(t.contains("apply_scene x: FAILED: 1 of 1 devices failed"), "{t}");
         assert!(t.contains("side: camera offline"), "{t}");
+    }
+
+    #[test]
+    fn renders_the_schedule_and_a_scheduled_acknowledgement() {
+        let st = json!({"studio": "la-03", "scene": "house", "devices": {}, "schedule": [
+            {"id": "c-1", "scene": "intro", "at": "2026-11-25T14:00:00.000Z"},
+            {"id": "c-2", "scene": "flash-sale", "at": "2026-11-25T15:00:00.000Z"},
+        ]});
+        let t = render_state(&st);
+        assert!(t.contains("at 2026-11-25T14:00:00.000Z  intro                id c-1\n"), "{t}");
+        assert!(t.contains("flash-sale"), "{t}");
+        let ack = json!({"id": "c-1", "ok": true, "action": "apply_scene", "scene": "intro", "scheduled": true, "at": "2026-11-25T14:00:00.000Z", "devices": {}});
+        assert_eq!(render_reply(&ack), "apply_scene intro: scheduled for 2026-11-25T14:00:00.000Z (id c-1)\n");
+        let w = Wrap::try_parse_from(["ctl", "apply", "intro", "--at", "2026-11-25T14:00:00Z"]).unwrap();
+        assert!(matches!(w.args.command, CtlCommand::Apply { at: Some(ref a), .. } if a == "2026-11-25T14:00:00Z"));
+        let w = Wrap::try_parse_from(["ctl", "cancel", "c-1"]).unwrap();
+        assert!(matches!(w.args.command, CtlCommand::Cancel { ref id } if id == "c-1"));
     }
 }

@@ -149,3 +149,29 @@ test('holding a jog arrow on /tech moves the selected camera; releasing stops it
   const deadman = metrics.split('\n').find((l) => l.startsWith('studiod_http_deadman_stops_total{') && l.includes('"side"'));
   assert.ok(!deadman || / 0$/.test(deadman), `dead-man stopped the side camera: ${deadman}`);
 });
+
+test('/tech lists the slot starts the backend scheduled, and cancelling one answers the backend', async () => {
+  // Signed in on /tech by the previous test.
+  await page.waitForSelector('#conn.live');
+  const replies = mqttSubscribe(broker.port, `${TOPIC}/reply`, { count: 3, waitS: 15 });
+  await replies.subscribed;
+  const base = `sched-${process.pid}-${Date.now()}`;
+  const at = (h) => new Date(Date.now() + h * 3600_000).toISOString();
+  await mqttPublish(broker.port, `${TOPIC}/cmd`, JSON.stringify({ id: `${base}-a`, action: 'apply_scene', scene: 'intro', at: at(1), slot: { booking: 'b-81' } }));
+  await mqttPublish(broker.port, `${TOPIC}/cmd`, JSON.stringify({ id: `${base}-b`, action: 'apply_scene', scene: 'flash-sale', at: at(2), slot: { booking: 'b-82' } }));
+  const rows = `#schedule li[data-id^="${base}"]`;
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, rows);
+  const texts = await page.locator(rows).allTextContents();
+  assert.match(texts[0], /Intro b-81/, texts[0]);
+  assert.match(texts[1], /Flash sale b-82/, texts[1]);
+  page.once('dialog', (d) => d.accept());
+  await page.locator(`#schedule li[data-id="${base}-a"] button`).click();
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 1, rows);
+  // The backend heard: the two acknowledgements (either first), then a's
+  // second reply: cancelled.
+  const got = (await replies.messages).map((m) => JSON.parse(m)).map((r) => [r.id, r.scheduled ?? false, r.error?.code ?? null]);
+  assert.deepEqual(got.slice(0, 2).sort(), [[`${base}-a`, true, null], [`${base}-b`, true, null]]);
+  assert.deepEqual(got[2], [`${base}-a`, false, 'cancelled']);
+  await mqttPublish(broker.port, `${TOPIC}/cmd`, JSON.stringify({ id: `${base}-x`, action: 'cancel', target: `${base}-b` }));
+  await page.waitForSelector('#schedule li.empty');
+});
