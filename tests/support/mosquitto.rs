@@ -100,6 +100,18 @@ impl Broker {
         }
     }
 
+    /// The broker's process id (for CPU readings in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGHUP: Mosquitto re-reads its password and ACL files.
+    pub fn reload(&self) {
+        if let Some(child) = &self.child {
+            let _ = Process::new("kill").args(["-HUP", &child.id().to_string()]).status();
+        }
+    }
+
     /// Start again on the same ports with the same persistence folder.
     pub fn restart(&mut self) {
         self.stop();
@@ -416,6 +428,21 @@ impl TestClient {
             if hit {
                 return seen;
             }
+        }
+    }
+
+    /// The next message on any topic, or `None` after `limit`.
+    pub async fn next_any(&mut self, limit: Duration) -> Option<Publish> {
+        if let Some(p) = self.stash.pop_front() {
+            return Some(p);
+        }
+        tokio::time::timeout(limit, self.rx.recv()).await.ok().flatten()
+    }
+
+    /// Hand these back: the next reads return them first, in this order.
+    pub fn put_back(&mut self, messages: Vec<Publish>) {
+        for p in messages.into_iter().rev() {
+            self.stash.push_front(p);
         }
     }
 
