@@ -139,8 +139,8 @@ impl Fleet {
         write_passwords(&self.passwd, self.booths.len(), on);
     }
 
-    /// Every booth's `status` is `{"online":true}` (seen from now on), each
-    /// booth's first such message time; panics after `limit` naming who is missing.
+    /// Every booth has published `{"online":true}` on its `status` (live,
+    /// from now on: it connected), each booth's first such message time; panics after `limit` naming who is missing.
     pub async fn wait_online(&self, backend: &mut TestClient, limit: Duration) -> BTreeMap<String, SystemTime> {
         let mut seen = BTreeMap::new();
         // Other messages (replies) are handed back for later reads.
@@ -155,7 +155,8 @@ impl Fleet {
             let topic = String::from_utf8_lossy(&p.topic).to_string();
             if let Some(id) = topic.strip_prefix("studiod/").and_then(|t| t.strip_suffix("/status")) {
                 let v: Value = serde_json::from_slice(&p.payload).unwrap_or_default();
-                if v["online"] == true {
+                // Live only: a retained `online` may be from before a broker restart.
+                if v["online"] == true && !p.retain {
                     seen.entry(id.to_string()).or_insert_with(SystemTime::now);
                 }
             } else {
