@@ -981,9 +981,14 @@ mod tests {
         rig.handle.execute(Request::new(Some(id.into()), Origin::Mqtt, command)).await
     }
 
-    async fn next_later(rx: &mut tokio::sync::broadcast::Receiver<Later>) -> Later {
-        tokio::time::timeout(Duration::from_secs(7200), rx.recv()).await.expect("a second outcome").expect("engine alive")
+    /// The next second outcome within `limit`: paused-time tests wait in
+    /// virtual time (hours pass at once), the others a few real seconds.
+    async fn next_later(rx: &mut tokio::sync::broadcast::Receiver<Later>, limit: Duration) -> Later {
+        tokio::time::timeout(limit, rx.recv()).await.expect("a second outcome").expect("engine alive")
     }
+
+    const REAL: Duration = Duration::from_secs(5);
+    const VIRTUAL: Duration = Duration::from_secs(7200);
 
     fn ids(st: &BoothState) -> Vec<&str> {
         st.schedule.iter().map(|p| p.id.as_str()).collect()
@@ -1016,19 +1021,19 @@ mod tests {
         }
         // Same `at` as a.
         assert!(exec_id(&rig, "a2", slot_apply("intro", t, "b-9")).await.ok);
-        let l = next_later(&mut later).await;
+        let l = next_later(&mut later, REAL).await;
         assert_eq!((l.id.as_str(), l.origin, code(&l.outcome)), ("a", Origin::Mqtt, Some(ErrorCode::Superseded)));
         assert_eq!(l.outcome.error.unwrap().message, "replaced by `a2` (same slot start)");
         // Same slot as b, moved by ten minutes.
         assert!(exec_id(&rig, "b2", slot_apply("intro", t + Duration::from_secs(600), "b-2")).await.ok);
-        assert_eq!(next_later(&mut later).await.id, "b");
+        assert_eq!(next_later(&mut later, REAL).await.id, "b");
         let st = rig.state_where("a2, c, b2", |s| s.schedule.len() == 3).await;
         assert_eq!(ids(&st), ["a2", "c", "b2"]);
         // Cancel by id: ok for the canceller, `cancelled` for the withdrawn.
         let out = exec_id(&rig, "x-1", Command::Cancel { target: "c".into() }).await;
         assert!(out.ok, "{out:?}");
         assert_eq!(out.data.as_ref().unwrap()["cancelled"]["id"], "c");
-        let l = next_later(&mut later).await;
+        let l = next_later(&mut later, REAL).await;
         assert_eq!((l.id.as_str(), code(&l.outcome)), ("c", Some(ErrorCode::Cancelled)));
         assert_eq!(l.outcome.error.unwrap().message, "cancelled by `x-1`");
         let out = exec_id(&rig, "x-2", Command::Cancel { target: "c".into() }).await;
@@ -1051,7 +1056,7 @@ mod tests {
         let (wall, t0) = ((rig.clock)(), tokio::time::Instant::now());
         let ack = exec_id(&rig, "s-1", apply("intro", Some(wall + Duration::from_secs(3600)))).await;
         assert!(ack.scheduled.is_some());
-        let l = next_later(&mut later).await;
+        let l = next_later(&mut later, VIRTUAL).await;
         let late = t0.elapsed().abs_diff(Duration::from_secs(3600));
         // Within one frame period (1/44 s) of its time, neither early nor late.
         assert!(late <= Duration::from_secs(1) / 44, "applied {late:?} off its time");
@@ -1091,7 +1096,7 @@ mod tests {
         let mut later = rig.handle.later();
         rig.state_where("the three restored", |s| s.schedule.len() == 3).await;
         for (id, m) in [("s-1", 10), ("s-2", 20), ("s-3", 30)] {
-            let l = next_later(&mut later).await;
+            let l = next_later(&mut later, VIRTUAL).await;
             assert_eq!(l.id, id);
             let off = clock().duration_since(at(m)).expect("never before its time");
             assert!(off <= Duration::from_secs(1) / 44, "{id} applied {off:?} off its time");
@@ -1123,9 +1128,9 @@ mod tests {
         std::fs::write(&file, serde_json::to_vec(&s.saved()).unwrap()).unwrap();
         let rig = Rig::start_with(Some(file.clone()), clock.clone());
         let mut later = rig.handle.later();
-        let first = next_later(&mut later).await;
+        let first = next_later(&mut later, VIRTUAL).await;
         assert_eq!((first.id.as_str(), code(&first.outcome)), ("old", Some(ErrorCode::Superseded)));
-        let last = next_later(&mut later).await;
+        let last = next_later(&mut later, VIRTUAL).await;
         assert_eq!(last.id, "last");
         assert_eq!(last.outcome.late.map(|l| l.as_secs()), Some(90));
         rig.stop().await;
