@@ -1,7 +1,8 @@
 //! Art-Net 4 output: ArtDmx / ArtSync / ArtPoll encoding, ArtPollReply
 //! decoding, and a non-blocking unicast sender that also polls each node
 //! (its health follows [`super::health::NodeHealth`]), all from one socket
-//! on the Art-Net port, where the nodes' replies come back.
+//! on the Art-Net port, where the nodes' replies come back; and the one-shot
+//! [`Probe`] behind `studiod discover --artnet`.
 //!
 //! ArtDmx is encoded with `artnet_protocol`, whose `Output` we checked against
 //! the Art-Net 4 spec: "Art-Net\0", OpCode 0x5000 little-endian, ProtVer 14
@@ -529,6 +530,85 @@ impl ArtNetSender {
     }
 }
 
+/// One node's answer to [`Probe::poll`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollReply {
+    pub from: SocketAddr,
+    pub info: NodeInfo,
+    /// The port-addresses of its DMX output ports, in port order.
+    pub outputs: Vec<u16>,
+}
+
+/// The port-addresses of an ArtPollReply's DMX output ports: of NumPorts
+/// (BE at 172, at most 4) those whose PortTypes (174) has bit 7 (Art-Net in,
+/// DMX out), each NetSwitch (18) : SubSwitch (19) : SwOut (190). `None`
+/// for anything that is not an ArtPollReply long enough to hold SwOut.
+pub fn decode_artpollreply_outputs(p: &[u8]) -> Option<Vec<u16>> {
+    decode_artpollreply(p)?;
+    if p.len() < 194 {
+        return None;
+    }
+    let ports = usize::from(u16::from_be_bytes([p[172], p[173]])).min(4);
+    let base = (u16::from(p[18] & 0x7F) << 8) | (u16::from(p[19] & 0x0F) << 4);
+    Some((0..ports).filter(|&i| p[174 + i] & 0x80 != 0).map(|i| base | u16::from(p[190 + i] & 0x0F)).collect())
+}
+
+/// `studiod discover --artnet`: one unicast ArtPoll from the Art-Net port,
+/// and the ArtPollReplies that come back to it.
+#[derive(Debug)]
+pub struct Probe {
+    socket: UdpSocket,
+    problem: Option<String>,
+}
+
+impl Probe {
+    /// Listen on `bind` (nodes reply to the Art-Net port). If it cannot be
+    /// bound, on an ephemeral port instead (on loopback for a loopback
+    /// `target`): then only a node that answers the poll's source port is
+    /// heard, and [`problem`](Self::problem) says why.
+    pub fn bind(bind: SocketAddr, target: SocketAddr) -> io::Result<Probe> {
+        match bind_socket(bind) {
+            Ok(socket) => Ok(Probe { socket, problem: None }),
+            Err(e) => {
+                let ip = if target.ip().is_loopback() { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
+                Ok(Probe { socket: bind_socket((ip, 0).into())?, problem: Some(bind_problem(bind, &e)) })
+            }
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Why the asked address could not be bound, if it could not.
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+
+    /// Send one ArtPoll to `target` and collect, until `window` is over, the
+    /// ArtPollReplies from it (its exact address, or its IP: a node replies
+    /// from its own Art-Net port). The socket may not broadcast, so the
+    /// kernel refuses a broadcast `target` (PermissionDenied).
+    pub async fn poll(&self, target: SocketAddr, window: Duration) -> io::Result<Vec<PollReply>> {
+        self.socket.send_to(&encode_artpoll(), target).await?;
+        let end = Instant::now() + window;
+        let mut out: Vec<PollReply> = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(r) = tokio::time::timeout_at(end, self.socket.recv_from(&mut buf)).await {
+            let (n, from) = r?;
+            if reply_from(&[target], from) != ReplySource::Target(0) {
+                continue;
+            }
+            let (Some(info), Some(outputs)) = (decode_artpollreply(&buf[..n]), decode_artpollreply_outputs(&buf[..n])) else { continue };
+            let reply = PollReply { from, info, outputs };
+            if !out.contains(&reply) {
+                out.push(reply);
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,6 +674,22 @@ mod tests {
         assert!(decode_artpollreply(&r[..107]).is_none(), "too short for the long name");
         r[9] = 0x20;
         assert!(decode_artpollreply(&r).is_none(), "an ArtPoll is not a reply");
+    }
+
+    #[test]
+    fn output_ports_of_an_artpollreply() {
+        let mut r = vec![0u8; 239];
+        r[..8].copy_from_slice(b"Art-Net\0");
+        r[8..10].copy_from_slice(&[0x00, 0x21]);
+        r[18] = 0x01; // NetSwitch
+        r[19] = 0x02; // SubSwitch
+        r[173] = 3; // NumPorts
+        r[174..177].copy_from_slice(&[0x80, 0x40, 0xC0]); // out, in only, in + out
+        r[190..193].copy_from_slice(&[0x03, 0x04, 0x05]);
+        assert_eq!(decode_artpollreply_outputs(&r), Some(vec![0x0123, 0x0125]));
+        assert!(decode_artpollreply_outputs(&r[..193]).is_none(), "too short for SwOut");
+        r[173] = 9;
+        assert_eq!(decode_artpollreply_outputs(&r).map(|o| o.len()), Some(2), "at most 4 ports");
     }
 
     #[test]
