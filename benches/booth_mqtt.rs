@@ -54,6 +54,10 @@ fn main() {
         // Drain OSC so its socket buffer never fills.
         tokio::spawn(async move { while osc.next().await.is_ok() {} });
         let running = studiod::daemon::start(studiod::config::load(&path).unwrap()).await.unwrap();
+        // The node replies to the Art-Net port the daemon bound, as a real one would.
+        if let Some(listen) = running.devices.lighting.as_ref().and_then(|l| l.artnet_listen_addr()) {
+            artnet.set_reply_to(studiod_sim::monitor::ReplyTo::Port(listen.port()));
+        }
         let mut client = TestClient::connect(broker.port, &["bench/echo", "studiod/la-03/reply", "studiod/la-03/status"]).await;
         client.wait_json("studiod/la-03/status", WAIT, |v| v["online"] == true).await;
         let in_daemon = running.metrics.duration_histogram(COMMAND_FIRST_FRAME_SECONDS, &[("origin", "mqtt")]);

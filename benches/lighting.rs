@@ -29,6 +29,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const HZ: f64 = 44.0;
+/// The Art-Net socket on any free loopback port: benches never bind 6454.
+const LOOPBACK_ANY: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0));
 
 fn dimmer16(name: &str, output: &str) -> Fixture {
     Fixture::with_channels(name, output, 1, &[(Attribute::Intensity, 0, Some(1))], &[])
@@ -95,7 +97,7 @@ fn process_cpu() -> f64 {
 async fn one_dimmer(receiver: &UdpSocket) -> (lighting::LightingHandle, tokio::task::JoinHandle<()>, CancellationToken) {
     let outputs = [ArtNetOutput::new("node", receiver.local_addr().unwrap(), 0).into()];
     let cancel = CancellationToken::new();
-    let config = LightingOptions { restore_last_look: false, ..LightingOptions::default() };
+    let config = LightingOptions { restore_last_look: false, artnet_bind: LOOPBACK_ANY, ..LightingOptions::default() };
     let (handle, task) = lighting::spawn(&outputs, &[dimmer16("key", "node")], config, None, cancel.clone()).await.unwrap();
     (handle, task, cancel)
 }
@@ -122,7 +124,7 @@ async fn jitter() {
         SacnOutput { name: "wash".into(), target: rx_sacn.local_addr().unwrap(), universe: 1, priority: 100 }.into(),
     ];
     let cancel = CancellationToken::new();
-    let config = LightingOptions { restore_last_look: false, ..LightingOptions::default() };
+    let config = LightingOptions { restore_last_look: false, artnet_bind: LOOPBACK_ANY, ..LightingOptions::default() };
     let (handle, task) =
         lighting::spawn(&outputs, &[dimmer16("key", "node"), dimmer16("fill", "wash")], config, None, cancel.clone()).await.unwrap();
     let mut frames = handle.subscribe_frames();
@@ -170,6 +172,7 @@ async fn clock_task_cpu(label: &str, outputs: &[Output], fixtures: &[Fixture]) {
     let config = LightingOptions {
         restore_last_look: false,
         clock: if std::env::var("TOKIO_CLOCK").is_ok() { lighting::clock::ClockSource::Tokio } else { lighting::clock::ClockSource::Os },
+        artnet_bind: LOOPBACK_ANY,
         ..LightingOptions::default()
     };
     let (handle, task) = lighting::spawn(outputs, fixtures, config, None, cancel.clone()).await.unwrap();

@@ -34,6 +34,10 @@ fn main() {
                 .unwrap();
         let (chain, artnet, osc, path) = (booth.chain, booth.artnet, booth.osc, booth.config_path);
         let running = studiod::daemon::start(studiod::config::load(&path).unwrap()).await.unwrap();
+        // The node replies to the Art-Net port the daemon bound, as a real one would.
+        if let Some(listen) = running.devices.lighting.as_ref().and_then(|l| l.artnet_listen_addr()) {
+            artnet.set_reply_to(studiod_sim::monitor::ReplyTo::Port(listen.port()));
+        }
         // Drain OSC so its socket buffer never fills.
         tokio::spawn(async move { while osc.next().await.is_ok() {} });
 

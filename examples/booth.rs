@@ -34,7 +34,7 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 
-use studiod_sim::monitor::{ArtNetMonitor, OscMonitor};
+use studiod_sim::monitor::{ArtNetMonitor, OscMonitor, ReplyTo};
 use studiod_sim::{ChainOptions, VirtualChain};
 
 #[derive(Parser)]
@@ -116,13 +116,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let names: BTreeMap<usize, String> = config.cameras.iter().map(|c| (usize::from(c.address), c.name.clone())).collect();
 
     // Monitors print before the daemon starts so that its first frames are seen.
-    tokio::spawn(print_artnet(artnet));
+    let artnet = Arc::new(artnet);
+    tokio::spawn(print_artnet(artnet.clone()));
     tokio::spawn(print_osc(osc));
     let (force_tx, force_rx) = tokio::sync::mpsc::unbounded_channel();
     let cameras_task = tokio::spawn(print_cameras(chain.clone(), names, force_rx));
 
     let recalled: Vec<u64> = (1..=CAMERAS).map(|c| chain.camera_state(c).presets_recalled).collect();
     let running = studiod::daemon::start(config).await?;
+    // The node replies to the Art-Net port the daemon bound, as a real one would.
+    if let Some(listen) = running.devices.lighting.as_ref().and_then(|l| l.artnet_listen_addr()) {
+        artnet.set_reply_to(ReplyTo::Port(listen.port()));
+    }
     let url = running.http_url.clone().context("the booth config has [http] but the daemon serves no URL")?;
     emit(format_args!("URL {url}"));
 
@@ -178,7 +183,7 @@ fn emit(line: std::fmt::Arguments) {
     let _ = out.flush();
 }
 
-async fn print_artnet(artnet: ArtNetMonitor) {
+async fn print_artnet(artnet: Arc<ArtNetMonitor>) {
     let mut last: Option<Vec<u8>> = None;
     while let Ok(frame) = artnet.next().await {
         if frame.port_address != 0 {

@@ -29,6 +29,7 @@ use anyhow::{Context, Result};
 use studiod::command::{Command, Origin};
 use studiod::engine::{Event, Request};
 use studiod_sim::booth::{HttpSetup, SimBooth};
+use studiod_sim::monitor::ReplyTo;
 use studiod_sim::ChainOptions;
 
 /// The demo's credentials: it only listens on loopback.
@@ -160,6 +161,12 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     let cct_ranges: BTreeMap<String, Option<(u32, u32)>> = config.fixtures.iter().map(|f| (f.name.clone(), f.profile.cct_range)).collect();
     let topic_base = format!("studiod/{}", config.studio.id);
     let running = studiod::daemon::start(config).await?;
+    // The node replies where a real one would, to the Art-Net port: the one
+    // the daemon bound (any free port on loopback, so the demo never fights
+    // another Art-Net program for 6454).
+    if let Some(listen) = running.devices.lighting.as_ref().and_then(|l| l.artnet_listen_addr()) {
+        artnet.set_reply_to(ReplyTo::Port(listen.port()));
+    }
     let (mqtt_host, mqtt_port) = broker_host_port(&mqtt_url);
 
     println!();

@@ -40,7 +40,7 @@ enum Cmd {
     Ctl(studiod::adapters::ctl::CtlArgs),
     /// Every booth on a site broker, live (read-only): online, scene, slot, offline devices, scene set, clock.
     Fleet(studiod::adapters::fleet::FleetArgs),
-    /// Find the cameras on a VISCA chain (--port) or one IP camera (--url); print [[camera]] TOML.
+    /// Find the cameras on a VISCA chain (--port) or one IP camera (--url), or ask one Art-Net node (--artnet); print [[camera]] / [[artnet]] TOML.
     Discover(studiod::adapters::discover::DiscoverArgs),
     /// Run a complete simulated booth on this machine (loopback only).
     #[cfg(feature = "demo")]

@@ -155,6 +155,8 @@ async fn sigkill_publishes_the_last_will() {
     let dir = tempfile::tempdir().unwrap();
     // Peers kept alive for the child's lifetime.
     let _booth = studiod_sim::booth::SimBooth::create(dir.path(), Default::default(), Some(broker.url()), None).await.unwrap();
+    // The daemon is another process, its Art-Net port unknown here; it polls from that port.
+    _booth.artnet.set_reply_to(studiod_sim::monitor::ReplyTo::Source);
     let config = _booth.config_path.clone();
     let mut c = client(&broker).await;
     let mut child = Process::new(env!("CARGO_BIN_EXE_studiod"))

@@ -93,3 +93,115 @@ async fn nothing_there_exits_non_zero() {
     assert_eq!(code, 2);
     assert!(err.contains("visca-udp://"), "{err}");
 }
+
+/// `studiod discover --artnet` against the simulator's node. The node
+/// replies where it is told: the Art-Net port ("6454"), which here is any
+/// free loopback port the probe bound (tests never bind 6454), or the
+/// poll's source port, which is the same socket unless that port is taken.
+mod artnet {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use studiod::adapters::discover::discover_artnet;
+    use studiod::lighting::artnet::Probe;
+    use studiod_sim::monitor::{ArtNetMonitor, NodeOptions, ReplyTo, NODE_FIRMWARE, NODE_LONG_NAME, NODE_SHORT_NAME};
+
+    use super::studiod;
+
+    fn lo() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    async fn node(reply_to: ReplyTo, port_address: u16) -> ArtNetMonitor {
+        ArtNetMonitor::bind_with(lo(), NodeOptions { reply_to, reply_from: Some(lo()), port_address }).await.unwrap()
+    }
+
+    /// A real node's way: it replies from its own Art-Net port (not the one
+    /// polled) to the poller's IP at the Art-Net port, which is where the probe listens.
+    #[tokio::test]
+    async fn a_node_replying_to_the_art_net_port_from_its_own_port_is_found() {
+        let node = node(ReplyTo::Unset, 0x0123).await;
+        let target = node.local_addr().unwrap();
+        let probe = Probe::bind(lo(), target).unwrap();
+        assert_eq!(probe.problem(), None);
+        node.set_reply_to(ReplyTo::Port(probe.local_addr().unwrap().port()));
+        let found = discover_artnet(&probe, target, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(found.replies.len(), 1, "{found:?}");
+        let r = &found.replies[0];
+        assert_eq!(r.from, node.reply_addr());
+        assert_ne!(r.from, target, "from the node's own port, not the one polled");
+        assert_eq!(
+            (r.info.short_name.as_str(), r.info.long_name.as_str(), r.info.firmware),
+            (NODE_SHORT_NAME, NODE_LONG_NAME, NODE_FIRMWARE)
+        );
+        assert_eq!(r.outputs, vec![0x0123]);
+        assert_eq!(node.polls(), 1, "one ArtPoll");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn discovered_artnet_toml_passes_check_unchanged() {
+        // The CLI's probe port is not known here; its node answers the poll's source port.
+        let node = node(ReplyTo::Source, 0x0123).await;
+        let target = node.local_addr().unwrap().to_string();
+        let args = ["discover", "--artnet", &target, "--artnet-bind", "127.0.0.1:0", "--wait-ms", "500"];
+        let (code, toml, err) = studiod(&args).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(err, "");
+        assert!(toml.contains(&format!("[[artnet]]\nname = \"sim-node\"\ntarget = \"{target}\"\nuniverse = 291\n")), "{toml}");
+        assert!(toml.contains("firmware 1.7, 1 DMX output port(s)"), "{toml}");
+        assert_eq!(node.polls(), 1);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("scenes")).unwrap();
+        std::fs::create_dir(dir.path().join("device-profiles")).unwrap();
+        let config = format!("[studio]\nid = \"discovered\"\n\n{toml}");
+        let path = dir.path().join("studiod.toml");
+        std::fs::write(&path, &config).unwrap();
+        let (code, out, err) = studiod(&["check", "--config", path.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "check refused:\n{out}{err}\n---\n{config}");
+        assert!(out.contains("1 artnet outputs"), "{out}");
+
+        let (code, json, _) = studiod(&[&args[..], &["--json"]].concat()).await;
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["nodes"][0]["short_name"], "sim-node");
+        assert_eq!(v["nodes"][0]["output_port_addresses"], serde_json::json!([0x0123]));
+        assert_eq!(v["nodes"][0]["artnet"][0]["universe"], 0x0123);
+        assert_eq!(v["listen_problem"], serde_json::Value::Null);
+    }
+
+    /// Another program holds the asked port: discover still polls (from an
+    /// ephemeral port), says so, finds a node that answers the source port,
+    /// and cannot hear one that replies only to the taken port.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_art_net_port_taken_it_says_so_and_still_hears_source_port_nodes() {
+        let other = tokio::net::UdpSocket::bind(lo()).await.unwrap();
+        let taken = other.local_addr().unwrap().to_string();
+        let cheap = node(ReplyTo::Source, 0).await;
+        let target = cheap.local_addr().unwrap().to_string();
+        let (code, toml, err) = studiod(&["discover", "--artnet", &target, "--artnet-bind", &taken, "--wait-ms", "500"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains(&format!("cannot listen for ArtPollReply on {taken}: ")), "{err}");
+        assert!(err.contains("only a node that answers the poll's source port can be heard"), "{err}");
+        assert!(toml.contains("[[artnet]]"), "{toml}");
+
+        let real = node(ReplyTo::Port(other.local_addr().unwrap().port()), 0).await;
+        let target = real.local_addr().unwrap().to_string();
+        let (code, _, err) = studiod(&["discover", "--artnet", &target, "--artnet-bind", &taken, "--wait-ms", "500"]).await;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(&format!("no Art-Net node answered at {target}")), "{err}");
+        // It did answer: to the taken port.
+        let mut buf = [0u8; 512];
+        let (_, from) = tokio::time::timeout(Duration::from_secs(5), other.recv_from(&mut buf)).await.expect("the node's reply").unwrap();
+        assert_eq!(from, real.reply_addr());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn it_never_broadcasts() {
+        for addr in ["255.255.255.255", "255.255.255.255:6454", "0.0.0.0", "224.0.0.1"] {
+            let (code, out, err) = studiod(&["discover", "--artnet", addr, "--artnet-bind", "127.0.0.1:0"]).await;
+            assert_eq!(code, 2, "{addr}: {out}{err}");
+            assert!(err.contains("never broadcasts"), "{addr}: {err}");
+        }
+    }
+}

@@ -1,8 +1,11 @@
 //! Art-Net target port closed (issue 7): nobody listens on one output's
 //! target port, so the kernel answers its datagrams with ICMP port
 //! unreachable (loopback). The daemon keeps running, the other output (the
-//! booth's node to a live receiver) keeps getting frames, the failures are
-//! counted in `LightingHandle::stats()`, and camera commands are unaffected.
+//! booth's node to a live receiver) keeps getting frames, camera commands
+//! are unaffected, and the dead node shows as offline: it never answers
+//! ArtPoll. (Art-Net leaves from one unconnected socket on the Art-Net port,
+//! which the kernel tells of no ICMP error, so the sends are not counted as
+//! failed; they were while each target had a connected socket of its own.)
 
 mod support;
 
@@ -15,7 +18,7 @@ use support::{dmx16, dmx8, Booth};
 const T: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closed_target_port_is_counted_and_stalls_nothing() {
+async fn closed_target_port_stalls_nothing_and_its_node_shows_offline() {
     // A port that was just free and is now closed: datagrams to it bounce.
     let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let extra = format!(
@@ -53,9 +56,20 @@ async fn closed_target_port_is_counted_and_stalls_nothing() {
     assert_eq!(live.data[12], dmx8(0.0), "house: hair light off");
 
     let stats = lighting.stats().await.unwrap();
-    let errors = stats.send.send_errors - start.send.send_errors;
-    assert!(errors >= 1, "sends to the closed port are counted as errors: {start:?} → {stats:?}");
     assert!(stats.send.packets_sent > start.send.packets_sent + 20, "the live node's frames went out: {stats:?}");
+
+    // What shows the dead node: it never answers ArtPoll, so it goes offline
+    // (ten seconds after start) with that reason; the live node stays online.
+    let mut state = b.daemon().engine.state();
+    // (The engine takes a node's health and its fixtures' one at a time.)
+    let s = support::wait_watch(&mut state, Duration::from_secs(15), "dead-node and its dimmer offline", |s| {
+        ["dead-node", "dead-dimmer"].iter().all(|n| s.devices.get(*n).is_some_and(|d| d.verified && !d.online))
+    })
+    .await;
+    let reason = s.devices["dead-node"].error.clone().unwrap_or_default();
+    assert!(reason.starts_with("never answered ArtPoll"), "{reason}");
+    assert_eq!(s.devices["dead-dimmer"].error, Some(format!("light node `dead-node` offline: {reason}")));
+    assert!(s.devices["node1"].verified && s.devices["node1"].online, "{:?}", s.devices["node1"]);
 
     // Cameras still answer a direct recall, and all are online.
     let o = b.exec(Command::RecallPreset { camera: "side".into(), preset: 2 }).await;

@@ -112,7 +112,10 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     let _chain =
         studiod_sim::VirtualChain::spawn(&serial, 3, studiod_sim::ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
     let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let artnet = studiod_sim::monitor::ArtNetMonitor::bind(lo).await.unwrap();
+    // The daemon is another process, its Art-Net port (any free one: the
+    // config says 127.0.0.1:0) unknown here; it polls from that port.
+    let node = studiod_sim::monitor::NodeOptions { reply_to: studiod_sim::monitor::ReplyTo::Source, ..Default::default() };
+    let artnet = studiod_sim::monitor::ArtNetMonitor::bind_with(lo, node).await.unwrap();
     let osc = studiod_sim::monitor::OscMonitor::bind(lo).await.unwrap();
     let ports = studiod_sim::booth::BoothPorts {
         serial: &serial,

@@ -102,8 +102,14 @@ fn level16(data: &[u8], address: usize) -> u16 {
     u16::from(data[address - 1]) << 8 | u16::from(data[address])
 }
 
+/// The defaults, but the Art-Net socket on any free loopback port: tests
+/// run side by side and never bind 6454.
+fn lighting() -> Lighting {
+    Lighting { artnet_bind: "127.0.0.1:0".parse().unwrap(), ..Lighting::default() }
+}
+
 fn no_restore() -> Lighting {
-    Lighting { restore_last_look: false, ..Lighting::default() }
+    Lighting { restore_last_look: false, ..lighting() }
 }
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -227,10 +233,34 @@ async fn artsync_follows_every_frame() {
     timeout(WAIT, task).await.unwrap().unwrap();
 }
 
+/// The spec: controllers send every Art-Net packet from the Art-Net port,
+/// the one nodes reply to. ArtPoll, ArtDmx and ArtSync all leave from the
+/// socket the task listens on.
+#[tokio::test]
+async fn every_packet_leaves_from_the_art_net_socket() {
+    let rx = Receiver::bind().await;
+    let cancel = CancellationToken::new();
+    let config = Lighting { artsync: true, ..no_restore() };
+    let (handle, task) =
+        lighting::spawn(&[rx.output("node", 1)], &[dimmer16("key", "node", 1)], &config, None, cancel.clone()).await.unwrap();
+    let listen = handle.artnet_listen_addr().expect("bound");
+    assert_eq!(listen.ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert_ne!(listen.port(), 0);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !(seen.contains(&0x2000) && seen.contains(&0x5000) && seen.contains(&0x5200)) {
+        let (n, from) = timeout(WAIT, rx.sock.recv_from(&mut buf)).await.expect("ArtPoll, ArtDmx and ArtSync").unwrap();
+        assert_eq!(from, listen, "{:?}", decode(&buf[..n]));
+        seen.push(u16::from_le_bytes([buf[8], buf[9]]));
+    }
+    cancel.cancel();
+    timeout(WAIT, task).await.unwrap().unwrap();
+}
+
 async fn first_frame_level(dir: &Path, restore: bool) -> u16 {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
-    let config = Lighting { restore_last_look: restore, ..Lighting::default() };
+    let config = Lighting { restore_last_look: restore, ..lighting() };
     let (_handle, task) =
         lighting::spawn(&[rx.output("node", 3)], &[dimmer16("key", "node", 10)], &config, Some(dir), cancel.clone()).await.unwrap();
     let (_, _, data) = rx.next_dmx(WAIT).await;
@@ -262,7 +292,7 @@ async fn shutdown_sends_final_look_persists_it_and_restart_restores_it() {
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
     let (handle, task) =
-        lighting::spawn(&[rx.output("node", 3)], &[dimmer16("key", "node", 10)], &Lighting::default(), Some(dir.path()), cancel.clone())
+        lighting::spawn(&[rx.output("node", 3)], &[dimmer16("key", "node", 10)], &lighting(), Some(dir.path()), cancel.clone())
             .await
             .unwrap();
     rx.next_dmx(WAIT).await;

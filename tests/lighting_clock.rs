@@ -42,7 +42,12 @@ async fn start() -> Running {
     let output = ArtNetOutput::new("node", sink.local_addr().unwrap(), 7).into();
     let cancel = CancellationToken::new();
     // The frame clock on tokio's timer, which follows the paused test clock.
-    let config = LightingOptions { restore_last_look: false, clock: ClockSource::Tokio, ..LightingOptions::default() };
+    let config = LightingOptions {
+        restore_last_look: false,
+        clock: ClockSource::Tokio,
+        artnet_bind: "127.0.0.1:0".parse().unwrap(),
+        ..LightingOptions::default()
+    };
     let (handle, task) = lighting::spawn(&[output], &[dimmer16("key")], config, None, cancel.clone()).await.unwrap();
     let frames = handle.subscribe_frames();
     Running { handle, frames, cancel, task, _sink: sink }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use studiod::config::model::{ArtNetOutput, Attribute, Fixture, SacnOutput};
 use studiod::lighting::{self, LightingOptions, Look, Output, Protocol};
-use studiod_sim::monitor::{ArtNetMonitor, Sacn, SacnData, SacnMonitor};
+use studiod_sim::monitor::{ArtNetMonitor, NodeOptions, ReplyTo, Sacn, SacnData, SacnMonitor};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +36,13 @@ fn sacn(name: &str, mon: &SacnMonitor, universe: u16, priority: u8) -> Output {
 }
 
 fn options() -> LightingOptions {
-    LightingOptions { restore_last_look: false, source_name: "la-03".into(), ..LightingOptions::default() }
+    LightingOptions {
+        restore_last_look: false,
+        source_name: "la-03".into(),
+        // Tests run side by side and never bind 6454.
+        artnet_bind: "127.0.0.1:0".parse().unwrap(),
+        ..LightingOptions::default()
+    }
 }
 
 async fn next(mon: &SacnMonitor) -> (Sacn, std::time::Instant) {
@@ -190,12 +196,15 @@ async fn universes_changing_together_are_synchronized_and_a_single_change_is_not
 
 #[tokio::test]
 async fn artnet_and_sacn_carry_one_look_in_the_same_frame() {
-    let node = ArtNetMonitor::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    // Told where to reply once the task has bound its Art-Net port (never to 6454 here).
+    let unset = NodeOptions { reply_to: ReplyTo::Unset, ..NodeOptions::default() };
+    let node = ArtNetMonitor::bind_with("127.0.0.1:0".parse().unwrap(), unset).await.unwrap();
     let mon = SacnMonitor::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let cancel = CancellationToken::new();
     let outputs = [ArtNetOutput::new("node1", node.local_addr().unwrap(), 0).into(), sacn("wash", &mon, 1, 100)];
     let fixtures = [dimmer16("key", "node1", 1), dimmer16("fill", "wash", 1)];
     let (handle, task) = lighting::spawn(&outputs, &fixtures, options(), None, cancel.clone()).await.unwrap();
+    node.set_reply_to(ReplyTo::Port(handle.artnet_listen_addr().unwrap().port()));
     let mut frames = handle.subscribe_frames();
     let scene = look(&[("key", 0.6), ("fill", 0.6)]);
     let want = (0.6f64 * 65535.0).round() as u16;
@@ -291,4 +300,5 @@ address = 1
         [("node1", Protocol::ArtNet), ("old", Protocol::ArtNet), ("wash", Protocol::Sacn), ("back", Protocol::Sacn)].map(|(n, p)| (n.to_string(), p))
     );
     assert_eq!(c.lighting_options().source_name, "la-03");
+    assert_eq!(c.lighting_options().artnet_bind, "0.0.0.0:6454".parse().unwrap(), "the Art-Net port on every interface by default");
 }

@@ -44,6 +44,9 @@ impl Booth {
         let opts = studiod_sim::ChainOptions { move_time_scale: 0.05, ..Default::default() };
         let studiod_sim::booth::SimBooth { chain, artnet, osc, config_path: config } =
             studiod_sim::booth::SimBooth::create(dir.path(), opts, Some(broker.url()), None).await.unwrap();
+        // The daemon is another process, its Art-Net port (any free one) unknown
+        // here; it polls from that port, so the source of the poll is it.
+        artnet.set_reply_to(studiod_sim::monitor::ReplyTo::Source);
         std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
         let mut child = Process::new(env!("CARGO_BIN_EXE_studiod"))
             .args(["run", "--config"])

@@ -1,6 +1,7 @@
 //! `studiod discover` (CONTRACT §1): find the cameras on a VISCA chain, or
 //! one IP camera, and print them as ready-to-paste `[[camera]]` TOML (or
-//! JSON with `--json`).
+//! JSON with `--json`); or ask one Art-Net node what it is (`--artnet`) and
+//! print its output ports as `[[artnet]]` TOML.
 //!
 //! It runs the same port task as the daemon (so AddressSet `88 30 01 FF`
 //! goes out when the port opens), then asks every address 1–7 (one, for an
@@ -9,9 +10,15 @@
 //! picks the profile whose `[identity]` lists that vendor and model; none →
 //! `generic-visca`, with a comment saying so.
 //!
-//! Exit codes: 0 when at least one camera answered, 1 when none did, 2 when
-//! the port or URL cannot be used.
+//! For a node: one unicast ArtPoll from the Art-Net port (`--artnet-bind`,
+//! default `0.0.0.0:6454`), where nodes send their ArtPollReply; never a
+//! broadcast (the socket may not broadcast, so the kernel refuses one). If
+//! that port is taken, from an ephemeral port, saying what that misses.
+//!
+//! Exit codes: 0 when at least one camera (node) answered, 1 when none did,
+//! 2 when the port, URL or address cannot be used.
 
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::camera::{spawn_camera_ports, CameraError, CameraUrl, PortOptions};
 use crate::config::model::{Axis, Camera, CameraProfile, CameraTiming, Zoom};
+use crate::lighting::artnet::{PollReply, Probe, PORT as ART_NET_PORT};
 use crate::visca::{Answer, Inquiry, Version};
 
 /// Where to look.
@@ -210,9 +218,168 @@ pub fn to_json(target: &Target, found: &[Found]) -> serde_json::Value {
     json!({ "cameras": cams })
 }
 
+/// `--artnet HOST[:PORT]` (port 6454 unless given): one IPv4 unicast
+/// address. Broadcast, multicast and "any" are refused: discover asks one
+/// node and never broadcasts.
+pub fn artnet_target(s: &str) -> Result<SocketAddr, String> {
+    let addr = match s.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => match s.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, ART_NET_PORT),
+            Err(_) => {
+                let with_port = if s.contains(':') { s.to_string() } else { format!("{s}:{ART_NET_PORT}") };
+                let found = with_port.to_socket_addrs().map_err(|e| format!("--artnet {s}: {e}"))?;
+                found
+                    .into_iter()
+                    .find(SocketAddr::is_ipv4)
+                    .ok_or_else(|| format!("--artnet {s}: no IPv4 address (Art-Net is IPv4 only)"))?
+            }
+        },
+    };
+    match addr.ip() {
+        IpAddr::V6(_) => Err(format!("--artnet {s}: Art-Net is IPv4 only")),
+        IpAddr::V4(ip) if ip.is_broadcast() || ip.is_multicast() || ip.is_unspecified() || addr.port() == 0 => {
+            Err(format!("--artnet {s}: give one node's unicast address and port (discover never broadcasts)"))
+        }
+        IpAddr::V4(_) => Ok(addr),
+    }
+}
+
+/// `--artnet-bind`: an IPv4 `ip:port`, or an IP alone for port 6454.
+fn artnet_bind(s: &str) -> Result<SocketAddr, String> {
+    let addr = s.parse::<SocketAddr>().ok().or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, ART_NET_PORT)));
+    match addr {
+        Some(a) if a.is_ipv4() => Ok(a),
+        _ => Err(format!("--artnet-bind {s}: must be an IPv4 ip:port (e.g. 0.0.0.0:{ART_NET_PORT})")),
+    }
+}
+
+/// What answered one ArtPoll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodesFound {
+    pub target: SocketAddr,
+    pub replies: Vec<PollReply>,
+    /// Why the asked address could not be listened on (then only nodes that
+    /// answer the poll's source port were heard).
+    pub problem: Option<String>,
+}
+
+/// Poll `target` once from `probe` and collect the replies for `window`.
+pub async fn discover_artnet(probe: &Probe, target: SocketAddr, window: Duration) -> Result<NodesFound, DiscoverError> {
+    let replies = probe.poll(target, window).await.map_err(|e| {
+        DiscoverError::Unusable(match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                format!("{target} is a broadcast address: discover polls one node and never broadcasts")
+            }
+            _ => format!("sending ArtPoll to {target}: {e}"),
+        })
+    })?;
+    Ok(NodesFound { target, replies, problem: probe.problem().map(str::to_string) })
+}
+
+/// A config name from a node's short name: `[a-z0-9-]`, at most 60
+/// characters (room for a `-N` suffix), `node` when nothing is left.
+fn artnet_name(short: &str) -> String {
+    let mut n = String::new();
+    for c in short.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            n.push(c);
+        } else if !n.is_empty() && !n.ends_with('-') {
+            n.push('-');
+        }
+    }
+    let n: String = n.chars().take(60).collect();
+    let n = n.trim_end_matches('-');
+    if n.is_empty() {
+        "node".into()
+    } else {
+        n.to_string()
+    }
+}
+
+/// One `[[artnet]]` per output port found: (name, universe), names unique,
+/// a universe already listed left out (the config refuses it twice).
+fn artnet_outputs(found: &NodesFound) -> Vec<Vec<(String, u16)>> {
+    let total: usize = found.replies.iter().map(|r| r.outputs.len()).sum();
+    let mut seen = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    found
+        .replies
+        .iter()
+        .map(|r| {
+            let base = artnet_name(&r.info.short_name);
+            r.outputs
+                .iter()
+                .filter(|u| {
+                    let new = !seen.contains(*u);
+                    seen.push(**u);
+                    new
+                })
+                .map(|&u| {
+                    let mut name = if total > 1 { format!("{base}-{}", names.len() + 1) } else { base.clone() };
+                    while names.contains(&name) {
+                        name.push('x');
+                    }
+                    names.push(name.clone());
+                    (name, u)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn firmware(f: u16) -> String {
+    format!("{}.{}", f >> 8, f & 0xFF)
+}
+
+/// `[[artnet]]` tables for the node's output ports, ready to paste.
+pub fn artnet_toml(found: &NodesFound) -> String {
+    let mut s = format!("# studiod discover: {} Art-Net node reply(ies) from {}\n", found.replies.len(), found.target);
+    for (r, outputs) in found.replies.iter().zip(artnet_outputs(found)) {
+        s.push_str(&format!(
+            "\n# {}: {} ({}), firmware {}, {} DMX output port(s)\n",
+            r.from,
+            toml_string(&r.info.short_name),
+            toml_string(&r.info.long_name),
+            firmware(r.info.firmware),
+            r.outputs.len()
+        ));
+        if r.outputs.is_empty() {
+            s.push_str("# no DMX output port: nothing to send it\n");
+        }
+        for (name, universe) in outputs {
+            s.push_str("[[artnet]]\n");
+            s.push_str(&format!("name = \"{name}\"\n"));
+            s.push_str(&format!("target = \"{}\"\n", found.target));
+            s.push_str(&format!("universe = {universe}\n"));
+        }
+    }
+    s
+}
+
+/// The `--json` shape of `--artnet`.
+pub fn artnet_json(found: &NodesFound) -> serde_json::Value {
+    let nodes: Vec<_> = found
+        .replies
+        .iter()
+        .zip(artnet_outputs(found))
+        .map(|(r, outputs)| {
+            json!({
+                "from": r.from.to_string(),
+                "short_name": r.info.short_name,
+                "long_name": r.info.long_name,
+                "firmware": firmware(r.info.firmware),
+                "output_port_addresses": r.outputs,
+                "artnet": outputs.iter().map(|(name, universe)| json!({"name": name, "target": found.target.to_string(), "universe": universe})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "target": found.target.to_string(), "nodes": nodes, "listen_problem": found.problem })
+}
+
 /// The subcommand's arguments.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["port", "url"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["port", "url", "artnet"])))]
 pub struct DiscoverArgs {
     /// Serial device of a VISCA chain.
     #[arg(long)]
@@ -223,6 +390,15 @@ pub struct DiscoverArgs {
     /// One IP camera: visca-udp://HOST[:PORT] or visca-tcp://HOST[:PORT].
     #[arg(long)]
     pub url: Option<String>,
+    /// One Art-Net node: HOST or HOST:PORT (port 6454 unless given). One unicast ArtPoll; never a broadcast.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub artnet: Option<String>,
+    /// With --artnet: where to listen for the node's ArtPollReply (nodes reply to port 6454).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6454")]
+    pub artnet_bind: String,
+    /// With --artnet: how long to wait for replies, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub wait_ms: u64,
     /// Where the camera profiles are (`<dir>/cameras/*.toml`).
     #[arg(long, default_value = "/etc/studiod/device-profiles")]
     pub profiles_dir: PathBuf,
@@ -233,6 +409,9 @@ pub struct DiscoverArgs {
 
 /// Runs `studiod discover`; returns the exit code.
 pub fn main(args: DiscoverArgs) -> u8 {
+    if let Some(node) = &args.artnet {
+        return artnet_main(node, &args);
+    }
     let target = match (&args.port, &args.url) {
         (Some(port), _) => Target::Serial { port: port.clone(), baud: args.baud },
         (None, Some(u)) => match CameraUrl::parse(u) {
@@ -272,10 +451,82 @@ pub fn main(args: DiscoverArgs) -> u8 {
     }
 }
 
+/// `studiod discover --artnet`.
+fn artnet_main(node: &str, args: &DiscoverArgs) -> u8 {
+    let (target, bind) = match (artnet_target(node), artnet_bind(&args.artnet_bind)) {
+        (Ok(t), Ok(b)) => (t, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("studiod discover: {e}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("studiod discover: {e}");
+            return 2;
+        }
+    };
+    let found = rt.block_on(async {
+        let probe = Probe::bind(bind, target).map_err(|e| DiscoverError::Unusable(format!("opening a UDP socket: {e}")))?;
+        if let Some(p) = probe.problem() {
+            eprintln!("studiod discover: {p}; polling from an ephemeral port instead: only a node that answers the poll's source port can be heard");
+        }
+        discover_artnet(&probe, target, Duration::from_millis(args.wait_ms)).await
+    });
+    match found {
+        Err(e) => {
+            eprintln!("studiod discover: {e}");
+            2
+        }
+        Ok(found) => {
+            if args.json {
+                println!("{}", artnet_json(&found));
+            } else {
+                print!("{}", artnet_toml(&found));
+            }
+            if found.replies.is_empty() {
+                eprintln!("studiod discover: no Art-Net node answered at {target} within {} ms", args.wait_ms);
+                1
+            } else {
+                0
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::camera::profile::CameraIdentity;
+    use crate::lighting::NodeInfo;
+
+    #[test]
+    fn an_artnet_target_is_one_ipv4_unicast_address_port_6454_by_default() {
+        assert_eq!(artnet_target("10.0.0.7"), Ok("10.0.0.7:6454".parse().unwrap()));
+        assert_eq!(artnet_target("127.0.0.1:7000"), Ok("127.0.0.1:7000".parse().unwrap()));
+        for refused in ["255.255.255.255", "0.0.0.0", "239.1.2.3", "127.0.0.1:0", "[::1]:6454"] {
+            assert!(artnet_target(refused).is_err(), "{refused}");
+        }
+        assert_eq!(artnet_bind("127.0.0.2"), Ok("127.0.0.2:6454".parse().unwrap()));
+        assert!(artnet_bind("[::]:6454").is_err());
+    }
+
+    #[test]
+    fn artnet_toml_has_one_table_per_output_port_with_config_names() {
+        let reply = |short: &str, outputs: Vec<u16>| PollReply {
+            from: "10.0.0.7:6454".parse().unwrap(),
+            info: NodeInfo { short_name: short.into(), long_name: "Node \"A\"".into(), firmware: 0x0107 },
+            outputs,
+        };
+        let one = NodesFound { target: "10.0.0.7:6454".parse().unwrap(), replies: vec![reply("Stage Left!", vec![0x0123])], problem: None };
+        let t = artnet_toml(&one);
+        assert!(t.contains("\n# 10.0.0.7:6454: \"Stage Left!\" ('Node \"A\"'), firmware 1.7, 1 DMX output port(s)\n"), "{t}");
+        assert!(t.ends_with("[[artnet]]\nname = \"stage-left\"\ntarget = \"10.0.0.7:6454\"\nuniverse = 291\n"), "{t}");
+        let two = NodesFound { replies: vec![reply("n", vec![1, 2]), reply("", vec![2, 3])], ..one };
+        let names: Vec<_> = artnet_outputs(&two).into_iter().flatten().collect();
+        assert_eq!(names, [("n-1".to_string(), 1), ("n-2".to_string(), 2), ("node-3".to_string(), 3)], "universe 2 once");
+    }
 
     #[test]
     fn picks_the_profile_whose_identity_fits() {

@@ -269,7 +269,42 @@ impl Validator<'_> {
         }
         out.restore_last_look = l.restore_last_look.unwrap_or(true);
         out.shutdown_scene = l.shutdown_scene.map(|s| s.into_inner());
+        if let Some(b) = &l.artnet_bind {
+            if let Some(addr) = self.artnet_bind(b) {
+                out.artnet_bind = addr;
+            }
+        }
         out
+    }
+
+    /// `artnet_bind`: an IPv4 `ip:port`, or an IP alone for port 6454.
+    fn artnet_bind(&mut self, b: &S<String>) -> Option<SocketAddr> {
+        use crate::lighting::artnet::PORT;
+        let text = b.get_ref();
+        let parsed = text.parse::<SocketAddr>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, PORT)));
+        let Some(addr) = parsed else {
+            self.err(b.span(), format!("`artnet_bind` must be ip:port (e.g. \"0.0.0.0:{PORT}\"), got `{text}`"));
+            return None;
+        };
+        if !addr.is_ipv4() {
+            self.err(b.span(), format!("`artnet_bind` must be an IPv4 address (Art-Net is IPv4 only), got `{text}`"));
+            return None;
+        }
+        if addr.ip().is_multicast() || addr.ip() == std::net::IpAddr::from([255, 255, 255, 255]) {
+            self.err(b.span(), format!("`artnet_bind` must be an address of this computer (or 0.0.0.0), got `{text}`"));
+            return None;
+        }
+        // Port 0 (any free port) is for tests, which tell their node the port.
+        if addr.port() != PORT && addr.port() != 0 {
+            self.warnings.push(self.src.diag(
+                Some(b.span()),
+                format!(
+                    "warning: `artnet_bind` port {} is not the Art-Net port {PORT}: nodes reply to {PORT}, so only those that answer the poll's source port can be verified",
+                    addr.port()
+                ),
+            ));
+        }
+        Some(addr)
     }
 
     fn cameras(&mut self, raw: Vec<raw::Camera>, dir: &Path, cache: &mut ProfileCache) -> Vec<Camera> {

@@ -132,6 +132,9 @@ pub struct Lighting {
     pub restore_last_look: bool,
     /// On shutdown: keep the last look (None) or apply this scene's light part.
     pub shutdown_scene: Option<String>,
+    /// The Art-Net socket's address: Art-Net leaves from it and ArtPollReplies
+    /// arrive on it. Default `0.0.0.0:6454` (nodes reply to port 6454).
+    pub artnet_bind: SocketAddr,
 }
 
 /// What the lighting device needs of `[lighting]` (the scene names stay
@@ -144,6 +147,7 @@ impl From<&Lighting> for crate::lighting::LightingOptions {
             artsync: l.artsync,
             sacn_sync: l.sacn_sync,
             restore_last_look: l.restore_last_look,
+            artnet_bind: l.artnet_bind,
             ..Default::default()
         }
     }
@@ -151,6 +155,14 @@ impl From<&Lighting> for crate::lighting::LightingOptions {
 
 impl Default for Lighting {
     fn default() -> Self {
-        Lighting { frame_rate: 44, keepalive: Duration::from_secs(1), artsync: false, sacn_sync: None, restore_last_look: true, shutdown_scene: None }
+        Lighting {
+            frame_rate: 44,
+            keepalive: Duration::from_secs(1),
+            artsync: false,
+            sacn_sync: None,
+            restore_last_look: true,
+            shutdown_scene: None,
+            artnet_bind: crate::lighting::artnet::DEFAULT_BIND,
+        }
     }
 }

@@ -47,6 +47,7 @@ pub struct Lighting {
     pub sacn_sync_universe: Option<S<i64>>,
     pub restore_last_look: Option<bool>,
     pub shutdown_scene: Option<S<String>>,
+    pub artnet_bind: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,8 @@
 //! Art-Net 4 output: ArtDmx / ArtSync / ArtPoll encoding, ArtPollReply
 //! decoding, and a non-blocking unicast sender that also polls each node
-//! (its health follows [`super::health::NodeHealth`]).
+//! (its health follows [`super::health::NodeHealth`]), all from one socket
+//! on the Art-Net port, where the nodes' replies come back; and the one-shot
+//! [`Probe`] behind `studiod discover --artnet`.
 //!
 //! ArtDmx is encoded with `artnet_protocol`, whose `Output` we checked against
 //! the Art-Net 4 spec: "Art-Net\0", OpCode 0x5000 little-endian, ProtVer 14
@@ -14,12 +16,13 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use artnet_protocol::{ArtCommand, Output, PortAddress};
+use tokio::net::UdpSocket;
 use tokio::time::{Duration, Instant};
 
-use super::health::{NodeHealth, NodeInfo, OutputHealth};
+use super::health::{reply_from, NodeHealth, NodeInfo, OutputHealth, ReplySource};
 use super::udp::TargetSocket;
 
 /// One Art-Net output: a unicast target and a 15-bit port-address.
@@ -56,6 +59,8 @@ pub enum ArtNetError {
     Encode(String),
     #[error("binding the Art-Net socket: {0}")]
     Bind(#[source] io::Error),
+    #[error("Art-Net is IPv4 only; cannot send from {0}")]
+    BindNotIpv4(SocketAddr),
 }
 
 /// Encode one ArtDmx packet.
@@ -156,18 +161,63 @@ impl ErrorLog {
     }
 }
 
-/// One node: its socket, and its health.
+/// The Art-Net port (0x1936): controllers send from it, and nodes send
+/// their ArtPollReply to the poller's IP at it, whatever port polled them.
+pub const PORT: u16 = 6454;
+/// Where the Art-Net socket is bound unless `[lighting] artnet_bind` says otherwise.
+pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT));
+/// How often an address that could not be bound is tried again: the other
+/// program may quit, the interface come up.
+pub const REBIND_EVERY: Duration = Duration::from_secs(5);
+/// Datagrams read per service call. The port is open to the whole booth
+/// network, so a flood must not hold up the frame clock (the kernel drops
+/// what does not fit its buffer).
+const MAX_READS: usize = 64;
+
+/// Why the Art-Net socket cannot be bound, in a technician's words.
+pub fn bind_problem(addr: SocketAddr, e: &io::Error) -> String {
+    let hint = match e.kind() {
+        io::ErrorKind::AddrInUse => " — is another Art-Net program (e.g. QLC+) running on this computer?",
+        io::ErrorKind::AddrNotAvailable => " — no network interface of this computer has that address (yet)",
+        _ => "",
+    };
+    format!("cannot listen for ArtPollReply on {addr}: {e}{hint}")
+}
+
+/// A non-blocking socket on `addr` (synchronous: also used to retry from
+/// inside the lighting task's tick). Never allowed to broadcast: without
+/// SO_BROADCAST the kernel refuses any broadcast destination.
+fn bind_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let std = std::net::UdpSocket::bind(addr)?;
+    std.set_nonblocking(true)?;
+    UdpSocket::from_std(std)
+}
+
+/// One node (one target address) and its health.
 #[derive(Debug)]
-struct NodeSocket {
-    udp: TargetSocket,
-    /// The node behind this target: polled when any of its outputs polls.
+struct Node {
+    target: SocketAddr,
+    /// Only while the Art-Net socket cannot be bound: an ephemeral socket of
+    /// the node's own, so DMX still goes out and a node that answers the
+    /// poll's source port is still heard.
+    fallback: Option<TargetSocket>,
+    /// Polled when any of its outputs polls.
     health: NodeHealth,
+}
+
+/// Send on the Art-Net socket, or on the node's own while there is none.
+fn send(socket: &Option<UdpSocket>, node: &Node, packet: &[u8]) -> io::Result<usize> {
+    match (socket, &node.fallback) {
+        (Some(s), _) => s.try_send_to(packet, node.target),
+        (None, Some(f)) => f.try_send(packet),
+        (None, None) => Err(io::Error::new(io::ErrorKind::NotConnected, "no Art-Net socket")),
+    }
 }
 
 #[derive(Debug)]
 struct Universe {
-    /// Index into `ArtNetSender::sockets`.
-    socket: usize,
+    /// Index into `ArtNetSender::nodes`.
+    node: usize,
     target: SocketAddr,
     port_address: u16,
     /// Sequence of the *last* packet sent (0 before the first).
@@ -183,29 +233,49 @@ pub struct Sent {
     pub ok: bool,
 }
 
-/// One UDP socket sending ArtDmx to every output's unicast target.
+/// Sends ArtDmx, ArtSync and ArtPoll to every output's unicast target from
+/// one socket bound to the Art-Net port (as the spec says controllers do),
+/// and reads every node's ArtPollReply there: nodes reply to port 6454, not
+/// to the poll's source port (and one that does reply to the source port
+/// reaches the same socket).
 ///
-/// Sends are non-blocking (`try_send`): if the kernel cannot take the datagram right now
+/// Sends are non-blocking (`try_send_to`): if the kernel cannot take the datagram right now
 /// we drop this frame and count it rather than wait, because the next frame
 /// (≤ 23 ms later) supersedes it and the frame clock must never stall.
+///
+/// If the address cannot be bound (another Art-Net program holds the port),
+/// nothing stops: each node gets an ephemeral socket of its own, connected
+/// (so a closed port shows up as a send error), DMX goes on, nodes that
+/// answer the source port stay verified, the others' offline reason says
+/// why, and the address is tried again every [`REBIND_EVERY`].
 #[derive(Debug)]
 pub struct ArtNetSender {
-    /// One socket per distinct target, connected to it when the kernel
-    /// allows: only a connected UDP socket hears about an ICMP port
-    /// unreachable (the next send fails with ECONNREFUSED), so a node whose
-    /// port is closed shows up in `send_errors` instead of vanishing.
-    sockets: Vec<NodeSocket>,
+    /// The Art-Net socket, while `bind` is bound.
+    socket: Option<UdpSocket>,
+    bind: SocketAddr,
+    /// Its local address (port 0 in `bind` resolved), while bound.
+    listen: Option<SocketAddr>,
+    /// Why `bind` cannot be bound, while it cannot.
+    problem: Option<String>,
+    next_bind: Instant,
+    nodes: Vec<Node>,
+    /// The nodes' targets in `nodes` order, for [`reply_from`].
+    targets: Vec<SocketAddr>,
     universes: Vec<Universe>,
     stats: SendStats,
 }
 
 impl ArtNetSender {
-    /// Bind one ephemeral UDP port per distinct target: on 127.0.0.1 for a
-    /// loopback target (tests, demo), else on all IPv4 interfaces. Never broadcast.
-    pub async fn bind(outputs: &[ArtNetOutput]) -> Result<ArtNetSender, ArtNetError> {
+    /// Bind the Art-Net socket on `bind` (IPv4, like Art-Net) when there is
+    /// an output; if that fails, open one ephemeral socket per distinct
+    /// target instead (on loopback for a loopback target). Never broadcast.
+    pub async fn bind(outputs: &[ArtNetOutput], bind: SocketAddr) -> Result<ArtNetSender, ArtNetError> {
         let now = Instant::now();
+        if !bind.is_ipv4() {
+            return Err(ArtNetError::BindNotIpv4(bind));
+        }
         let mut universes = Vec::with_capacity(outputs.len());
-        let mut sockets: Vec<NodeSocket> = Vec::new();
+        let mut nodes: Vec<Node> = Vec::new();
         for o in outputs {
             if !o.target.is_ipv4() {
                 return Err(ArtNetError::NotIpv4 { name: o.name.clone(), target: o.target });
@@ -213,17 +283,16 @@ impl ArtNetSender {
             if o.universe > 0x7FFF {
                 return Err(ArtNetError::PortAddress(o.universe));
             }
-            let socket = match sockets.iter().position(|s| s.udp.target == o.target) {
+            let node = match nodes.iter().position(|n| n.target == o.target) {
                 Some(i) => i,
                 None => {
-                    let udp = TargetSocket::open(o.target).await.map_err(ArtNetError::Bind)?;
                     let poll = outputs.iter().any(|x| x.target == o.target && x.poll);
-                    sockets.push(NodeSocket { udp, health: NodeHealth::new(poll, now) });
-                    sockets.len() - 1
+                    nodes.push(Node { target: o.target, fallback: None, health: NodeHealth::new(poll, now) });
+                    nodes.len() - 1
                 }
             };
             universes.push(Universe {
-                socket,
+                node,
                 target: o.target,
                 port_address: o.universe,
                 sequence: 0,
@@ -231,15 +300,49 @@ impl ArtNetSender {
                 errors: ErrorLog::new(Duration::from_secs(10)),
             });
         }
-        Ok(ArtNetSender { sockets, universes, stats: SendStats::default() })
+        let targets = nodes.iter().map(|n| n.target).collect();
+        let mut sender = ArtNetSender {
+            socket: None,
+            bind,
+            listen: None,
+            problem: None,
+            next_bind: now,
+            nodes,
+            targets,
+            universes,
+            stats: SendStats::default(),
+        };
+        if sender.nodes.is_empty() {
+            return Ok(sender);
+        }
+        match bind_socket(bind) {
+            Ok(socket) => {
+                // tokio's try_send only sends once the reactor has seen the socket
+                // writable; without this the very first frame is dropped as WouldBlock.
+                let _ = tokio::time::timeout(Duration::from_millis(100), socket.writable()).await;
+                sender.listen = socket.local_addr().ok();
+                tracing::info!(listen = %sender.listen.unwrap_or(bind), "Art-Net: sending from and listening for ArtPollReply on this address");
+                sender.socket = Some(socket);
+            }
+            Err(e) => {
+                sender.bind_failed(&e, now);
+                for n in &mut sender.nodes {
+                    n.fallback = Some(TargetSocket::open(n.target).await.map_err(ArtNetError::Bind)?);
+                }
+            }
+        }
+        Ok(sender)
     }
 
-    /// The local address of the first target's socket.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self.sockets.first() {
-            Some(s) => s.udp.local_addr(),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, "no Art-Net outputs")),
-        }
+    /// Where ArtPollReplies are received (the bound Art-Net socket), or
+    /// `None` while its address cannot be bound (or there is no output).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen
+    }
+
+    /// Why the Art-Net socket's address cannot be bound, while it cannot.
+    pub fn bind_problem(&self) -> Option<&str> {
+        self.problem.as_deref()
     }
 
     pub fn stats(&self) -> SendStats {
@@ -253,45 +356,126 @@ impl ArtNetSender {
 
     /// The health of universe `u`'s node.
     pub fn health(&self, u: usize) -> Option<&OutputHealth> {
-        self.universes.get(u).map(|x| self.sockets[x.socket].health.health())
+        self.universes.get(u).map(|x| self.nodes[x.node].health.health())
     }
 
     /// Poll the nodes whose ArtPoll is due, read every ArtPollReply waiting
-    /// on the sockets (never blocks), and advance each node's health.
-    /// True when some node's health changed. Replies are read from the
-    /// socket that sent the poll: a node answers the controller's address.
+    /// (never blocks), advance each node's health, and retry binding the
+    /// Art-Net socket when it is due. True when some node's health changed.
     pub fn service(&mut self, now: Instant) -> bool {
         let mut changed = false;
-        let mut buf = [0u8; 1024];
-        for s in &mut self.sockets {
-            if !s.health.polls() {
-                continue;
-            }
-            if s.health.poll_due(now) {
-                match s.udp.try_send(&encode_artpoll()) {
+        for n in &mut self.nodes {
+            if n.health.poll_due(now) {
+                match send(&self.socket, n, &encode_artpoll()) {
                     Ok(_) => self.stats.polls_sent += 1,
-                    Err(e) => s.health.on_send_error(&e),
+                    Err(e) => n.health.on_send_error(&e),
                 }
             }
-            loop {
-                match s.udp.try_recv(&mut buf) {
+        }
+        changed |= self.read_replies(now);
+        for n in &mut self.nodes {
+            changed |= n.health.tick(now);
+        }
+        // Last: a socket bound now is first used at the next frame, once the
+        // reactor has seen it writable.
+        changed | self.retry_bind(now)
+    }
+
+    fn read_replies(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        // An ArtPollReply is 239 bytes; anything longer is not one.
+        let mut buf = [0u8; 512];
+        if let Some(socket) = &self.socket {
+            for _ in 0..MAX_READS {
+                match socket.try_recv_from(&mut buf) {
                     Ok((n, from)) => {
+                        // Others' ArtPoll and ArtDmx reach the Art-Net port too.
+                        let Some(info) = decode_artpollreply(&buf[..n]) else { continue };
+                        match reply_from(&self.targets, from) {
+                            ReplySource::Target(i) => {
+                                self.stats.poll_replies += 1;
+                                changed |= self.nodes[i].health.on_reply(info, now);
+                            }
+                            ReplySource::Ambiguous => tracing::debug!(
+                                %from,
+                                "ArtPollReply from an IP that several [[artnet]] targets share, at none's address: credited to none"
+                            ),
+                            ReplySource::Unknown => tracing::trace!(%from, "ArtPollReply from no [[artnet]] target"),
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reading the Art-Net socket");
+                        break;
+                    }
+                }
+            }
+        }
+        for n in &mut self.nodes {
+            let Some(f) = &n.fallback else { continue };
+            for _ in 0..MAX_READS {
+                match f.try_recv(&mut buf) {
+                    Ok((len, from)) => {
                         // An unconnected socket hears anyone: only the target counts.
-                        if from.ip() != s.udp.target.ip() {
+                        if from.ip() != n.target.ip() {
                             continue;
                         }
-                        if let Some(info) = decode_artpollreply(&buf[..n]) {
+                        if let Some(info) = decode_artpollreply(&buf[..len]) {
                             self.stats.poll_replies += 1;
-                            changed |= s.health.on_reply(info, now);
+                            changed |= n.health.on_reply(info, now);
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // ICMP port unreachable for an earlier datagram, and the like.
-                    Err(e) => s.health.on_send_error(&e),
+                    Err(e) => n.health.on_send_error(&e),
                 }
             }
-            changed |= s.health.tick(now);
         }
+        changed
+    }
+
+    /// While the Art-Net socket is not bound, try its address again every
+    /// [`REBIND_EVERY`]. True when some node's health changed.
+    fn retry_bind(&mut self, now: Instant) -> bool {
+        if self.socket.is_some() || self.nodes.is_empty() || now < self.next_bind {
+            return false;
+        }
+        match bind_socket(self.bind) {
+            Ok(socket) => {
+                self.listen = socket.local_addr().ok();
+                tracing::info!(listen = %self.listen.unwrap_or(self.bind), "Art-Net: the address is free now; sending from and listening on it");
+                self.socket = Some(socket);
+                self.problem = None;
+                let mut changed = false;
+                for n in &mut self.nodes {
+                    n.fallback = None;
+                    changed |= n.health.set_listen_problem(None, now);
+                }
+                changed
+            }
+            Err(e) => self.bind_failed(&e, now),
+        }
+    }
+
+    /// Record why `bind` failed, on every node (their offline reason). True
+    /// when some node's health changed.
+    fn bind_failed(&mut self, e: &io::Error, now: Instant) -> bool {
+        let problem = bind_problem(self.bind, e);
+        if self.problem.as_ref() != Some(&problem) {
+            tracing::warn!(
+                %problem,
+                "Art-Net: DMX goes out from a port per node; nodes that reply only to the Art-Net port cannot be verified; retrying every {} s",
+                REBIND_EVERY.as_secs()
+            );
+        } else {
+            tracing::debug!(%problem, "Art-Net: still cannot bind");
+        }
+        self.next_bind = now + REBIND_EVERY;
+        let mut changed = false;
+        for n in &mut self.nodes {
+            changed |= n.health.set_listen_problem(Some(problem.clone()), now);
+        }
+        self.problem = Some(problem);
         changed
     }
 
@@ -303,7 +487,7 @@ impl ArtNetSender {
         uni.sequence = next_sequence(uni.sequence);
         uni.last_sent = Some(now);
         let ok = match encode_artdmx(uni.sequence, uni.port_address, data) {
-            Ok(packet) => match self.sockets[uni.socket].udp.try_send(&packet) {
+            Ok(packet) => match send(&self.socket, &self.nodes[uni.node], &packet) {
                 Ok(_) => {
                     self.stats.packets_sent += 1;
                     true
@@ -311,7 +495,7 @@ impl ArtNetSender {
                 Err(e) => {
                     self.stats.send_errors += 1;
                     uni.errors.report(now, uni.target, uni.port_address, &e);
-                    self.sockets[uni.socket].health.on_send_error(&e);
+                    self.nodes[uni.node].health.on_send_error(&e);
                     false
                 }
             },
@@ -329,21 +513,99 @@ impl ArtNetSender {
     /// Unicast, one per distinct node: the spec's broadcast form is not used
     /// (nodes accept ArtSync from the controller that sent their ArtDmx).
     pub fn send_sync(&mut self, universes: impl IntoIterator<Item = usize>, now: Instant) {
-        let targets: BTreeSet<usize> = universes.into_iter().filter_map(|u| self.universes.get(u)).map(|u| u.socket).collect();
+        let nodes: BTreeSet<usize> = universes.into_iter().filter_map(|u| self.universes.get(u)).map(|u| u.node).collect();
         let packet = encode_artsync();
-        for i in targets {
-            let link = &self.sockets[i].udp;
-            match link.try_send(&packet) {
+        for i in nodes {
+            match send(&self.socket, &self.nodes[i], &packet) {
                 Ok(_) => self.stats.syncs_sent += 1,
                 Err(e) => {
                     self.stats.send_errors += 1;
-                    let target = link.target;
-                    if let Some(u) = self.universes.iter_mut().find(|u| u.socket == i) {
+                    let target = self.nodes[i].target;
+                    if let Some(u) = self.universes.iter_mut().find(|u| u.node == i) {
                         u.errors.report(now, target, u.port_address, &e);
                     }
                 }
             }
         }
+    }
+}
+
+/// One node's answer to [`Probe::poll`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollReply {
+    pub from: SocketAddr,
+    pub info: NodeInfo,
+    /// The port-addresses of its DMX output ports, in port order.
+    pub outputs: Vec<u16>,
+}
+
+/// The port-addresses of an ArtPollReply's DMX output ports: of NumPorts
+/// (BE at 172, at most 4) those whose PortTypes (174) has bit 7 (Art-Net in,
+/// DMX out), each NetSwitch (18) : SubSwitch (19) : SwOut (190). `None`
+/// for anything that is not an ArtPollReply long enough to hold SwOut.
+pub fn decode_artpollreply_outputs(p: &[u8]) -> Option<Vec<u16>> {
+    decode_artpollreply(p)?;
+    if p.len() < 194 {
+        return None;
+    }
+    let ports = usize::from(u16::from_be_bytes([p[172], p[173]])).min(4);
+    let base = (u16::from(p[18] & 0x7F) << 8) | (u16::from(p[19] & 0x0F) << 4);
+    Some((0..ports).filter(|&i| p[174 + i] & 0x80 != 0).map(|i| base | u16::from(p[190 + i] & 0x0F)).collect())
+}
+
+/// `studiod discover --artnet`: one unicast ArtPoll from the Art-Net port,
+/// and the ArtPollReplies that come back to it.
+#[derive(Debug)]
+pub struct Probe {
+    socket: UdpSocket,
+    problem: Option<String>,
+}
+
+impl Probe {
+    /// Listen on `bind` (nodes reply to the Art-Net port). If it cannot be
+    /// bound, on an ephemeral port instead (on loopback for a loopback
+    /// `target`): then only a node that answers the poll's source port is
+    /// heard, and [`problem`](Self::problem) says why.
+    pub fn bind(bind: SocketAddr, target: SocketAddr) -> io::Result<Probe> {
+        match bind_socket(bind) {
+            Ok(socket) => Ok(Probe { socket, problem: None }),
+            Err(e) => {
+                let ip = if target.ip().is_loopback() { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
+                Ok(Probe { socket: bind_socket((ip, 0).into())?, problem: Some(bind_problem(bind, &e)) })
+            }
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Why the asked address could not be bound, if it could not.
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+
+    /// Send one ArtPoll to `target` and collect, until `window` is over, the
+    /// ArtPollReplies from it (its exact address, or its IP: a node replies
+    /// from its own Art-Net port). The socket may not broadcast, so the
+    /// kernel refuses a broadcast `target` (PermissionDenied).
+    pub async fn poll(&self, target: SocketAddr, window: Duration) -> io::Result<Vec<PollReply>> {
+        self.socket.send_to(&encode_artpoll(), target).await?;
+        let end = Instant::now() + window;
+        let mut out: Vec<PollReply> = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(r) = tokio::time::timeout_at(end, self.socket.recv_from(&mut buf)).await {
+            let (n, from) = r?;
+            if reply_from(&[target], from) != ReplySource::Target(0) {
+                continue;
+            }
+            let (Some(info), Some(outputs)) = (decode_artpollreply(&buf[..n]), decode_artpollreply_outputs(&buf[..n])) else { continue };
+            let reply = PollReply { from, info, outputs };
+            if !out.contains(&reply) {
+                out.push(reply);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -412,6 +674,32 @@ mod tests {
         assert!(decode_artpollreply(&r[..107]).is_none(), "too short for the long name");
         r[9] = 0x20;
         assert!(decode_artpollreply(&r).is_none(), "an ArtPoll is not a reply");
+    }
+
+    #[test]
+    fn output_ports_of_an_artpollreply() {
+        let mut r = vec![0u8; 239];
+        r[..8].copy_from_slice(b"Art-Net\0");
+        r[8..10].copy_from_slice(&[0x00, 0x21]);
+        r[18] = 0x01; // NetSwitch
+        r[19] = 0x02; // SubSwitch
+        r[173] = 3; // NumPorts
+        r[174..177].copy_from_slice(&[0x80, 0x40, 0xC0]); // out, in only, in + out
+        r[190..193].copy_from_slice(&[0x03, 0x04, 0x05]);
+        assert_eq!(decode_artpollreply_outputs(&r), Some(vec![0x0123, 0x0125]));
+        assert!(decode_artpollreply_outputs(&r[..193]).is_none(), "too short for SwOut");
+        r[173] = 9;
+        assert_eq!(decode_artpollreply_outputs(&r).map(|o| o.len()), Some(2), "at most 4 ports");
+    }
+
+    #[test]
+    fn a_bind_problem_names_the_address_the_error_and_the_likely_cause() {
+        let at: SocketAddr = "0.0.0.0:6454".parse().unwrap();
+        let p = bind_problem(at, &io::Error::from(io::ErrorKind::AddrInUse));
+        assert!(p.starts_with("cannot listen for ArtPollReply on 0.0.0.0:6454: "), "{p}");
+        assert!(p.ends_with("is another Art-Net program (e.g. QLC+) running on this computer?"), "{p}");
+        let p = bind_problem("10.9.8.7:6454".parse().unwrap(), &io::Error::from(io::ErrorKind::AddrNotAvailable));
+        assert!(p.contains("10.9.8.7:6454") && p.contains("no network interface"), "{p}");
     }
 
     #[test]

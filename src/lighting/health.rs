@@ -6,7 +6,11 @@
 //! without one, and online again by itself at the next reply. Outputs whose
 //! protocol never answers (sACN, Art-Net with `poll = false`) stay
 //! [`HealthState::Unverified`]: never shown as online.
+//!
+//! Replies all arrive on one socket (the Art-Net port), so which node a
+//! reply is from is decided here too: [`reply_from`].
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -54,6 +58,9 @@ pub struct NodeHealth {
     next_poll: Instant,
     /// A send error seen since the last reply (ICMP port unreachable, …).
     send_error: Option<String>,
+    /// Why replies may not reach us at all (the Art-Net port could not be
+    /// bound): part of the offline reason while it lasts.
+    listen_problem: Option<String>,
 }
 
 impl NodeHealth {
@@ -66,6 +73,7 @@ impl NodeHealth {
             last_heard: now,
             next_poll: now,
             send_error: None,
+            listen_problem: None,
         }
     }
 
@@ -114,27 +122,53 @@ impl NodeHealth {
         self.send_error = Some(why);
     }
 
+    /// Replies cannot be received (`Some`, in plain words), or can again
+    /// (`None`). True when the health changed: an offline node's reason is
+    /// rewritten, since one naming a problem that is gone (or not naming the
+    /// one that keeps its replies out) would mislead.
+    pub fn set_listen_problem(&mut self, problem: Option<String>, now: Instant) -> bool {
+        if self.listen_problem == problem {
+            return false;
+        }
+        self.listen_problem = problem;
+        match &self.health.state {
+            HealthState::Offline(_) if self.poll => {
+                // Still offline since the same instant: only the words change.
+                self.health.state = HealthState::Offline(self.offline_reason(now));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Advance time. True when the health changed.
     pub fn tick(&mut self, now: Instant) -> bool {
         if !self.poll {
             return false;
         }
-        let quiet = now.saturating_duration_since(self.last_heard);
-        if quiet < OFFLINE_AFTER {
+        if now.saturating_duration_since(self.last_heard) < OFFLINE_AFTER {
             return false;
-        }
-        let mut reason = match self.health.node {
-            Some(_) => format!("no ArtPollReply for {} s", quiet.as_secs()),
-            None => format!("never answered ArtPoll ({} s)", quiet.as_secs()),
-        };
-        if let Some(e) = &self.send_error {
-            reason = format!("{reason}; {e}");
         }
         // The reason's seconds grow; only the first crossing is a change.
         match &self.health.state {
             HealthState::Offline(_) => false,
-            _ => self.set(HealthState::Offline(reason), now),
+            _ => {
+                let reason = self.offline_reason(now);
+                self.set(HealthState::Offline(reason), now)
+            }
         }
+    }
+
+    fn offline_reason(&self, now: Instant) -> String {
+        let quiet = now.saturating_duration_since(self.last_heard);
+        let mut reason = match self.health.node {
+            Some(_) => format!("no ArtPollReply for {} s", quiet.as_secs()),
+            None => format!("never answered ArtPoll ({} s)", quiet.as_secs()),
+        };
+        for note in [&self.send_error, &self.listen_problem].into_iter().flatten() {
+            reason = format!("{reason}; {note}");
+        }
+        reason
     }
 
     fn set(&mut self, state: HealthState, now: Instant) -> bool {
@@ -144,6 +178,33 @@ impl NodeHealth {
         self.health.state = state;
         self.health.since = now;
         true
+    }
+}
+
+/// Which node an ArtPollReply is from, by its source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplySource {
+    /// The index of the target it is from.
+    Target(usize),
+    /// From an IP several targets share, at none's exact address: crediting
+    /// any of them could show a dead node as online.
+    Ambiguous,
+    /// From no target's IP (another controller's node, a stray packet).
+    Unknown,
+}
+
+/// The target `from` is: the one at exactly that address; else the only
+/// one at that IP, since a node replies from its own Art-Net port (6454),
+/// whatever port it is sent to; else none.
+pub fn reply_from(targets: &[SocketAddr], from: SocketAddr) -> ReplySource {
+    if let Some(i) = targets.iter().position(|t| *t == from) {
+        return ReplySource::Target(i);
+    }
+    let mut same_ip = targets.iter().enumerate().filter(|(_, t)| t.ip() == from.ip());
+    match (same_ip.next(), same_ip.next()) {
+        (Some((i, _)), None) => ReplySource::Target(i),
+        (Some(_), Some(_)) => ReplySource::Ambiguous,
+        (None, _) => ReplySource::Unknown,
     }
 }
 
@@ -219,5 +280,62 @@ mod tests {
         assert!(!h.on_reply(node(), t0));
         assert_eq!(h.health().state, HealthState::Unverified);
         assert_eq!(h.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_listen_problem_is_part_of_the_offline_reason_and_goes_with_it() {
+        let t0 = Instant::now();
+        let mut h = NodeHealth::new(true, t0);
+        let problem = "cannot listen for ArtPollReply on 0.0.0.0:6454: Address already in use".to_string();
+        assert!(!h.set_listen_problem(Some(problem.clone()), t0), "unverified: nothing shown changes");
+        let t_off = t0 + OFFLINE_AFTER;
+        assert!(h.tick(t_off));
+        assert_eq!(h.health().state, HealthState::Offline(format!("never answered ArtPoll (10 s); {problem}")));
+        // The port is bound again: the reason no longer blames it; still offline since then.
+        assert!(h.set_listen_problem(None, t_off + Duration::from_secs(5)));
+        assert_eq!(h.health().state, HealthState::Offline("never answered ArtPoll (15 s)".into()));
+        assert_eq!(h.health().since, t_off);
+        assert!(!h.set_listen_problem(None, t_off + Duration::from_secs(6)), "no change");
+        // Online: a new problem changes nothing shown until it goes offline again.
+        assert!(h.on_reply(node(), t_off + Duration::from_secs(7)));
+        assert!(!h.set_listen_problem(Some(problem), t_off + Duration::from_secs(8)));
+        assert_eq!(h.health().state, HealthState::Online);
+        let mut quiet = NodeHealth::new(false, t0);
+        assert!(!quiet.set_listen_problem(Some("x".into()), t0), "without poll: unverified for good");
+        assert_eq!(quiet.health().state, HealthState::Unverified);
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_reply_is_credited_to_the_exact_address_first() {
+        let targets = [addr("10.0.0.7:6454"), addr("10.0.0.7:6455"), addr("10.0.0.8:6454")];
+        assert_eq!(reply_from(&targets, addr("10.0.0.7:6455")), ReplySource::Target(1));
+        assert_eq!(reply_from(&targets, addr("10.0.0.7:6454")), ReplySource::Target(0));
+        assert_eq!(reply_from(&targets, addr("10.0.0.8:6454")), ReplySource::Target(2));
+    }
+
+    #[test]
+    fn else_to_the_only_target_at_that_ip_whatever_its_port() {
+        // A node sent to a non-standard port still replies from 6454.
+        let targets = [addr("127.0.0.1:40001"), addr("127.0.0.2:40002")];
+        assert_eq!(reply_from(&targets, addr("127.0.0.1:6454")), ReplySource::Target(0));
+        assert_eq!(reply_from(&targets, addr("127.0.0.2:6454")), ReplySource::Target(1));
+    }
+
+    #[test]
+    fn several_targets_at_that_ip_and_none_exact_credits_none() {
+        let targets = [addr("127.0.0.1:40001"), addr("127.0.0.1:40002"), addr("127.0.0.3:6454")];
+        assert_eq!(reply_from(&targets, addr("127.0.0.1:6454")), ReplySource::Ambiguous);
+        assert_eq!(reply_from(&targets, addr("127.0.0.1:40002")), ReplySource::Target(1), "exact still wins");
+    }
+
+    #[test]
+    fn a_reply_from_no_target_ip_is_unknown() {
+        let targets = [addr("10.0.0.7:6454")];
+        assert_eq!(reply_from(&targets, addr("10.0.0.9:6454")), ReplySource::Unknown);
+        assert_eq!(reply_from(&[], addr("10.0.0.9:6454")), ReplySource::Unknown);
     }
 }

@@ -4,7 +4,8 @@
 //! - [`fade`]: the fade engine, driven by `Instant`s (pure, sans-IO).
 //! - [`output`]: an `[[artnet]]` or `[[sacn]]` output.
 //! - [`artnet`]: ArtDmx/ArtSync/ArtPoll encoding, ArtPollReply decoding and
-//!   the non-blocking UDP sender that polls each node.
+//!   the non-blocking UDP sender that polls each node, from and on the
+//!   Art-Net port (where nodes reply); the probe behind `discover --artnet`.
 //! - [`e131`]: the sACN (E1.31) data and sync packet codec (pure, sans-IO).
 //! - [`sacn`]: the sACN sender and the booth's stable CID.
 //! - [`health`]: an output's verified health on `Instant`s (pure, sans-IO).

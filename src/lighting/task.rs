@@ -3,6 +3,7 @@
 //! [`LightingHandle`] over a bounded channel.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +107,8 @@ pub struct LightingHandle {
     outputs: Arc<[(String, Protocol)]>,
     /// Fixture name → index of its output.
     fixture_outputs: Arc<HashMap<String, usize>>,
+    /// Where the Art-Net socket is bound (None while it cannot be).
+    artnet_listen: watch::Receiver<Option<SocketAddr>>,
 }
 
 impl std::fmt::Debug for Request {
@@ -179,6 +182,13 @@ impl LightingHandle {
         self.health.clone()
     }
 
+    /// Where the Art-Net socket is bound, and so where nodes must send their
+    /// ArtPollReply: `None` while its address cannot be bound (another
+    /// program holds it) or without Art-Net outputs.
+    pub fn artnet_listen_addr(&self) -> Option<SocketAddr> {
+        *self.artnet_listen.borrow()
+    }
+
     /// Output names and protocols, in the order of [`health`](Self::health).
     pub fn outputs(&self) -> &[(String, Protocol)] {
         &self.outputs
@@ -219,6 +229,11 @@ pub struct LightingOptions {
     /// The frame clock's timer: the OS's high-resolution timer in a booth;
     /// tests on tokio's paused clock choose `ClockSource::Tokio`.
     pub clock: ClockSource,
+    /// The Art-Net socket's local address: every Art-Net packet leaves from
+    /// it and the nodes' ArtPollReplies arrive on it (port 6454 on a real
+    /// network). Tests use `127.0.0.1:0` and read the port back from
+    /// [`LightingHandle::artnet_listen_addr`].
+    pub artnet_bind: SocketAddr,
 }
 
 impl Default for LightingOptions {
@@ -231,13 +246,15 @@ impl Default for LightingOptions {
             source_name: "studiod".into(),
             restore_last_look: true,
             clock: ClockSource::Os,
+            artnet_bind: super::artnet::DEFAULT_BIND,
         }
     }
 }
 
 /// Start the lighting output.
 ///
-/// Binds the Art-Net socket, restores `state_dir/last-look.json` (look and
+/// Binds the Art-Net socket on `config.artnet_bind` (if another program
+/// holds that address the lights still run: see [`ArtNetSender`]), restores `state_dir/last-look.json` (look and
 /// grand master) when `config.restore_last_look` is set, so the very first
 /// frames carry it, then runs the frame clock until `cancel` fires. On cancel it sends one
 /// last frame (fades completed, or the shutdown look), flushes the persisted
@@ -265,7 +282,7 @@ pub async fn spawn(
             }
         }
     }
-    let sender = ArtNetSender::bind(&artnet).await?;
+    let sender = ArtNetSender::bind(&artnet, config.artnet_bind).await?;
     let cid = if sacn.is_empty() {
         [0; 16]
     } else {
@@ -302,6 +319,7 @@ pub async fn spawn(
         Route::Sacn(_) => unverified.clone(),
     });
     let (health, health_rx) = watch::channel(initial.collect::<Vec<_>>());
+    let (artnet_listen, artnet_listen_rx) = watch::channel(sender.listen_addr());
     let names: Arc<[(String, Protocol)]> = outputs.iter().map(|o| (o.name().to_string(), o.protocol())).collect();
     let fixture_outputs: HashMap<String, usize> =
         fixtures.iter().filter_map(|f| Some((f.name.clone(), outputs.iter().position(|o| o.name() == f.artnet)?))).collect();
@@ -318,6 +336,7 @@ pub async fn spawn(
         sacn: sacn_sender,
         routes,
         health,
+        artnet_listen,
         rx,
         frames: frames.clone(),
         looks,
@@ -336,7 +355,15 @@ pub async fn spawn(
         clock: config.clock,
     };
     let join = tokio::spawn(task.run());
-    Ok((LightingHandle { tx, frames, health: health_rx, outputs: names, fixture_outputs: Arc::new(fixture_outputs) }, join))
+    let handle = LightingHandle {
+        tx,
+        frames,
+        health: health_rx,
+        outputs: names,
+        fixture_outputs: Arc::new(fixture_outputs),
+        artnet_listen: artnet_listen_rx,
+    };
+    Ok((handle, join))
 }
 
 /// Where a patch universe goes: an index into one of the senders.
@@ -352,6 +379,7 @@ struct LightingTask {
     sacn: SacnSender,
     routes: Vec<Route>,
     health: watch::Sender<Vec<OutputHealth>>,
+    artnet_listen: watch::Sender<Option<SocketAddr>>,
     rx: mpsc::Receiver<Request>,
     frames: broadcast::Sender<FrameSent>,
     looks: watch::Sender<LastLook>,
@@ -424,9 +452,13 @@ impl LightingTask {
         }
     }
 
-    /// Poll the Art-Net nodes, read their replies, publish health changes.
+    /// Poll the Art-Net nodes, read their replies, publish health changes
+    /// (and where the Art-Net socket is bound, should a retry have bound it).
     fn service_nodes(&mut self) {
-        if !self.sender.service(Instant::now()) {
+        let changed = self.sender.service(Instant::now());
+        let listen = self.sender.listen_addr();
+        self.artnet_listen.send_if_modified(|l| std::mem::replace(l, listen) != listen);
+        if !changed {
             return;
         }
         let sender = &self.sender;

@@ -1,5 +1,6 @@
-//! The one UDP socket per output target that the Art-Net and sACN senders
-//! both send through: opened the same way, sent on the same way.
+//! The one UDP socket per output target that the sACN sender sends through,
+//! and the Art-Net sender too while its Art-Net port cannot be bound:
+//! opened the same way, sent on the same way.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -53,9 +54,5 @@ impl TargetSocket {
         } else {
             self.socket.try_recv_from(buf)
         }
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
     }
 }

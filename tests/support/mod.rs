@@ -88,6 +88,11 @@ impl Booth {
         let config = studiod::config::load(&self.config_path).unwrap_or_else(|e| panic!("{e}"));
         let recalled: Vec<u64> = (1..=3).map(|c| self.chain.camera_state(c).presets_recalled).collect();
         let running = studiod::daemon::start(config).await.unwrap();
+        // The node replies where a real one would, to the Art-Net port: the
+        // one this daemon bound (any free port, so booths run side by side).
+        if let Some(listen) = running.devices.lighting.as_ref().and_then(|l| l.artnet_listen_addr()) {
+            self.artnet.set_reply_to(studiod_sim::monitor::ReplyTo::Port(listen.port()));
+        }
         for cam in running.devices.cameras.values() {
             wait_watch(&mut cam.health(), Duration::from_secs(10), "camera online", |h| h.online).await;
         }

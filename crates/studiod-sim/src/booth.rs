@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::monitor::{ArtNetMonitor, OscMonitor};
+use crate::monitor::{ArtNetMonitor, NodeOptions, OscMonitor, ReplyTo};
 use crate::{ChainOptions, VirtualChain};
 
 /// The example booth, embedded so the demo and tests need no installed files.
@@ -60,6 +60,13 @@ pub struct HttpSetup<'a> {
 /// The example booth's peers, simulated on this machine: a virtual camera
 /// chain on a pty, Art-Net and OSC monitors on 127.0.0.1, and the config
 /// written for them. Shared by the demo, the booth example, tests and benches.
+///
+/// The config binds the daemon's Art-Net socket on `127.0.0.1:0` (any free
+/// port: booths run side by side, and 6454 may be taken), so the node
+/// cannot know where to reply until the daemon has bound: it answers no
+/// ArtPoll until `artnet.set_reply_to(ReplyTo::Port(…))` is given the port
+/// the daemon reports (or `ReplyTo::Source`, for a daemon in another
+/// process, which polls from that port).
 pub struct SimBooth {
     pub chain: VirtualChain,
     pub artnet: ArtNetMonitor,
@@ -77,7 +84,7 @@ impl SimBooth {
         let serial = dir.join("ttyVISCA0");
         let chain = VirtualChain::spawn(&serial, 3, chain)?;
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let artnet = ArtNetMonitor::bind(loopback).await?;
+        let artnet = ArtNetMonitor::bind_with(loopback, NodeOptions { reply_to: ReplyTo::Unset, ..NodeOptions::default() }).await?;
         let osc = OscMonitor::bind(loopback).await?;
         let mut extra = String::new();
         if let Some(h) = http {
@@ -92,7 +99,8 @@ impl SimBooth {
 }
 
 /// Write the example booth (config, scenes, profiles) into `dir`, pointed at
-/// the given loopback peers. Returns the config path.
+/// the given loopback peers, its Art-Net socket on `127.0.0.1:0`. Returns
+/// the config path.
 pub fn write_booth(dir: &Path, ports: &BoothPorts) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("scenes"))?;
     for (name, text) in SCENES {
@@ -118,11 +126,12 @@ pub fn write_booth(dir: &Path, ports: &BoothPorts) -> std::io::Result<PathBuf> {
     let out = out
         .replace("\"/dev/ttyUSB0\"", &toml_string(&ports.serial.display().to_string()))
         .replace("state_dir = \"/var/lib/studiod\"", "state_dir = \"state\"")
+        .replace("artnet_bind = \"0.0.0.0:6454\"", "artnet_bind = \"127.0.0.1:0\"")
         .replace("target = \"127.0.0.1:6454\"", &format!("target = \"{}\"", ports.artnet))
         .replace("target = \"127.0.0.1:8000\"", &format!("target = \"{}\"", ports.osc));
     // The example must stay in step with these substitutions: nothing of the
     // real booth may leak into a loopback-only config.
-    for real in ["/dev/ttyUSB0", "/var/lib/studiod", "127.0.0.1:6454", "127.0.0.1:8000"] {
+    for real in ["/dev/ttyUSB0", "/var/lib/studiod", "127.0.0.1:6454", "0.0.0.0:6454", "127.0.0.1:8000"] {
         if out.contains(real) {
             return Err(std::io::Error::other(format!("example config still names {real} after substitution")));
         }

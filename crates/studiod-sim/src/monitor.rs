@@ -1,6 +1,7 @@
 //! Loopback monitors for what studiod sends: an Art-Net node that decodes
 //! ArtDmx by hand (Art-Net 4, independently of the encoder studiod uses) and
-//! answers ArtPoll, an sACN receiver with its own E1.31 decoder, and an OSC
+//! answers ArtPoll as a real node does (to the poller's IP at port 6454, or
+//! where told), an sACN receiver with its own E1.31 decoder, and an OSC
 //! receiver. Used by the demo, the `artnet-monitor` tool and tests.
 
 use std::io;
@@ -63,6 +64,12 @@ pub fn is_artpoll(p: &[u8]) -> bool {
 /// NodeReport[64], NumPorts (BE) = 1, PortTypes (port 1: DMX output 0x80),
 /// GoodInput, GoodOutputA, SwIn, SwOut, … Style 0 (StNode); 239 bytes.
 pub fn artpollreply(ip: [u8; 4], short_name: &str, long_name: &str, firmware: u16) -> Vec<u8> {
+    artpollreply_for(ip, short_name, long_name, firmware, 0)
+}
+
+/// [`artpollreply`] for a node whose output port has `port_address`:
+/// NetSwitch (7 bits) at 18, SubSwitch (4) at 19, SwOut of port 1 (4) at 190.
+pub fn artpollreply_for(ip: [u8; 4], short_name: &str, long_name: &str, firmware: u16, port_address: u16) -> Vec<u8> {
     let mut p = vec![0u8; 239];
     p[..8].copy_from_slice(b"Art-Net\0");
     p[8] = 0x00;
@@ -80,24 +87,67 @@ pub fn artpollreply(ip: [u8; 4], short_name: &str, long_name: &str, firmware: u1
     put(&mut p, 26, 18, short_name);
     put(&mut p, 44, 64, long_name);
     put(&mut p, 108, 64, "#0001 [0000] sim ok");
+    p[18] = ((port_address >> 8) & 0x7F) as u8;
+    p[19] = ((port_address >> 4) & 0x0F) as u8;
     p[173] = 1;
     p[174] = 0x80;
     p[182] = 0x80;
+    p[190] = (port_address & 0x0F) as u8;
     p
 }
 
+/// The Art-Net port: a real node listens on it, replies from it, and sends
+/// its ArtPollReply to the poller's IP at it.
+pub const ART_NET_PORT: u16 = 6454;
+
+/// Where the simulated node sends its ArtPollReply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// As the Art-Net spec says and real nodes do: the poller's IP at this
+    /// port (6454 on a real network), whatever port the poll came from.
+    Port(u16),
+    /// As many cheap nodes do: back to the poll's source address.
+    Source,
+    /// Nowhere yet: polls are counted, not answered. A simulated booth's node
+    /// exists before the daemon has bound its Art-Net port, and a loopback
+    /// test must not send to 127.0.0.1:6454.
+    Unset,
+}
+
+/// How the simulated node answers ArtPoll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeOptions {
+    pub reply_to: ReplyTo,
+    /// Send replies from a second socket bound here (port 0: any), like a
+    /// node whose own Art-Net port is not the port it was sent to; `None`:
+    /// from the socket that received the poll.
+    pub reply_from: Option<SocketAddr>,
+    /// The port-address its one DMX output port reports (NetSwitch,
+    /// SubSwitch, SwOut).
+    pub port_address: u16,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions { reply_to: ReplyTo::Port(ART_NET_PORT), reply_from: None, port_address: 0 }
+    }
+}
+
 /// A simulated Art-Net node on loopback: receives ArtDmx (decoded by hand)
-/// and answers each unicast ArtPoll with an ArtPollReply to the sender,
-/// until told to go silent (and again when told to come back).
+/// and answers each unicast ArtPoll with an ArtPollReply where
+/// [`NodeOptions`] say (the poller's IP at port 6454 by default, as a real
+/// node does), until told to go silent (and again when told to come back).
 ///
 /// A reader task owns the socket (so polls are answered even when nobody
 /// reads frames); it ends when the monitor is dropped.
 pub struct ArtNetMonitor {
     addr: SocketAddr,
+    reply_addr: SocketAddr,
     frames: tokio::sync::Mutex<mpsc::Receiver<ArtDmx>>,
     answering: Arc<AtomicBool>,
     polls: Arc<AtomicU64>,
     forward: Arc<Mutex<Option<SocketAddr>>>,
+    reply_to: Arc<Mutex<ReplyTo>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -108,19 +158,31 @@ impl Drop for ArtNetMonitor {
 }
 
 impl ArtNetMonitor {
-    /// Bind, e.g. on `127.0.0.1:0` for a free port.
+    /// Bind, e.g. on `127.0.0.1:0` for a free port; replies go to the
+    /// poller's IP at port 6454, like a real node's.
     pub async fn bind(addr: SocketAddr) -> io::Result<ArtNetMonitor> {
-        let sock = UdpSocket::bind(addr).await?;
+        ArtNetMonitor::bind_with(addr, NodeOptions::default()).await
+    }
+
+    pub async fn bind_with(addr: SocketAddr, options: NodeOptions) -> io::Result<ArtNetMonitor> {
+        let sock = Arc::new(UdpSocket::bind(addr).await?);
         let addr = sock.local_addr()?;
+        let replier = match options.reply_from {
+            Some(from) => Arc::new(UdpSocket::bind(from).await?),
+            None => sock.clone(),
+        };
+        let reply_addr = replier.local_addr()?;
         let (tx, frames) = mpsc::channel(1024);
         let answering = Arc::new(AtomicBool::new(true));
         let polls = Arc::new(AtomicU64::new(0));
         let forward = Arc::new(Mutex::new(None::<SocketAddr>));
-        let (a, n, f) = (answering.clone(), polls.clone(), forward.clone());
+        let reply_to = Arc::new(Mutex::new(options.reply_to));
+        let (a, n, f, r) = (answering.clone(), polls.clone(), forward.clone(), reply_to.clone());
         let ip = match addr.ip() {
             std::net::IpAddr::V4(v4) => v4.octets(),
             std::net::IpAddr::V6(_) => [0; 4],
         };
+        let reply = artpollreply_for(ip, NODE_SHORT_NAME, NODE_LONG_NAME, NODE_FIRMWARE, options.port_address);
         let task = tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             loop {
@@ -136,8 +198,13 @@ impl ArtNetMonitor {
                 }
                 if is_artpoll(&buf[..len]) {
                     n.fetch_add(1, Ordering::Relaxed);
-                    if a.load(Ordering::Relaxed) {
-                        let _ = sock.send_to(&artpollreply(ip, NODE_SHORT_NAME, NODE_LONG_NAME, NODE_FIRMWARE), from).await;
+                    let dest = match *r.lock().unwrap_or_else(|e| e.into_inner()) {
+                        ReplyTo::Port(port) => Some(SocketAddr::new(from.ip(), port)),
+                        ReplyTo::Source => Some(from),
+                        ReplyTo::Unset => None,
+                    };
+                    if let (true, Some(dest)) = (a.load(Ordering::Relaxed), dest) {
+                        let _ = replier.send_to(&reply, dest).await;
                     }
                 } else if let Some(d) = decode_artdmx(&buf[..len], from) {
                     // Nobody reading: drop the newest, like a full socket buffer.
@@ -145,7 +212,18 @@ impl ArtNetMonitor {
                 }
             }
         });
-        Ok(ArtNetMonitor { addr, frames: tokio::sync::Mutex::new(frames), answering, polls, forward, task })
+        Ok(ArtNetMonitor { addr, reply_addr, frames: tokio::sync::Mutex::new(frames), answering, polls, forward, reply_to, task })
+    }
+
+    /// Where ArtPollReplies go from now on (e.g. once the daemon has bound
+    /// its Art-Net port and said which).
+    pub fn set_reply_to(&self, to: ReplyTo) {
+        *self.reply_to.lock().unwrap_or_else(|e| e.into_inner()) = to;
+    }
+
+    /// The address the node's replies come from.
+    pub fn reply_addr(&self) -> SocketAddr {
+        self.reply_addr
     }
 
     /// Also copy every received packet, as received, to `to`.
@@ -368,6 +446,8 @@ mod tests {
         assert_eq!(&r[44..53], b"Node one\0");
         assert!(is_artpoll(b"Art-Net\0\x00\x20\x00\x0e\x00\x00"));
         assert!(!is_artpoll(&r));
+        let r = artpollreply_for([127, 0, 0, 1], "n1", "Node one", 0x0107, 0x0123);
+        assert_eq!((r[18], r[19], r[190]), (0x01, 0x02, 0x03), "Net, Sub-Net, Universe");
     }
 
     #[test]
