@@ -22,6 +22,8 @@
 //! Run: `cargo bench --bench fleet` (release daemons). `FLEET_EXE` runs
 //! another daemon binary than the one cargo built alongside.
 
+#[path = "../tests/support/child.rs"]
+mod child;
 #[path = "../tests/support/fleet.rs"]
 mod fleet;
 #[path = "../tests/support/mosquitto.rs"]

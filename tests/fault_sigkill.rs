@@ -17,15 +17,18 @@
 //! run lands 4–10 kills inside put_scene writes and 3–9 inside last-look
 //! writes (printed); the invariants must hold wherever a kill lands.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
 mod support;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command as Process, Stdio};
+use std::process::Command as Process;
 use std::time::Duration;
 
+use child::ChildBooth;
 use mosquitto::{Broker, TestClient};
 use serde_json::{json, Value};
 
@@ -36,29 +39,6 @@ const T: Duration = Duration::from_secs(15);
 const ROUNDS: usize = 20;
 /// Commands published per round before the kill point is chosen.
 const FLOOD: usize = 24;
-
-/// Kills the child on drop, so a failing assertion leaves no daemon behind.
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(config: &Path, log: &Path) -> Daemon {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Daemon(
-        Process::new(env!("CARGO_BIN_EXE_studiod"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
-}
 
 /// A valid scene of ~40 KB (a long comment block: the size of a real scene
 /// with notes, and enough bytes that a write takes several pages). Each
@@ -108,24 +88,8 @@ fn check_id_log(path: &Path, round: usize) {
 async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let serial = dir.path().join("ttyVISCA0");
-    let _chain =
-        studiod_sim::VirtualChain::spawn(&serial, 3, studiod_sim::ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
-    let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    // The daemon is another process, its Art-Net port (any free one: the
-    // config says 127.0.0.1:0) unknown here; it polls from that port.
-    let node = studiod_sim::monitor::NodeOptions { reply_to: studiod_sim::monitor::ReplyTo::Source, ..Default::default() };
-    let artnet = studiod_sim::monitor::ArtNetMonitor::bind_with(lo, node).await.unwrap();
-    let osc = studiod_sim::monitor::OscMonitor::bind(lo).await.unwrap();
-    let ports = studiod_sim::booth::BoothPorts {
-        serial: &serial,
-        artnet: artnet.local_addr().unwrap(),
-        osc: osc.local_addr().unwrap(),
-        mqtt_url: Some(broker.url()),
-        extra: String::new(),
-    };
-    let config = studiod_sim::booth::write_booth(dir.path(), &ports).unwrap();
-    let log = dir.path().join("studiod.log");
+    let booth = ChildBooth::create(dir.path(), Some(broker.url()), String::new()).await;
+    let config = booth.config.clone();
     let stress = dir.path().join("scenes/stress.toml");
     let state = dir.path().join("state");
     let seed = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x51C_4111_u64);
@@ -138,7 +102,7 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     let (mut mid_write_kills, mut seen_temps, mut torn_rounds) = (0, 0, 0);
     let (mut look_kills, mut seen_look_temps) = (0, 0);
     for round in 0..ROUNDS {
-        let mut daemon = spawn(&config, &log);
+        let mut daemon = booth.spawn(Path::new(env!("CARGO_BIN_EXE_studiod")), &[]);
         client.wait_json(STATUS, T, |v| v["online"] == true).await;
         // Publish the whole flood at once (QoS 1, in order), then pick the
         // kill point: after the k-th reply, k random in 0..=FLOOD/2, so kills
@@ -242,7 +206,7 @@ async fn sigkill_mid_writes_never_leaves_a_half_written_file() {
     eprintln!("seed {seed:#x}: {ROUNDS} kills; {mid_write_kills} inside a put_scene write and {look_kills} inside a last-look write (temp file left behind), {torn_rounds} with a torn id-log tail");
 
     // The daemon comes up on what the kills left, and remembers what it answered.
-    let _daemon = spawn(&config, &log);
+    let _daemon = booth.spawn(Path::new(env!("CARGO_BIN_EXE_studiod")), &[]);
     client.wait_json(STATUS, T, |v| v["online"] == true).await;
     let names: Vec<String> = std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.contains("corrupt")), "nothing was set aside as corrupt: {names:?}");

@@ -7,6 +7,8 @@
 //!   logins refused until the backend has queued one command for each): all
 //!   20 reconnect, and each queued command is applied and answered once.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/fleet.rs"]
 mod fleet;
 #[path = "support/mosquitto.rs"]

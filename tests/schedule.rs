@@ -4,16 +4,18 @@
 //! the same `at`/`slot` and the 7-day horizon; and a SIGKILL of the real
 //! binary between scheduling and the slot starts loses none and repeats none.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
 mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, SystemTime};
 
 use chrono::SecondsFormat;
+use child::{ChildBooth, HAIR};
 use mosquitto::{Broker, TestClient};
 use serde_json::{json, Value};
 use support::dmx8;
@@ -23,17 +25,9 @@ const REPLY: &str = "studiod/la-03/reply";
 const STATE: &str = "studiod/la-03/state";
 const STATUS: &str = "studiod/la-03/status";
 const T: Duration = Duration::from_secs(15);
-/// DMX channel 13: the `hair` dimmer (8-bit) of the example booth.
-const HAIR: usize = 12;
 
 fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// A lights-only scene whose `hair` level tells it apart on the wire.
-fn hair_scene(dir: &Path, name: &str, level: f64) {
-    let text = format!("label = \"{name}\"\nfade_ms = 0\n\n[light.hair]\nintensity = {level}\n");
-    std::fs::write(dir.join("scenes").join(format!("{name}.toml")), text).unwrap();
 }
 
 /// The next reply for each of `ids` (other replies are skipped), by id.
@@ -147,56 +141,22 @@ async fn scheduled_commands_are_acknowledged_then_answered_and_only_cancel_or_th
     assert_eq!(saved, ["s-b"]);
 }
 
-/// Kills the child on drop, so a failing assertion leaves no daemon behind.
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(config: &Path, log: &Path) -> Daemon {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Process::new(env!("CARGO_BIN_EXE_studiod"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Daemon(child)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_slot_starts_survive_a_sigkill_and_each_starts_once_on_time() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let serial = dir.path().join("ttyVISCA0");
-    let _chain =
-        studiod_sim::VirtualChain::spawn(&serial, 3, studiod_sim::ChainOptions { instant_moves: true, ..Default::default() }).unwrap();
-    let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let artnet = studiod_sim::monitor::ArtNetMonitor::bind(lo).await.unwrap();
-    let osc = studiod_sim::monitor::OscMonitor::bind(lo).await.unwrap();
-    let ports = studiod_sim::booth::BoothPorts {
-        serial: &serial,
-        artnet: artnet.local_addr().unwrap(),
-        osc: osc.local_addr().unwrap(),
-        mqtt_url: Some(broker.url()),
-        extra: String::new(),
-    };
-    let config = studiod_sim::booth::write_booth(dir.path(), &ports).unwrap();
+    let booth = ChildBooth::create(dir.path(), Some(broker.url()), String::new()).await;
     let slots = [("slot-1", 0.2), ("slot-2", 0.4), ("slot-3", 0.6)];
     for (name, level) in slots {
-        hair_scene(dir.path(), name, level);
+        booth.hair_scene(name, level);
     }
-    hair_scene(dir.path(), "creator", 0.9);
-    let log = dir.path().join("studiod.log");
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    booth.hair_scene("creator", 0.9);
+    let artnet = &booth.artnet;
+    let logs = || booth.logs();
+    let exe = Path::new(env!("CARGO_BIN_EXE_studiod"));
     let mut c = TestClient::connect(broker.port, &[REPLY, STATUS]).await;
 
-    let mut daemon = spawn(&config, &log);
+    let daemon = booth.spawn(exe, &[]);
     c.wait_json(STATUS, T, |v| v["online"] == true).await;
     // Far enough ahead for a kill and a restart on a loaded machine.
     let t0 = SystemTime::now();
@@ -212,12 +172,10 @@ async fn three_slot_starts_survive_a_sigkill_and_each_starts_once_on_time() {
     assert_eq!(replies(&mut c, &["now"], T).await["now"]["ok"], true);
     artnet.wait_for(T, |d| d.data[HAIR] == dmx8(0.9)).await.expect("the creator's scene on the wire");
 
-    daemon.0.kill().unwrap(); // SIGKILL
-    daemon.0.wait().unwrap();
-    drop(daemon);
+    daemon.kill(); // SIGKILL
     c.wait_json(STATUS, T, |v| v["online"] == false).await;
     assert!(SystemTime::now() < at[0], "the restart must come before the first slot start; slow machine?\n{}", logs());
-    let _daemon = spawn(&config, &log);
+    let _daemon = booth.spawn(exe, &[]);
     c.wait_json(STATUS, T, |v| v["online"] == true).await;
 
     for (i, (name, level)) in slots.iter().enumerate() {

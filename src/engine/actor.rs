@@ -976,9 +976,11 @@ mod tests {
         Command::ApplyScene { scene: scene.into(), fade: None, at: Some(at), slot: Some(serde_json::json!({"booking": slot})) }
     }
 
-    /// Send with this id, as an adapter would.
+    /// Send with this id, as an adapter would; the answer (for a scheduled
+    /// scene: its acknowledgement) comes at once, in real or paused time.
     async fn exec_id(rig: &Rig, id: &str, command: Command) -> Outcome {
-        rig.handle.execute(Request::new(Some(id.into()), Origin::Mqtt, command)).await
+        let answer = rig.handle.execute(Request::new(Some(id.into()), Origin::Mqtt, command));
+        tokio::time::timeout(Duration::from_secs(5), answer).await.unwrap_or_else(|_| panic!("{id}: no answer"))
     }
 
     /// The next second outcome within `limit`: paused-time tests wait in

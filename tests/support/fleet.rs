@@ -4,49 +4,34 @@
 //! accounts (username = studio id) and the shipped ACL template; the
 //! booking backend is a test client logged in as `backend`.
 //!
-//! Used as `#[path]` modules next to `support/mosquitto.rs` (as `mosquitto`).
+//! Used as `#[path]` modules next to `support/mosquitto.rs` (as `mosquitto`)
+//! and `support/child.rs` (as `child`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
+use std::process::Command as Process;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use crate::child::{ChildBooth, Daemon, HAIR};
 use crate::mosquitto::{Broker, TestClient};
 
 pub const BACKEND: (&str, &str) = ("backend", "backend-pw");
-/// DMX channel 13: the `hair` dimmer (8-bit) of the example booth; each
-/// test scene sets it to a level of its own, so a frame tells which scene.
-pub const HAIR: usize = 12;
-
 pub struct FleetBooth {
     pub id: String,
-    pub config: PathBuf,
-    pub log: PathBuf,
-    pub artnet: studiod_sim::monitor::ArtNetMonitor,
-    _osc: studiod_sim::monitor::OscMonitor,
-    _chain: studiod_sim::VirtualChain,
-    pub child: Option<Child>,
+    pub booth: ChildBooth,
+    pub daemon: Option<Daemon>,
 }
 
 impl FleetBooth {
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.daemon.as_ref().map(Daemon::pid)
     }
 
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for FleetBooth {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.booth.logs()
     }
 }
 
@@ -79,52 +64,29 @@ impl Fleet {
         write_passwords(&passwd, n, true);
         let conf = format!("allow_anonymous false\npassword_file {}\nacl_file {}\n", passwd.display(), acl.display());
         let broker = Broker::start_with(None, &conf);
-        let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let mut booths = Vec::with_capacity(n);
         for i in 0..n {
             let id = booth_id(i);
             let bdir = dir.path().join(&id);
             std::fs::create_dir_all(&bdir).unwrap();
-            let serial = bdir.join("ttyVISCA0");
-            let chain = studiod_sim::VirtualChain::spawn(&serial, 3, studiod_sim::ChainOptions { instant_moves: true, ..Default::default() })
-                .unwrap();
-            let artnet = studiod_sim::monitor::ArtNetMonitor::bind(lo).await.unwrap();
-            let osc = studiod_sim::monitor::OscMonitor::bind(lo).await.unwrap();
-            let secret = bdir.join("mqtt.secret");
-            std::fs::write(&secret, password(&id)).unwrap();
-            let ports = studiod_sim::booth::BoothPorts {
-                serial: &serial,
-                artnet: artnet.local_addr().unwrap(),
-                osc: osc.local_addr().unwrap(),
-                mqtt_url: Some(broker.url()),
-                extra: format!("username = \"{id}\"\npassword_file = \"mqtt.secret\"\nclient_id = \"studiod-{id}\"\n"),
-            };
-            let config = studiod_sim::booth::write_booth(&bdir, &ports).unwrap();
-            let text = std::fs::read_to_string(&config).unwrap().replacen("id = \"la-03\"", &format!("id = \"{id}\""), 1);
-            std::fs::write(&config, text).unwrap();
+            std::fs::write(bdir.join("mqtt.secret"), password(&id)).unwrap();
+            let login = format!("username = \"{id}\"\npassword_file = \"mqtt.secret\"\nclient_id = \"studiod-{id}\"\n");
+            let booth = ChildBooth::create(&bdir, Some(broker.url()), login).await;
+            let text = std::fs::read_to_string(&booth.config).unwrap().replacen("id = \"la-03\"", &format!("id = \"{id}\""), 1);
+            std::fs::write(&booth.config, text).unwrap();
             for (name, level) in levels {
-                let scene = format!("label = \"{name}\"\nfade_ms = 0\n\n[light.hair]\nintensity = {level}\n");
-                std::fs::write(bdir.join("scenes").join(format!("{name}.toml")), scene).unwrap();
+                booth.hair_scene(name, *level);
             }
-            booths.push(FleetBooth { id, config, log: bdir.join("studiod.log"), artnet, _osc: osc, _chain: chain, child: None });
+            booths.push(FleetBooth { id, booth, daemon: None });
         }
         Fleet { booths, broker, dir, passwd, exe: exe.to_path_buf() }
     }
 
     pub fn spawn_all(&mut self) {
+        // Debug for the MQTT adapter: its refused connection attempts.
+        let env = [("STUDIOD_LOG", "info,studiod::adapters::mqtt=debug")];
         for b in &mut self.booths {
-            let log = std::fs::OpenOptions::new().create(true).append(true).open(&b.log).unwrap();
-            let child = Process::new(&self.exe)
-                .args(["run", "--config"])
-                .arg(&b.config)
-                // Debug for the MQTT adapter: its refused connection attempts.
-                .env("STUDIOD_LOG", "info,studiod::adapters::mqtt=debug")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            b.child = Some(child);
+            b.daemon = Some(b.booth.spawn(&self.exe, &env));
         }
     }
 
@@ -201,7 +163,7 @@ impl Fleet {
     /// When each booth's receiver first saw `hair` at `level`, as the wall clock read then.
     pub async fn first_frames(&self, level: u8, limit: Duration) -> BTreeMap<String, Option<SystemTime>> {
         let waits = self.booths.iter().map(|b| async move {
-            let f = b.artnet.wait_for(limit, |d| d.port_address == 0 && d.data.get(HAIR) == Some(&level)).await;
+            let f = b.booth.artnet.wait_for(limit, |d| d.port_address == 0 && d.data.get(HAIR) == Some(&level)).await;
             (b.id.clone(), f.map(|_| SystemTime::now()))
         });
         futures::future::join_all(waits).await.into_iter().collect()
