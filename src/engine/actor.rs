@@ -303,14 +303,9 @@ impl Engine {
 
     /// Let running commands answer for a moment, then stop and join every
     /// background task. Scheduled scenes stay in their file for the next
-    /// start (their callers already have their acknowledgement).
+    /// start (their callers already have their acknowledgement; without a
+    /// file they are counted as dropped).
     async fn stop(&mut self) {
-        if self.schedule_file.is_none() {
-            for e in self.schedule.drain() {
-                let cmd = scheduled_command(&e);
-                e.extra.send(refuse(&cmd, ErrorCode::Internal, "studiod shut down before the scheduled time"));
-            }
-        }
         self.followers.abort_all();
         let completions = &mut self.completions;
         let drained = tokio::time::timeout(DRAIN_GRACE, async {

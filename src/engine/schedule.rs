@@ -138,13 +138,6 @@ impl<T> Schedule<T> {
         v.into_iter()
     }
 
-    /// Take every entry (shutdown), earliest first.
-    pub fn drain(&mut self) -> Vec<Entry<T>> {
-        let mut v: Vec<Entry<T>> = std::mem::take(&mut self.by_id).into_values().collect();
-        v.sort_by_key(|e| e.at);
-        v
-    }
-
     /// The on-disk form.
     pub fn saved(&self) -> Saved {
         Saved {
@@ -319,6 +312,9 @@ mod tests {
             extra: (),
         });
         s.insert(entry("m-0", t(50), None));
+        for (i, origin) in [Origin::Mqtt, Origin::Http, Origin::Cli, Origin::Startup].into_iter().enumerate() {
+            s.insert(Entry { origin, ..entry(&format!("o-{i}"), t(200 + i as u64), None) });
+        }
         let saved = s.saved();
         let text = serde_json::to_string(&saved).unwrap();
         let back = Schedule::restore(serde_json::from_str(&text).unwrap());
@@ -327,6 +323,8 @@ mod tests {
         assert_eq!((first.id.as_str(), first.at), ("m-0", t(50)));
         let second = back.iter().nth(1).unwrap();
         assert_eq!((second.origin, second.scene.fade), (Origin::Http, Some(Duration::from_millis(800))));
+        let origins: Vec<Origin> = back.iter().skip(2).map(|e| e.origin).collect();
+        assert_eq!(origins, [Origin::Mqtt, Origin::Http, Origin::Cli, Origin::Startup]);
         // Unknown keys are refused (a file from a newer studiod is not half-read).
         assert!(serde_json::from_str::<Saved>(r#"{"version":1,"entries":[],"extra":1}"#).is_err());
     }
