@@ -62,17 +62,20 @@ pub const OFFLINE: &str = r#"{"online":false}"#;
 /// Requests (publishes, acks) queued for the event loop before callers wait.
 const REQUEST_QUEUE: usize = 256;
 /// First delay before reconnecting; doubles up to `Options::reconnect_max_delay`.
-const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+/// Half a second: after a broker restart a site's booths (dozens) then come
+/// back spread over 0.5 s rather than within the same 100 ms; a booth waits
+/// 0.25 s on average, which nothing it does minds (commands wait in its
+/// session; slot starts are scheduled ahead).
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(500);
 
-/// The wait before the next connection attempt: a random point in the upper
-/// half of `delay` ("equal jitter"). After a broker restart a site's booths
-/// all see the outage at the same instant; without jitter they would knock
-/// in lockstep at 0.1, 0.3, 0.7 s… and the broker would take every login in
-/// the same few milliseconds. Never more than `delay`, so the cap holds.
+/// The wait before the next connection attempt: a random point in
+/// `[0, delay)` ("full jitter"). After a broker restart a site's booths all
+/// see the outage at the same instant; without jitter they would knock in
+/// lockstep and the broker would take every login in the same few
+/// milliseconds. Never more than `delay`, so the cap holds.
 fn jittered(delay: Duration, random: u64) -> Duration {
-    let half = delay / 2;
-    let span = (delay - half).as_micros().max(1) as u64;
-    half + Duration::from_micros(random % span)
+    let span = delay.as_micros().max(1) as u64;
+    Duration::from_micros(random % span).min(delay)
 }
 
 pub(crate) fn random_u64() -> u64 {
@@ -671,18 +674,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reconnect_waits_are_spread_over_the_upper_half_and_never_beyond_the_delay() {
+    fn reconnect_waits_are_spread_over_the_whole_delay_and_never_beyond_it() {
         let delay = Duration::from_secs(2);
         let waits: Vec<Duration> = (0..1000u64).map(|i| jittered(delay, i.wrapping_mul(0x9E37_79B9_7F4A_7C15))).collect();
-        assert!(waits.iter().all(|w| *w >= delay / 2 && *w < delay), "{waits:?}");
-        // Spread: 10 buckets of 100 ms over [1 s, 2 s), none empty, none holding a third.
+        assert!(waits.iter().all(|w| *w < delay), "{waits:?}");
+        // Spread: 10 buckets of 200 ms over [0, 2 s), none empty, none holding a fifth.
         let mut buckets = [0; 10];
         for w in &waits {
-            buckets[((w.as_millis() - 1000) / 100) as usize] += 1;
+            buckets[(w.as_millis() / 200) as usize] += 1;
         }
-        assert!(buckets.iter().all(|&n| n > 0 && n < 333), "{buckets:?}");
+        assert!(buckets.iter().all(|&n| n > 0 && n < 200), "{buckets:?}");
         assert_eq!(jittered(Duration::ZERO, 7), Duration::ZERO);
-        assert_eq!(jittered(Duration::from_millis(100), 0), Duration::from_millis(50));
+        assert_eq!(jittered(Duration::from_millis(100), 0), Duration::ZERO);
+        assert_eq!(jittered(Duration::from_millis(100), 99_999), Duration::from_micros(99_999));
+        // The first wait after a loss: within half a second, so a site's booths spread over it.
+        assert!(RECONNECT_MIN_DELAY >= Duration::from_millis(500));
     }
 
     #[test]
