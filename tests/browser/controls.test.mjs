@@ -3,7 +3,7 @@
 // browser (cookies are per browser), against the fake engine.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fakeSession, launch, PIN, TOKEN } from './harness.mjs';
+import { fakeSession, signInBoth, PIN } from './harness.mjs';
 import { SIZES, assertTappable, assertAxe, assertContrast, CREATOR_CONTRAST, TECH_CONTRAST } from './checks.mjs';
 
 /** axe-core and the contrast figures, on a page in the state a test reached. */
@@ -24,16 +24,7 @@ const EXAMPLE_ORDER = ['house', 'intro', 'product-closeup', 'unboxing', 'flash-s
 const order = (p, sel) => p.locator(sel).evaluateAll((bs) => bs.map((b) => b.dataset.scene));
 
 test('both pages show the scenes in their files\' order, the safe scene first', async () => {
-  await page.goto(fake.base + '/');
-  for (const d of PIN) await page.click(`#keypad button[data-k="${d}"]`);
-  await page.click('#pin-enter');
-  await page.waitForSelector('#app:not([hidden]) .scene[data-scene="house"]');
-  techBrowser = await launch();
-  tech = await techBrowser.context.newPage();
-  await tech.goto(fake.base + '/tech');
-  await tech.fill('#token', TOKEN);
-  await tech.click('#token-form button');
-  await tech.waitForSelector('#app:not([hidden]) #scene-list button[data-scene="house"]');
+  ({ techBrowser, tech } = await signInBoth(page, fake.base, '#app:not([hidden]) #scene-list button[data-scene="house"]'));
   assert.deepEqual(await order(page, '.scene'), EXAMPLE_ORDER);
   assert.deepEqual(await order(tech, '#scene-list button[data-scene]'), EXAMPLE_ORDER);
 });

@@ -419,3 +419,20 @@ export function fakeSession(hooks, ready) {
   });
   return session;
 }
+
+/** The creator signed in on `page` (PIN) and the technician on a page of a
+ * second browser (token), as two people at one booth; resolves once the
+ * tablet shows its scenes and /tech shows `techReady`. */
+export async function signInBoth(page, base, techReady) {
+  await page.goto(base + '/');
+  for (const d of PIN) await page.click(`#keypad button[data-k="${d}"]`);
+  await page.click('#pin-enter');
+  await page.waitForSelector('#app:not([hidden]) .scene[data-scene="house"]');
+  const techBrowser = await launch();
+  const tech = await techBrowser.context.newPage();
+  await tech.goto(base + '/tech');
+  await tech.fill('#token', TOKEN);
+  await tech.click('#token-form button');
+  await tech.waitForSelector(techReady);
+  return { techBrowser, tech };
+}

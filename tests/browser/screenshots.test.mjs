@@ -4,7 +4,7 @@
 // STUDIOD_UPDATE_SCREENSHOTS=1 writes them to docs/ (else to the temp folder).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fakeSession, launch, shotPath, PIN, TOKEN } from './harness.mjs';
+import { fakeSession, signInBoth, shotPath } from './harness.mjs';
 import { SIZES, assertNoOverflow } from './checks.mjs';
 
 let fake;
@@ -16,16 +16,7 @@ fakeSession({ before, after }, (s) => ({ fake, browser, page } = s));
 after(async () => { await techBrowser?.close(); });
 
 test('both pages with a failed scene and an offline camera, at every size', async () => {
-  await page.goto(fake.base + '/');
-  for (const d of PIN) await page.click(`#keypad button[data-k="${d}"]`);
-  await page.click('#pin-enter');
-  await page.waitForSelector('#app:not([hidden]) .scene[data-scene="house"]');
-  techBrowser = await launch();
-  tech = await techBrowser.context.newPage();
-  await tech.goto(fake.base + '/tech');
-  await tech.fill('#token', TOKEN);
-  await tech.click('#token-form button');
-  await tech.waitForSelector('#app:not([hidden]) #cameras button.on');
+  ({ techBrowser, tech } = await signInBoth(page, fake.base, '#app:not([hidden]) #cameras button.on'));
 
   await fake.control('offline overhead no ACK within 200 ms');
   await fake.control('fail side camera offline: no ACK within 200 ms');
