@@ -1045,6 +1045,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn scheduled_commands_without_an_id_each_get_their_own() {
+        let rig = Rig::start();
+        let wall = (rig.clock)();
+        // The same millisecond (paused clock), two slot starts without ids.
+        for m in [10, 20] {
+            let cmd = apply("intro", Some(wall + Duration::from_secs(60 * m)));
+            let out = tokio::time::timeout(REAL, rig.handle.execute(Request::new(None, Origin::Cli, cmd))).await.unwrap();
+            assert!(out.scheduled.is_some(), "{out:?}");
+        }
+        let st = rig.state_where("two waiting", |s| s.schedule.len() == 2).await;
+        let (a, b) = (&st.schedule[0].id, &st.schedule[1].id);
+        assert!(a.starts_with("sched-") && b.starts_with("sched-") && a != b, "{a} {b}");
+        rig.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_scheduled_scene_applies_at_its_time() {
         let rig = Rig::start();
         let mut later = rig.handle.later();
