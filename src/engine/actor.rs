@@ -1030,6 +1030,8 @@ mod tests {
         let out = exec_id(&rig, "x-1", Command::Cancel { target: "c".into() }).await;
         assert!(out.ok, "{out:?}");
         assert_eq!(out.data.as_ref().unwrap()["cancelled"]["id"], "c");
+        let c_at = chrono::DateTime::<chrono::Utc>::from(t + Duration::from_secs(120));
+        assert_eq!(out.data.as_ref().unwrap()["cancelled"]["at"], c_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         let l = next_later(&mut later, REAL).await;
         assert_eq!((l.id.as_str(), code(&l.outcome)), ("c", Some(ErrorCode::Cancelled)));
         assert_eq!(l.outcome.error.unwrap().message, "cancelled by `x-1`");

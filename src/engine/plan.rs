@@ -366,6 +366,8 @@ pub(crate) mod tests {
         assert!(matches!(p, Plan::Schedule { at, ref scene } if at == later && scene.name == "house"));
         let p = plan(&c, c.cameras.as_slice(), &apply("house", Some(now - Duration::from_secs(1))), now).unwrap();
         assert!(matches!(p, Plan::Scene(_)));
+        // `at` = now is not ahead: applied now.
+        assert!(matches!(plan(&c, c.cameras.as_slice(), &apply("house", Some(now)), now), Ok(Plan::Scene(_))));
         // Up to 7 days ahead, not beyond.
         let week = now + super::super::schedule::HORIZON;
         assert!(matches!(plan(&c, c.cameras.as_slice(), &apply("house", Some(week)), now), Ok(Plan::Schedule { .. })));
@@ -388,6 +390,9 @@ pub(crate) mod tests {
         assert!(err.message.starts_with("preset must be 1–"), "{}", err.message);
         let count = example().cameras[0].profile.preset_count;
         assert_eq!(code(plan_of(recall("front", count + 1))), ErrorCode::InvalidCommand);
+        // The last preset is in range.
+        let last = plan_of(recall("front", count)).unwrap();
+        assert_eq!(last, Plan::Devices(vec![Step::Camera { camera: "front".into(), action: CameraAction::Recall(count) }]));
         let store = plan_of(Command::StorePreset { camera: "side".into(), preset: 2 }).unwrap();
         assert_eq!(store, Plan::Devices(vec![Step::Camera { camera: "side".into(), action: CameraAction::Store(2) }]));
     }
@@ -398,7 +403,21 @@ pub(crate) mod tests {
         let p = plan_of(Command::Jog { camera: "front".into(), pan: 1.0, tilt: 0.0 }).unwrap();
         let want = CameraAction::Drive { direction: Direction::Right, pan_speed: max, tilt_speed: 1 };
         assert_eq!(p, Plan::Devices(vec![Step::Camera { camera: "front".into(), action: want }]));
-        assert_eq!(jog_drive(-0.5, 0.5, 24, 20).0, Direction::UpLeft);
+        // Every direction of the pad: pan right/left, tilt up/down.
+        use Direction::*;
+        let pad = [
+            ((1.0, 1.0), UpRight),
+            ((1.0, -1.0), DownRight),
+            ((-0.5, 0.5), UpLeft),
+            ((-1.0, -1.0), DownLeft),
+            ((1.0, 0.0), Right),
+            ((-1.0, 0.0), Left),
+            ((0.0, 1.0), Up),
+            ((0.0, -1.0), Down),
+        ];
+        for ((pan, tilt), want) in pad {
+            assert_eq!(jog_drive(pan, tilt, 24, 20).0, want, "pan {pan}, tilt {tilt}");
+        }
         assert_eq!(jog_drive(0.0, 0.0, 24, 20), (Direction::Stop, 1, 1));
         assert_eq!(zoom_drive(1.0), ZoomDrive::TeleVariable(7));
         assert_eq!(zoom_drive(-0.5), ZoomDrive::WideVariable(4));
