@@ -505,8 +505,9 @@ mod tests {
     fn an_artnet_target_is_one_ipv4_unicast_address_port_6454_by_default() {
         assert_eq!(artnet_target("10.0.0.7"), Ok("10.0.0.7:6454".parse().unwrap()));
         assert_eq!(artnet_target("127.0.0.1:7000"), Ok("127.0.0.1:7000".parse().unwrap()));
-        for refused in ["255.255.255.255", "0.0.0.0", "239.1.2.3", "127.0.0.1:0", "[::1]:6454"] {
-            assert!(artnet_target(refused).is_err(), "{refused}");
+        for refused in ["255.255.255.255", "255.255.255.255:6454", "0.0.0.0", "239.1.2.3", "224.0.0.1", "127.0.0.1:0", "[::1]:6454"] {
+            let e = artnet_target(refused).unwrap_err();
+            assert!(e.contains("never broadcasts") || e.contains("IPv4 only"), "{refused}: {e}");
         }
         assert_eq!(artnet_bind("127.0.0.2"), Ok("127.0.0.2:6454".parse().unwrap()));
         assert!(artnet_bind("[::]:6454").is_err());
