@@ -28,6 +28,8 @@ mod child;
 mod fleet;
 #[path = "../tests/support/mosquitto.rs"]
 mod mosquitto;
+#[path = "../tests/support/mod.rs"]
+mod support;
 #[path = "support/dist.rs"]
 mod dist;
 
@@ -35,9 +37,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use chrono::SecondsFormat;
 use dist::{ms, Dist};
-use fleet::{dmx8, Fleet};
+use fleet::Fleet;
+use mosquitto::{now_ms, rfc3339};
+use support::dmx8;
 use serde_json::json;
 
 const LEAD: Duration = Duration::from_secs(3);
@@ -47,9 +50,6 @@ fn env_num(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// utime+stime of a process, in seconds.
 fn cpu_secs(pid: u32) -> f64 {
@@ -132,7 +132,7 @@ async fn main() {
     for round in 0..rounds {
         let (scene, level) = if round % 2 == 0 { ("slot-a", 0.2) } else { ("slot-b", 0.4) };
         let id = format!("slot-{round}");
-        let at = SystemTime::now() + LEAD;
+        let at = now_ms() + LEAD;
         for b in &fleet.booths {
             let cmd = json!({"id": id, "action": "apply_scene", "scene": scene, "at": rfc3339(at), "slot": {"booking": format!("r{round}")}});
             backend.publish(&format!("studiod/{}/cmd", b.id), cmd.to_string()).await;

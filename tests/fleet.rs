@@ -13,20 +13,19 @@ mod child;
 mod fleet;
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
+mod support;
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use chrono::SecondsFormat;
-use fleet::{dmx8, Fleet};
+use fleet::Fleet;
+use mosquitto::{now_ms, rfc3339};
+use support::dmx8;
 use serde_json::json;
 
 const BOOTHS: usize = 20;
 const T: Duration = Duration::from_secs(60);
 
-fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_booths_start_a_slot_in_step_and_miss_no_queued_command_across_a_broker_restart() {
@@ -36,7 +35,7 @@ async fn twenty_booths_start_a_slot_in_step_and_miss_no_queued_command_across_a_
     fleet.wait_online(&mut backend, T).await;
 
     // One slot start for the whole site.
-    let at = SystemTime::now() + Duration::from_secs(4);
+    let at = now_ms() + Duration::from_secs(4);
     for b in &fleet.booths {
         let cmd = json!({"id": "slot-1", "action": "apply_scene", "scene": "slot", "at": rfc3339(at), "slot": {"booking": b.id}});
         backend.publish(&format!("studiod/{}/cmd", b.id), cmd.to_string()).await;

@@ -14,9 +14,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use chrono::SecondsFormat;
 use child::{ChildBooth, HAIR};
-use mosquitto::{Broker, TestClient};
+use mosquitto::{now_ms, rfc3339, Broker, TestClient};
 use serde_json::{json, Value};
 use support::dmx8;
 
@@ -26,9 +25,6 @@ const STATE: &str = "studiod/la-03/state";
 const STATUS: &str = "studiod/la-03/status";
 const T: Duration = Duration::from_secs(15);
 
-fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// The next reply for each of `ids` (other replies are skipped), by id.
 async fn replies(c: &mut TestClient, ids: &[&str], limit: Duration) -> BTreeMap<String, Value> {
@@ -60,7 +56,7 @@ async fn scheduled_commands_are_acknowledged_then_answered_and_only_cancel_or_th
     let broker = Broker::start();
     let b = support::Booth::start_with(Some(broker.url()), "").await;
     let mut c = TestClient::connect(broker.port, &[REPLY, STATE]).await;
-    let now = SystemTime::now();
+    let now = now_ms();
     let (soon, later) = (now + Duration::from_millis(1500), now + Duration::from_secs(3600));
 
     // Acknowledged at once, with `scheduled` and the `at` as understood.
@@ -159,7 +155,7 @@ async fn three_slot_starts_survive_a_sigkill_and_each_starts_once_on_time() {
     let daemon = booth.spawn(exe, &[]);
     c.wait_json(STATUS, T, |v| v["online"] == true).await;
     // Far enough ahead for a kill and a restart on a loaded machine.
-    let t0 = SystemTime::now();
+    let t0 = now_ms();
     let at: Vec<SystemTime> = (0..3).map(|i| t0 + Duration::from_secs(6 + 2 * i)).collect();
     for (i, (name, _)) in slots.iter().enumerate() {
         let cmd = json!({"id": format!("s-{i}"), "action": "apply_scene", "scene": name, "at": rfc3339(at[i]), "slot": {"booking": name}});

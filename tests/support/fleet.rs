@@ -187,8 +187,3 @@ fn write_passwords(path: &Path, n: usize, booths: bool) {
     let ok = Process::new("mosquitto_passwd").arg("-U").arg(path).status().expect("mosquitto_passwd (scripts/setup.sh)").success();
     assert!(ok, "mosquitto_passwd -U failed");
 }
-
-/// The 8-bit DMX value of a level, as the receivers see it (round(x·65535) / 257, rounded).
-pub fn dmx8(x: f64) -> u8 {
-    (((x * 65535.0).round()) / 257.0).round() as u8
-}

@@ -631,3 +631,17 @@ async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
     let _held = (from, to);
     std::future::pending::<()>().await;
 }
+
+/// An instant as the test backend writes `at` in commands: RFC 3339 UTC
+/// with milliseconds (chrono, independent of studiod's own formatter).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Now, cut to the whole millisecond. `at` travels with millisecond
+/// precision ([`rfc3339`]), so an instant a test sends and later compares
+/// with ("never before `at`") must be one that survives the trip unchanged.
+pub fn now_ms() -> std::time::SystemTime {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(since.as_millis() as u64)
+}
