@@ -558,9 +558,9 @@ impl Engine {
             let why = format!("superseded by `{}`: both were due at once (studiod was not running at this one's time)", r.by);
             self.answer_later(r.entry, ErrorCode::Superseded, why);
         }
-        let late = now.duration_since(due.at).unwrap_or_default();
-        let Entry { id, origin, at: _, scene, extra: reply } = due;
-        let req = Request::new(Some(id.clone()), origin, scheduled_command_of(&scene, Some(due.at)));
+        let Entry { id, origin, at, scene, extra: reply } = due;
+        let late = now.duration_since(at).unwrap_or_default();
+        let req = Request::new(Some(id.clone()), origin, scheduled_command_of(&scene, Some(at)));
         // The scheduled command's own span, so its lines keep its id.
         let span = command_span(&req);
         match plan::scene_plan(&self.config, &scene) {
