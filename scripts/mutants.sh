@@ -36,5 +36,9 @@ done
 lib=(-C --lib)
 [ "${MUTANTS_TESTS:-lib}" = all ] && lib=()
 # Two copies build side by side (each its own target dir); a mutant whose
-# tests hang is a timeout, not a failure of the run.
-exec cargo mutants --jobs "${MUTANTS_JOBS:-2}" --timeout 90 "${lib[@]}" "${args[@]}" --output target/mutants
+# tests hang is a timeout, not a failure of the run (the library's tests take
+# about a second, so 30 s is ample). `--profile mutants` (Cargo.toml) builds
+# without debug info. MUTANTS_ARGS passes more, e.g. "--iterate".
+# shellcheck disable=SC2086
+exec cargo mutants --jobs "${MUTANTS_JOBS:-2}" --timeout "${MUTANTS_TIMEOUT:-30}" \
+  --profile mutants "${lib[@]}" "${args[@]}" --output target/mutation ${MUTANTS_ARGS:-}

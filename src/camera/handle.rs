@@ -77,6 +77,17 @@ impl CameraHandle {
         CameraHandle { inner: Arc::new(Inner { name, address, port, profile, tx, health }) }
     }
 
+    /// A handle whose requests come to the test instead of a port actor,
+    /// which answers them when it wants (a move that completes late).
+    #[cfg(test)]
+    pub(crate) fn held(name: &str, profile: CameraProfile) -> (CameraHandle, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel(8);
+        let health = Health { online: true, reason: None, last_error: None, since: Instant::now(), identity: None };
+        let (_, health) = watch::channel(health);
+        let address = Address::new(1).expect("address 1");
+        (CameraHandle::new(name.into(), address, "held".into(), profile, tx, health), rx)
+    }
+
     pub fn name(&self) -> &str {
         &self.inner.name
     }

@@ -820,6 +820,7 @@ fn lighting_health(
 mod tests {
     use super::*;
     use crate::engine::plan::tests::example;
+    use crate::camera::CameraHandle;
     use crate::engine::EngineHandle;
 
     /// An engine on the example booth with no device running, so every
@@ -840,10 +841,14 @@ mod tests {
         /// With the schedule kept in `file`, on `clock` (one that follows
         /// tokio's, for paused-time tests).
         fn start_with(file: Option<std::path::PathBuf>, clock: WallClock) -> Rig {
+            Rig::start_on(DeviceHandles::default(), file, clock)
+        }
+
+        fn start_on(devices: DeviceHandles, file: Option<std::path::PathBuf>, clock: WallClock) -> Rig {
             let (handle, inbox) = EngineHandle::channel(BoothState::default());
             let metrics = Metrics::new();
             let mut engine =
-                Engine::new(example(), DeviceHandles::default(), inbox).with_metrics(metrics.clone()).with_wall_clock(clock.clone());
+                Engine::new(example(), devices, inbox).with_metrics(metrics.clone()).with_wall_clock(clock.clone());
             if let Some(f) = file {
                 engine = engine.with_schedule_file(f);
             }
@@ -911,6 +916,47 @@ mod tests {
         assert_eq!(code(&out), Some(ErrorCode::DeviceFailed));
         let st = rig.state_where("flash-sale's failure", |s| s.last_failure.as_ref().is_some_and(|f| f.scene == "flash-sale")).await;
         assert_eq!(st.last_failure.map(|f| f.origin), Some(Origin::Cli));
+        rig.stop().await;
+    }
+
+    /// `last_failure` is the newest applied scene's result: an older scene
+    /// whose camera move completes after a newer scene's result is in does
+    /// not overwrite it (the sequence check in `completed`).
+    #[tokio::test]
+    async fn an_older_scene_finishing_last_does_not_overwrite_the_newer_result() {
+        // Only `overhead` runs, and the test answers its requests.
+        // `flash-sale` moves it; `intro` does not, so intro's result comes first.
+        let profile = example().cameras.iter().find(|c| c.name == "overhead").expect("overhead").profile.clone();
+        let (overhead, mut requests) = CameraHandle::held("overhead", profile);
+        let devices = DeviceHandles { cameras: BTreeMap::from([("overhead".to_string(), overhead)]), ..DeviceHandles::default() };
+        let rig = Rig::start_on(devices, None, tokio_wall_clock());
+        let mut next_move = async || match requests.recv().await {
+            Some(crate::camera::Msg::Request { request: crate::camera::link::Request::ViscaCommand(c), reply, .. }) => (c, reply),
+            other => panic!("expected a move, got {other:?}"),
+        };
+        let done = || Ok(crate::camera::link::LinkOutcome::Completed);
+        // The safe scene (house) at start moves it too.
+        let (_, startup) = next_move().await;
+        startup.send(done()).expect("the safe scene waits");
+        rig.state_where("the safe scene's failure", |s| s.last_failure.as_ref().is_some_and(|f| f.scene == "house")).await;
+
+        let sale = rig.send(apply("flash-sale", None));
+        let (_, sale_move) = next_move().await;
+        let out = rig.exec(apply("intro", None)).await;
+        assert_eq!(code(&out), Some(ErrorCode::DeviceFailed), "intro's cameras are not running");
+        rig.state_where("intro's failure", |s| s.last_failure.as_ref().is_some_and(|f| f.scene == "intro")).await;
+
+        // flash-sale's move completes now; it still fails (front, side are not running).
+        sale_move.send(done()).expect("flash-sale waits");
+        let out = sale.await.expect("flash-sale");
+        assert!(out.devices["overhead"].ok, "{out:?}");
+        assert_eq!(code(&out), Some(ErrorCode::DeviceFailed));
+        // Two more commands through the engine: flash-sale's completion has been reaped by then.
+        for _ in 0..2 {
+            rig.exec(Command::RecallPreset { camera: "nope".into(), preset: 1 }).await;
+        }
+        let last = rig.handle.state().borrow().last_failure.clone().map(|f| f.scene);
+        assert_eq!(last.as_deref(), Some("intro"), "the older scene's result overwrote the newer one's");
         rig.stop().await;
     }
 
