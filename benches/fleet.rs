@@ -24,14 +24,14 @@
 
 #[path = "../tests/support/child.rs"]
 mod child;
+#[path = "support/dist.rs"]
+mod dist;
 #[path = "../tests/support/fleet.rs"]
 mod fleet;
 #[path = "../tests/support/mosquitto.rs"]
 mod mosquitto;
 #[path = "../tests/support/mod.rs"]
 mod support;
-#[path = "support/dist.rs"]
-mod dist;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,8 +40,8 @@ use std::time::{Duration, Instant, SystemTime};
 use dist::{ms, Dist};
 use fleet::Fleet;
 use mosquitto::{now_ms, rfc3339};
-use support::dmx8;
 use serde_json::json;
+use support::dmx8;
 
 const LEAD: Duration = Duration::from_secs(3);
 const WAIT: Duration = Duration::from_secs(120);
@@ -49,7 +49,6 @@ const WAIT: Duration = Duration::from_secs(120);
 fn env_num(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
-
 
 /// utime+stime of a process, in seconds.
 fn cpu_secs(pid: u32) -> f64 {
@@ -134,7 +133,8 @@ async fn main() {
         let id = format!("slot-{round}");
         let at = now_ms() + LEAD;
         for b in &fleet.booths {
-            let cmd = json!({"id": id, "action": "apply_scene", "scene": scene, "at": rfc3339(at), "slot": {"booking": format!("r{round}")}});
+            let cmd =
+                json!({"id": id, "action": "apply_scene", "scene": scene, "at": rfc3339(at), "slot": {"booking": format!("r{round}")}});
             backend.publish(&format!("studiod/{}/cmd", b.id), cmd.to_string()).await;
         }
         let baseline = async {
@@ -202,7 +202,11 @@ async fn main() {
     println!("== slot start → first frame at each booth's receiver, after `at` ({n} booths × {rounds} rounds)");
     println!("   {}", Dist::new(after_at.clone()).summary());
     println!("   before `at`: {early}");
-    println!("   within one frame period (22.727 ms): {} of {}", after_at.iter().filter(|d| **d <= Duration::from_micros(22_727)).count(), after_at.len());
+    println!(
+        "   within one frame period (22.727 ms): {} of {}",
+        after_at.iter().filter(|d| **d <= Duration::from_micros(22_727)).count(),
+        after_at.len()
+    );
     println!("== baseline: this process waking from a sleep until `at` (one per round)");
     println!("   {}", Dist::new(wake).summary());
     println!("== each booth's own late_ms (second reply)");
@@ -213,7 +217,10 @@ async fn main() {
     println!("   broker down (SIGTERM → listening again): {}", ms(up.duration_since(stopping).unwrap_or_default()));
     println!("== cost");
     println!("   RSS per booth: mean {rss_mean:.1} MiB, max {rss_max:.1} MiB");
-    println!("   CPU per booth, idle {:.0} s: mean {idle_mean:.2} %, max {idle_max:.2} % of a core; broker {idle_broker:.2} %", idle.as_secs_f64());
+    println!(
+        "   CPU per booth, idle {:.0} s: mean {idle_mean:.2} %, max {idle_max:.2} % of a core; broker {idle_broker:.2} %",
+        idle.as_secs_f64()
+    );
     println!(
         "   CPU per booth, slot rounds ({:.0} s): mean {slot_mean:.2} %, max {slot_max:.2} %; broker {slot_broker:.2} %",
         c2.at.duration_since(c1.at).as_secs_f64()

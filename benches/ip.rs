@@ -139,7 +139,10 @@ fn main() {
             h.recall_preset(1).await.unwrap();
         }
         let after = rss_kib();
-        println!("## memory: {n} UDP camera ports, RSS {before} KiB → {after} KiB = {:.1} KiB per camera", (after.saturating_sub(before)) as f64 / n as f64);
+        println!(
+            "## memory: {n} UDP camera ports, RSS {before} KiB → {after} KiB = {:.1} KiB per camera",
+            (after.saturating_sub(before)) as f64 / n as f64
+        );
 
         cancel.cancel();
         for p in ports.into_iter().chain(ip_ports).chain(one).chain(mem_ports) {

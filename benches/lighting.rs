@@ -153,11 +153,7 @@ async fn jitter() {
     for (proto, sends, arrivals) in [("Art-Net", &sends_a, &arr_a), ("sACN", &sends_s, &arr_s)] {
         summary(&format!("{proto} send point: |interval - 1/44 s|"), sends.windows(2).map(|w| dev(w[1] - w[0])).collect());
         let t0 = sends[0];
-        let grid: Vec<f64> = sends
-            .iter()
-            .enumerate()
-            .map(|(k, &t)| ((t - t0).as_secs_f64() * 1000.0 - (k as f64) * ideal).abs())
-            .collect();
+        let grid: Vec<f64> = sends.iter().enumerate().map(|(k, &t)| ((t - t0).as_secs_f64() * 1000.0 - (k as f64) * ideal).abs()).collect();
         summary(&format!("{proto} send point: |t_k - (t_0 + k/44 s)|"), grid);
         summary(&format!("{proto} receiver:   |interval - 1/44 s|"), arrivals.windows(2).map(|w| dev(w[1] - w[0])).collect());
         println!("  {proto}: {} frames sent, {} received in 10 s (ideal {})", sends.len(), arrivals.len(), (10.0 * HZ) as u32);
@@ -228,7 +224,15 @@ async fn cpu() {
         }
         let s2 = std::time::Instant::now();
         for (u, frame) in r.frames.iter().enumerate() {
-            let h = e131::DataHeader { cid: &cid, source_name: "la-03", priority: 100, sync_address: 0, sequence: k as u8, options: 0, universe: u as u16 + 1 };
+            let h = e131::DataHeader {
+                cid: &cid,
+                source_name: "la-03",
+                priority: 100,
+                sync_address: 0,
+                sequence: k as u8,
+                options: 0,
+                universe: u as u16 + 1,
+            };
             bytes_s += e131::encode_data(&mut buf, &h, frame);
         }
         let s3 = std::time::Instant::now();

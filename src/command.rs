@@ -237,6 +237,16 @@ impl Outcome {
         let failed = devices.values().filter(|d| !d.ok).count();
         let error =
             (failed > 0).then(|| CommandError::new(ErrorCode::DeviceFailed, format!("{failed} of {} devices failed", devices.len())));
-        Outcome { action: cmd.action(), scene: cmd.scene().map(str::to_string), ok: failed == 0, devices, error, duration, data: None, scheduled: None, late: None }
+        Outcome {
+            action: cmd.action(),
+            scene: cmd.scene().map(str::to_string),
+            ok: failed == 0,
+            devices,
+            error,
+            duration,
+            data: None,
+            scheduled: None,
+            late: None,
+        }
     }
 }

@@ -58,10 +58,15 @@ impl DeviceSet {
         }
         let outputs = config.outputs();
         if !outputs.is_empty() {
-            let (lighting, join) =
-                crate::lighting::spawn(&outputs, &config.fixtures, config.lighting_options(), Some(&config.studio.state_dir), cancel.clone())
-                    .await
-                    .context("starting the lighting output (Art-Net / sACN)")?;
+            let (lighting, join) = crate::lighting::spawn(
+                &outputs,
+                &config.fixtures,
+                config.lighting_options(),
+                Some(&config.studio.state_dir),
+                cancel.clone(),
+            )
+            .await
+            .context("starting the lighting output (Art-Net / sACN)")?;
             tasks.push(tokio::spawn(count_frames(
                 lighting.subscribe_frames(),
                 outputs.iter().map(|o| o.name().to_string()).collect(),

@@ -30,14 +30,14 @@ use studiod::command::{Command, Origin};
 use studiod::engine::{Event, Request};
 use studiod_sim::booth::{HttpSetup, SimBooth};
 use studiod_sim::monitor::ReplyTo;
-use studiod_sim::ChainOptions;
+use studiod_sim::{ChainOptions, Preset};
 
 /// The demo's credentials: it only listens on loopback.
 const DEMO_PIN: &str = "2468";
 const DEMO_TOKEN: &str = "demo-technician-token";
 
-/// Presets the demo stores on its virtual cameras so scenes visibly reframe:
-/// (preset, pan°, tilt°) per camera index.
+/// Presets the demo's virtual cameras hold when it starts, so scenes visibly
+/// reframe: (preset, pan°, tilt°), spread 5° further per camera.
 const DEMO_PRESETS: &[(u8, f64, f64)] = &[(1, 0.0, 0.0), (2, -20.0, 5.0), (3, 15.0, -10.0), (4, 30.0, 10.0), (5, -35.0, -15.0)];
 
 /// `studiod demo`'s options.
@@ -160,6 +160,17 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     let scene_names: Vec<String> = config.scenes.keys().cloned().collect();
     let cct_ranges: BTreeMap<String, Option<(u32, u32)>> = config.fixtures.iter().map(|f| (f.name.clone(), f.profile.cct_range)).collect();
     let topic_base = format!("studiod/{}", config.studio.id);
+    // The cameras hold their presets before studiod starts, as a calibrated
+    // booth's do (presets live in the camera): the safe scene at start and
+    // the first scene typed recall real framings, and nothing has to wait.
+    for (i, cam) in config.cameras.iter().enumerate() {
+        let p = &cam.profile;
+        for (preset, pan, tilt) in DEMO_PRESETS {
+            let pan = p.pan.to_units(pan + i as f64 * 5.0);
+            let memory = p.preset_memory_offset + preset - 1;
+            chain.store_preset(usize::from(cam.address), memory, Preset { pan, tilt: p.tilt.to_units(*tilt), zoom: 0 });
+        }
+    }
     let running = studiod::daemon::start(config).await?;
     // The node replies where a real one would, to the Art-Net port: the one
     // the daemon bound (any free port on loopback, so the demo never fights
@@ -185,34 +196,12 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         println!("  technician:    {url}/tech      (token {DEMO_TOKEN})");
         println!("  ctl:           studiod ctl --url {url} --token-file {} scenes", dir.join("tech.token").display());
     }
-    println!("Setting up the cameras' presets… (scenes you type now run once they are ready)");
+    println!("  presets:       1–{} stored in each camera", DEMO_PRESETS.len());
     println!();
+    println!("Type a scene name (or `blackout`) and Enter to apply it. Ctrl-C to stop.");
 
     // Every task the demo starts is owned here and ended before it returns.
     let mut tasks = tokio::task::JoinSet::new();
-
-    // Give the virtual cameras distinct presets, as a technician would.
-    // Scenes typed before that is done wait for it: a scene's camera moves
-    // would otherwise be cancelled by the set-up moves and fail.
-    let (ready_tx, mut ready) = tokio::sync::watch::channel(false);
-    let cams = running.devices.cameras.clone();
-    tasks.spawn(async move {
-        let per_camera = cams.into_values().enumerate().map(|(i, cam)| async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), cam.health().wait_for(|h| h.online)).await;
-            for (p, pan, tilt) in DEMO_PRESETS {
-                let spread = i as f64 * 5.0;
-                if cam.move_absolute(pan + spread, *tilt, None).await.is_ok() {
-                    let _ = cam.store_preset(*p).await;
-                }
-            }
-            let _ = cam.home().await;
-        });
-        futures::future::join_all(per_camera).await;
-        // Scenes recalled before this would be cancelled by the set-up moves.
-        println!("  cameras ready: presets 1–{} stored", DEMO_PRESETS.len());
-        println!("Type a scene name (or `blackout`) and Enter to apply it. Ctrl-C to stop.");
-        let _ = ready_tx.send(true);
-    });
 
     // Print what the lights and the OSC console receive, as a person would see it.
     let lighting = running.devices.lighting.clone();
@@ -256,8 +245,17 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             match e {
                 Event::DeviceOffline { device, reason } => println!("  device  {device} offline: {reason}"),
                 Event::DeviceOnline { device } => println!("  device  {device} online"),
-                Event::SceneApplied { scene, origin, ok, .. } => {
-                    println!("  scene   {scene} applied from {} ({})", origin.as_str(), if ok { "ok" } else { "with failures" })
+                Event::SceneApplied { scene, origin, ok, failed, superseded, .. } => {
+                    let how = if ok {
+                        "ok".to_string()
+                    } else if superseded {
+                        // A scene typed before the last one finished moving: not a failure.
+                        "superseded by a newer scene".to_string()
+                    } else {
+                        let devices: Vec<String> = failed.iter().map(|(d, why)| format!("{d}: {why}")).collect();
+                        format!("with failures: {}", devices.join("; "))
+                    };
+                    println!("  scene   {scene} applied from {} ({how})", origin.as_str())
                 }
             }
         }
@@ -265,15 +263,11 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     let mut lines = stdin_lines();
     let engine = running.engine.clone();
-    let mut cameras_ready = false;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            // Until the cameras are ready, typed lines wait in the channel
-            // (a set-up that ended without saying so lets them through).
-            r = ready.changed(), if !cameras_ready => cameras_ready = r.is_err() || *ready.borrow(),
-            Some(line) = lines.recv(), if cameras_ready => {
+            Some(line) = lines.recv() => {
                 let name = line.trim().to_string();
                 if name.is_empty() { continue; }
                 let command = if name == "blackout" {

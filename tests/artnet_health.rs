@@ -180,10 +180,8 @@ async fn a_reply_from_an_ip_two_targets_share_at_neither_address_verifies_neithe
     let elsewhere = node(NodeOptions { reply_from: Some(lo()), ..NodeOptions::default() }).await;
     let exact = node(NodeOptions::default()).await;
     let cancel = CancellationToken::new();
-    let outputs = [
-        ArtNetOutput::new("a", elsewhere.local_addr().unwrap(), 0).into(),
-        ArtNetOutput::new("b", exact.local_addr().unwrap(), 1).into(),
-    ];
+    let outputs =
+        [ArtNetOutput::new("a", elsewhere.local_addr().unwrap(), 0).into(), ArtNetOutput::new("b", exact.local_addr().unwrap(), 1).into()];
     let (handle, task) = spawn(&outputs, &[], lo(), &cancel).await;
     let port = art_net_port(&handle);
     elsewhere.set_reply_to(ReplyTo::Port(port));
@@ -281,8 +279,10 @@ async fn while_the_node_is_offline_its_fixtures_fail_and_every_other_device_gets
     let engine = &b.daemon().engine;
     let mut state = engine.state();
     let mut events = engine.events();
-    support::wait_watch(&mut state, Duration::from_secs(5), "node1 verified online", |s| s.devices["node1"].verified && s.devices["node1"].online)
-        .await;
+    support::wait_watch(&mut state, Duration::from_secs(5), "node1 verified online", |s| {
+        s.devices["node1"].verified && s.devices["node1"].online
+    })
+    .await;
     let json = studiod::adapters::json::state("la-03", &state.borrow());
     assert_eq!(json["devices"]["node1"]["status"], "online");
     assert_eq!(json["devices"]["key"]["status"], "online", "a fixture follows its node");
@@ -327,7 +327,8 @@ async fn while_the_node_is_offline_its_fixtures_fail_and_every_other_device_gets
     b.frame_where(Duration::from_secs(2), "flash-sale's backdrop #ff8800", |d| d.len() >= 18 && d[15..18] == [0xff, 0x88, 0x00]).await;
 
     b.artnet.set_answering(true);
-    support::wait_watch(&mut state, Duration::from_secs(5), "node1 back online", |s| s.devices["node1"].online && s.devices["key"].online).await;
+    support::wait_watch(&mut state, Duration::from_secs(5), "node1 back online", |s| s.devices["node1"].online && s.devices["key"].online)
+        .await;
     let out = b.apply("house", Some(0)).await;
     assert!(out.ok, "{out:?}");
 }

@@ -20,12 +20,11 @@ use std::time::Duration;
 
 use fleet::Fleet;
 use mosquitto::{now_ms, rfc3339};
-use support::dmx8;
 use serde_json::json;
+use support::dmx8;
 
 const BOOTHS: usize = 20;
 const T: Duration = Duration::from_secs(60);
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_booths_start_a_slot_in_step_and_miss_no_queued_command_across_a_broker_restart() {
@@ -51,7 +50,11 @@ async fn twenty_booths_start_a_slot_in_step_and_miss_no_queued_command_across_a_
     }
     for (id, r) in &replies {
         assert_eq!((&r[0]["scheduled"], &r[0]["ok"]), (&json!(true), &json!(true)), "{id}: first the acknowledgement: {r:?}");
-        assert_eq!((r[1].get("scheduled"), &r[1]["ok"], &r[1]["scene"]), (None, &json!(true), &json!("slot")), "{id}: then the result: {r:?}");
+        assert_eq!(
+            (r[1].get("scheduled"), &r[1]["ok"], &r[1]["scene"]),
+            (None, &json!(true), &json!("slot")),
+            "{id}: then the result: {r:?}"
+        );
         assert!(r[1]["late_ms"].as_u64().is_some_and(|l| l < 750), "{id}: {}", r[1]);
     }
 

@@ -18,7 +18,11 @@ const PORT_ADDRESS: u16 = 0x1234 & 0x7FFF;
 
 #[derive(Debug, PartialEq)]
 enum Packet {
-    Dmx { sequence: u8, port_address: u16, data: Vec<u8> },
+    Dmx {
+        sequence: u8,
+        port_address: u16,
+        data: Vec<u8>,
+    },
     Sync,
     /// ArtPoll (the node's health check), skipped by `next`.
     Poll,
@@ -328,11 +332,7 @@ async fn dead_target_does_not_stall_the_clock() {
     let failing: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let rx = Receiver::bind().await;
     let cancel = CancellationToken::new();
-    let outputs = [
-        ArtNetOutput::new("dead", dead, 1).into(),
-        rx.output("live", 2),
-        ArtNetOutput::new("failing", failing, 3).into(),
-    ];
+    let outputs = [ArtNetOutput::new("dead", dead, 1).into(), rx.output("live", 2), ArtNetOutput::new("failing", failing, 3).into()];
     let (handle, task) = lighting::spawn(
         &outputs,
         &[dimmer16("kd", "dead", 1), dimmer16("kl", "live", 1), dimmer16("kf", "failing", 1)],

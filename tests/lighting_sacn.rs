@@ -68,7 +68,14 @@ async fn data_packets_carry_cid_name_priority_universe_and_per_universe_sequence
     handle.set_look(look(&[("a", 1.0), ("b", 0.5)]), Duration::from_millis(300)).await.unwrap();
 
     let cid_file = std::fs::read_to_string(dir.path().join("sacn-cid")).expect("CID kept in state_dir");
-    let cid: Vec<u8> = cid_file.trim().split('-').collect::<String>().as_bytes().chunks(2).map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap()).collect();
+    let cid: Vec<u8> = cid_file
+        .trim()
+        .split('-')
+        .collect::<String>()
+        .as_bytes()
+        .chunks(2)
+        .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap())
+        .collect();
     let mut last_seq: BTreeMap<u16, u8> = BTreeMap::new();
     let mut seen = 0;
     let mut done = BTreeMap::new();
@@ -114,7 +121,8 @@ async fn unchanged_universes_are_kept_alive_every_second_and_terminated_on_shutd
     // Even with the Art-Net keep-alive at its 4 s maximum, sACN re-sends
     // within 1 s: E1.31 receivers drop a source after 2.5 s.
     let opts = LightingOptions { keepalive: Duration::from_secs(4), ..options() };
-    let (handle, task) = lighting::spawn(&[sacn("wash", &mon, 7, 100)], &[dimmer16("a", "wash", 1)], opts, None, cancel.clone()).await.unwrap();
+    let (handle, task) =
+        lighting::spawn(&[sacn("wash", &mon, 7, 100)], &[dimmer16("a", "wash", 1)], opts, None, cancel.clone()).await.unwrap();
     handle.set_look(look(&[("a", 0.25)]), Duration::ZERO).await.unwrap();
     let (mut d, mut at) = next_data(&mon).await;
     while level16(&d.slots, 1) != 16384 {
@@ -124,7 +132,10 @@ async fn unchanged_universes_are_kept_alive_every_second_and_terminated_on_shutd
         let (k, t) = next_data(&mon).await;
         let gap = t - at;
         assert!(gap <= Duration::from_millis(1000) + Duration::from_millis(50), "keep-alive gap {gap:?}");
-        assert!(gap >= Duration::from_millis(1000) - PERIOD - Duration::from_millis(30), "unchanged data is not re-sent every frame: {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(1000) - PERIOD - Duration::from_millis(30),
+            "unchanged data is not re-sent every frame: {gap:?}"
+        );
         assert_eq!(k.sequence, d.sequence.wrapping_add(1));
         assert_eq!(level16(&k.slots, 1), 16384);
         (d, at) = (k, t);
@@ -297,7 +308,8 @@ address = 1
     let names: Vec<(String, Protocol)> = c.outputs().iter().map(|o| (o.name().to_string(), o.protocol())).collect();
     assert_eq!(
         names,
-        [("node1", Protocol::ArtNet), ("old", Protocol::ArtNet), ("wash", Protocol::Sacn), ("back", Protocol::Sacn)].map(|(n, p)| (n.to_string(), p))
+        [("node1", Protocol::ArtNet), ("old", Protocol::ArtNet), ("wash", Protocol::Sacn), ("back", Protocol::Sacn)]
+            .map(|(n, p)| (n.to_string(), p))
     );
     assert_eq!(c.lighting_options().source_name, "la-03");
     assert_eq!(c.lighting_options().artnet_bind, "0.0.0.0:6454".parse().unwrap(), "the Art-Net port on every interface by default");

@@ -80,7 +80,10 @@ async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
 
     // The Art-Net node (the simulator answers ArtPoll) is verified online.
     let mut state = b.daemon().engine.state();
-    support::wait_watch(&mut state, Duration::from_secs(5), "node1 verified", |s| s.devices.get("node1").is_some_and(|d| d.verified && d.online)).await;
+    support::wait_watch(&mut state, Duration::from_secs(5), "node1 verified", |s| {
+        s.devices.get("node1").is_some_and(|d| d.verified && d.online)
+    })
+    .await;
 
     let unauthorised = client.get(format!("{url}/metrics")).send().await.unwrap();
     assert_eq!(unauthorised.status(), 401);
@@ -110,7 +113,9 @@ async fn metrics_cover_commands_latency_devices_artnet_serial_mqtt_and_http() {
 
     // Devices of the example booth, all verified online but OSC, which
     // nothing can verify (CONTRACT §5: unverified, never online).
-    for (kind, n, online, unverified) in [("camera", 3.0, 3.0, 0.0), ("fixture", 6.0, 6.0, 0.0), ("artnet", 1.0, 1.0, 0.0), ("osc", 1.0, 0.0, 1.0)] {
+    for (kind, n, online, unverified) in
+        [("camera", 3.0, 3.0, 0.0), ("fixture", 6.0, 6.0, 0.0), ("artnet", 1.0, 1.0, 0.0), ("osc", 1.0, 0.0, 1.0)]
+    {
         assert_eq!(get(&m, "studiod_devices", &[("kind", kind)]), n, "{kind}");
         assert_eq!(get(&m, "studiod_devices_online", &[("kind", kind)]), online, "{kind}");
         assert_eq!(get(&m, "studiod_devices_unverified", &[("kind", kind)]), unverified, "{kind}");

@@ -25,7 +25,6 @@ const STATE: &str = "studiod/la-03/state";
 const STATUS: &str = "studiod/la-03/status";
 const T: Duration = Duration::from_secs(15);
 
-
 /// The next reply for each of `ids` (other replies are skipped), by id.
 async fn replies(c: &mut TestClient, ids: &[&str], limit: Duration) -> BTreeMap<String, Value> {
     let counts: Vec<(&str, usize)> = ids.iter().map(|id| (*id, 1)).collect();
@@ -66,7 +65,11 @@ async fn scheduled_commands_are_acknowledged_then_answered_and_only_cancel_or_th
     let acks = replies(&mut c, &["s-soon", "s-later"], T).await;
     for (id, at) in [("s-soon", soon), ("s-later", later)] {
         let a = &acks[id];
-        assert_eq!((&a["ok"], &a["scheduled"], &a["duplicate"], &a["at"]), (&json!(true), &json!(true), &json!(false), &json!(rfc3339(at))), "{a}");
+        assert_eq!(
+            (&a["ok"], &a["scheduled"], &a["duplicate"], &a["at"]),
+            (&json!(true), &json!(true), &json!(false), &json!(rfc3339(at))),
+            "{a}"
+        );
         assert_eq!(a["devices"], json!({}), "{a}");
     }
     // A redelivery (QoS 1 duplicate) gets the acknowledgement again.
@@ -96,7 +99,12 @@ async fn scheduled_commands_are_acknowledged_then_answered_and_only_cancel_or_th
     let moved = later + Duration::from_secs(600);
     let slot2 = json!({"booking": "b-78"});
     c.publish(CMD, json!({"id": "s-a", "action": "apply_scene", "scene": "house", "at": rfc3339(moved), "slot": slot2}).to_string()).await;
-    c.publish(CMD, json!({"id": "s-b", "action": "apply_scene", "scene": "intro", "at": rfc3339(moved + Duration::from_secs(60)), "slot": slot2}).to_string()).await;
+    c.publish(
+        CMD,
+        json!({"id": "s-b", "action": "apply_scene", "scene": "intro", "at": rfc3339(moved + Duration::from_secs(60)), "slot": slot2})
+            .to_string(),
+    )
+    .await;
     let mut r = replies_n(&mut c, &[("s-a", 2), ("s-b", 1)], T).await;
     assert_eq!(r["s-b"][0]["scheduled"], true);
     // s-a: its acknowledgement, then its second reply saying why it will not run.

@@ -349,7 +349,10 @@ fn render_scenes(v: &Value) -> String {
 }
 
 fn health(d: &Value) -> String {
-    let node = d.get("node").filter(|n| n.is_object()).map(|n| format!("  ({} {}, firmware {})", s(n, "short_name"), s(n, "long_name"), s(n, "firmware")));
+    let node = d
+        .get("node")
+        .filter(|n| n.is_object())
+        .map(|n| format!("  ({} {}, firmware {})", s(n, "short_name"), s(n, "long_name"), s(n, "firmware")));
     let h = match (d.get("status").and_then(Value::as_str), d.get("online").and_then(Value::as_bool)) {
         (Some("unverified"), _) => "unverified".into(),
         (_, Some(true)) => "online".into(),

@@ -322,10 +322,8 @@ mod tests {
     use super::*;
 
     fn state(hash: &str, scene: &str, offline: &[&str]) -> Vec<u8> {
-        let devices: serde_json::Map<String, Value> = ["front", "key"]
-            .iter()
-            .map(|d| (d.to_string(), json!({"kind": "camera", "online": !offline.contains(d)})))
-            .collect();
+        let devices: serde_json::Map<String, Value> =
+            ["front", "key"].iter().map(|d| (d.to_string(), json!({"kind": "camera", "online": !offline.contains(d)}))).collect();
         json!({"scene": scene, "slot": {"booking": "b-1"}, "devices": devices, "scenes_hash": hash, "clock_synced": true})
             .to_string()
             .into_bytes()

@@ -283,7 +283,15 @@ enum Place {
 
 impl Inner {
     fn new(hash_fn: HashFn) -> Inner {
-        Inner { keys: RandomState::new(), hash_fn, running: HashMap::new(), unsent: HashMap::new(), index: Index::default(), unsaved: HashMap::new(), file: None }
+        Inner {
+            keys: RandomState::new(),
+            hash_fn,
+            running: HashMap::new(),
+            unsent: HashMap::new(),
+            index: Index::default(),
+            unsaved: HashMap::new(),
+            file: None,
+        }
     }
 
     fn hash(&self, id: &str) -> u64 {

@@ -2,8 +2,8 @@
 //! command API (`crate::command`) and back. Only they know JSON or topics.
 
 pub mod ctl;
-pub mod fleet;
 pub mod discover;
+pub mod fleet;
 pub mod http;
 pub mod idempotency;
 pub mod json;

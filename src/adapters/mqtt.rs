@@ -650,7 +650,8 @@ fn tls_config(ca_file: Option<&Path>, identity: Option<(&Path, &Path)>) -> Resul
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?.with_root_certificates(roots);
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?.with_root_certificates(roots);
     let config = match identity {
         Some((cert_file, key_file)) => {
             let read = |key: &'static str, path: &Path| {

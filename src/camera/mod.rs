@@ -25,9 +25,9 @@ pub mod port;
 pub mod profile;
 
 pub use error::{AxisName, BadAnswer, CameraError, Failure, InvalidRequest, LinkDown, PortIoError, Waited};
-pub use handle::{CameraHandle, Health, Position};
 #[cfg(test)]
 pub(crate) use handle::Msg;
+pub use handle::{CameraHandle, Health, Position};
 pub use ip::{TcpOpener, UdpOpener};
 pub use link::{LinkOptions, DEFAULT_QUEUE_CAPACITY};
 pub use link_ip::UdpOptions;

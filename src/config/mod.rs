@@ -52,12 +52,10 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             "sacn" => sacn = v.entries(key_span, item, key),
             "fixture" => fixtures = v.entries(key_span, item, key),
             "osc" => osc = v.entries(key_span, item, key),
-            other => {
-                v.d.push(src.diag(
-                    key_span,
-                    format!("unknown key `{other}` (expected studio, mqtt, http, lighting, camera, artnet, sacn, fixture or osc)"),
-                ))
-            }
+            other => v.d.push(src.diag(
+                key_span,
+                format!("unknown key `{other}` (expected studio, mqtt, http, lighting, camera, artnet, sacn, fixture or osc)"),
+            )),
         }
     }
     if studio.is_none() && doc.get("studio").is_none() {

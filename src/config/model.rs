@@ -13,9 +13,9 @@ use crate::scene::Scene;
 // config); the config model is made of them.
 pub use crate::camera::profile::{Axis, Camera, CameraIdentity, CameraProfile, CameraTiming, CameraUrl, IpForm, Zoom};
 pub use crate::lighting::artnet::ArtNetOutput;
+pub use crate::lighting::fixture::{Attribute, AttributeChannels, Fixture, FixtureMode, FixtureProfile};
 pub use crate::lighting::sacn::SacnOutput;
 pub use crate::lighting::Output;
-pub use crate::lighting::fixture::{Attribute, AttributeChannels, Fixture, FixtureMode, FixtureProfile};
 pub use crate::osc::OscTarget;
 
 impl Config {

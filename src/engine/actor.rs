@@ -476,7 +476,11 @@ impl Engine {
     /// `cancel`: withdraw a scheduled scene; it gets its second outcome now.
     async fn cancel(&mut self, cmd: &Command, target: &str, by: Option<&str>, received: Instant) -> Outcome {
         let Some(entry) = self.schedule.cancel(target) else {
-            return refuse(cmd, ErrorCode::InvalidCommand, format!("nothing is scheduled with id `{target}` (it may have run or been replaced)"));
+            return refuse(
+                cmd,
+                ErrorCode::InvalidCommand,
+                format!("nothing is scheduled with id `{target}` (it may have run or been replaced)"),
+            );
         };
         if let Err(e) = self.save_schedule().await {
             self.schedule.undo(target, Some(entry), Vec::new());
@@ -538,9 +542,8 @@ impl Engine {
             }
         };
         let metrics = self.metrics.clone();
-        self.schedule = Schedule::restore(saved).with_extra(|e| {
-            Reply::detached(&metrics, &Request::new(Some(e.id.clone()), e.origin, scheduled_command(e)))
-        });
+        self.schedule = Schedule::restore(saved)
+            .with_extra(|e| Reply::detached(&metrics, &Request::new(Some(e.id.clone()), e.origin, scheduled_command(e))));
         let overdue = self.schedule.iter().filter(|e| e.at <= self.now()).count();
         info!(waiting = self.schedule.len(), overdue, "schedule restored");
         self.show_schedule();
@@ -819,8 +822,8 @@ fn lighting_health(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::plan::tests::example;
     use crate::camera::CameraHandle;
+    use crate::engine::plan::tests::example;
     use crate::engine::EngineHandle;
 
     /// An engine on the example booth with no device running, so every
@@ -847,8 +850,7 @@ mod tests {
         fn start_on(devices: DeviceHandles, file: Option<std::path::PathBuf>, clock: WallClock) -> Rig {
             let (handle, inbox) = EngineHandle::channel(BoothState::default());
             let metrics = Metrics::new();
-            let mut engine =
-                Engine::new(example(), devices, inbox).with_metrics(metrics.clone()).with_wall_clock(clock.clone());
+            let mut engine = Engine::new(example(), devices, inbox).with_metrics(metrics.clone()).with_wall_clock(clock.clone());
             if let Some(f) = file {
                 engine = engine.with_schedule_file(f);
             }

@@ -284,10 +284,7 @@ impl EngineHandle {
         let (state_tx, state) = watch::channel(initial);
         let (events, _) = broadcast::channel(256);
         let (later, _) = broadcast::channel(LATER_CAPACITY);
-        (
-            EngineHandle { tx, state, events: events.clone(), later: later.clone() },
-            EngineInbox { rx, state: state_tx, events, later },
-        )
+        (EngineHandle { tx, state, events: events.clone(), later: later.clone() }, EngineInbox { rx, state: state_tx, events, later })
     }
 
     /// Execute a command and wait for its one outcome. When the queue is

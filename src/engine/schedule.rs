@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-
 use serde::{Deserialize, Serialize};
 
 use super::plan::SceneRef;

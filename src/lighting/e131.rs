@@ -187,7 +187,15 @@ mod tests {
     fn short_universes_names_and_priorities_are_bounded() {
         let mut buf = [0xEEu8; MAX_DATA_LEN];
         let long = "é".repeat(40); // 80 bytes: cut at 62 (a char boundary), NUL-terminated
-        let h = DataHeader { cid: &CID, source_name: &long, priority: 255, sync_address: 0, sequence: 0, options: OPT_STREAM_TERMINATED, universe: 1 };
+        let h = DataHeader {
+            cid: &CID,
+            source_name: &long,
+            priority: 255,
+            sync_address: 0,
+            sequence: 0,
+            options: OPT_STREAM_TERMINATED,
+            universe: 1,
+        };
         let n = encode_data(&mut buf, &h, &[1, 2, 3]);
         assert_eq!(n, 129);
         assert_eq!(&buf[16..18], &(0x7000u16 | 113).to_be_bytes());

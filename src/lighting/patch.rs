@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::output::Output;
 use super::fixture::{Attribute, Fixture};
+use super::output::Output;
 
 /// DMX slots in one universe.
 pub const UNIVERSE_SIZE: usize = 512;

@@ -58,7 +58,8 @@ pub fn load_or_create_cid(state_dir: Option<&Path>) -> Cid {
         Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot read the sACN CID; making a new one"),
     }
     let cid = fresh();
-    let written = std::fs::create_dir_all(dir).and_then(|()| crate::fsutil::write_atomic(&path, format!("{}\n", e131::cid_to_string(&cid)).as_bytes()));
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| crate::fsutil::write_atomic(&path, format!("{}\n", e131::cid_to_string(&cid)).as_bytes()));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "cannot keep the sACN CID; receivers will see a new source after a restart");
     }

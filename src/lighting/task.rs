@@ -15,15 +15,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::artnet::{ArtNetError, ArtNetSender, SendStats};
-use super::e131::OPT_STREAM_TERMINATED;
-use super::health::{HealthState, NodeHealth, OutputHealth};
-use super::output::{Output, Protocol};
-use super::sacn::{SacnError, SacnSender};
 use super::clock::{ClockSource, FrameClock};
+use super::e131::OPT_STREAM_TERMINATED;
 use super::fade::FadeEngine;
 use super::fixture::Fixture;
+use super::health::{HealthState, NodeHealth, OutputHealth};
+use super::output::{Output, Protocol};
 use super::patch::{Patch, PatchError};
 use super::persist::{self, LastLook};
+use super::sacn::{SacnError, SacnSender};
 use super::Look;
 use crate::metrics::DurationHistogram;
 

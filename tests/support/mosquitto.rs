@@ -261,7 +261,8 @@ pub struct Adapter {
 impl Adapter {
     pub fn start_for(studio: &str, cfg: &Mqtt, state_dir: &Path, engine: &FakeEngine, opts: studiod::adapters::mqtt::Options) -> Adapter {
         let cancel = tokio_util::sync::CancellationToken::new();
-        let fut = studiod::adapters::mqtt::run_with(cfg, studio, state_dir, engine.handle.clone(), cancel.clone(), opts).expect("valid config");
+        let fut =
+            studiod::adapters::mqtt::run_with(cfg, studio, state_dir, engine.handle.clone(), cancel.clone(), opts).expect("valid config");
         Adapter { cancel, task: tokio::spawn(fut) }
     }
 

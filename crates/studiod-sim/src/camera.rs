@@ -190,6 +190,12 @@ impl Camera {
         }
     }
 
+    /// Hold `preset` in memory `memory`, as if stored earlier (a camera's
+    /// presets survive power cycles).
+    pub fn remember(&mut self, memory: u8, preset: Preset) {
+        self.presets.insert(memory, preset);
+    }
+
     /// Forget the address and any in-flight work (replug); keep positions.
     pub fn reset_link(&mut self, now: Instant) {
         self.address = None;

@@ -282,6 +282,15 @@ impl VirtualChain {
         self.shared.bump();
     }
 
+    /// Camera `cam` holds `preset` in memory byte `memory` from now on, as a
+    /// calibrated booth's camera does before studiod starts (presets live in
+    /// the camera, across power cycles). Panics if `cam` is out of range.
+    pub fn store_preset(&self, cam: usize, memory: u8, preset: Preset) {
+        self.check(cam);
+        self.shared.lock().cams[cam - 1].remember(memory, preset);
+        self.shared.bump();
+    }
+
     /// Snapshot of camera `cam` (1-based chain position). Panics if out of range.
     pub fn camera_state(&self, cam: usize) -> CameraState {
         self.check(cam);

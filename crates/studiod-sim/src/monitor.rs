@@ -274,7 +274,11 @@ impl ArtNetMonitor {
 pub enum Sacn {
     Data(SacnData),
     /// A universe synchronization packet (E1.31-2016).
-    Sync { cid: [u8; 16], sequence: u8, sync_address: u16 },
+    Sync {
+        cid: [u8; 16],
+        sequence: u8,
+        sync_address: u16,
+    },
 }
 
 /// One decoded sACN data packet.

@@ -130,7 +130,9 @@ pub fn devices(cfg: &Config, state: &BoothState) -> Vec<Value> {
             }
             v
         }
-        None => json!({"name": name, "kind": kind, "online": Value::Null, "status": Value::Null, "error": Value::Null, "since": Value::Null}),
+        None => {
+            json!({"name": name, "kind": kind, "online": Value::Null, "status": Value::Null, "error": Value::Null, "since": Value::Null})
+        }
     };
     let mut out = Vec::new();
     let mut named = std::collections::BTreeSet::new();
