@@ -1206,6 +1206,39 @@ mod tests {
         rig.stop().await;
     }
 
+    /// The later-channel has room for a whole schedule's second outcomes at
+    /// once: a restart that finds all of it overdue answers every entry (all
+    /// superseded but the latest) in one burst, and a listener loses none.
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_with_the_whole_schedule_overdue_loses_no_second_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("schedule.json");
+        let clock = tokio_wall_clock();
+        let wall = clock();
+        let full = crate::engine::schedule::CAPACITY;
+        let mut s = Schedule::<()>::default();
+        for i in 0..full {
+            s.insert(Entry {
+                id: format!("s-{i}"),
+                origin: Origin::Mqtt,
+                at: wall - Duration::from_secs(7200) + Duration::from_secs(i as u64),
+                scene: SceneRef { name: "intro".into(), fade: None, slot: None },
+                extra: (),
+            });
+        }
+        std::fs::write(&file, serde_json::to_vec(&s.saved()).unwrap()).unwrap();
+        let rig = Rig::start_with(Some(file), clock);
+        let mut later = rig.handle.later();
+        let mut superseded = 0;
+        for _ in 0..full {
+            // A listener that fell behind would read `Lagged` here.
+            let l = next_later(&mut later, VIRTUAL).await;
+            superseded += usize::from(code(&l.outcome) == Some(ErrorCode::Superseded));
+        }
+        assert_eq!(superseded, full - 1, "all but the latest superseded");
+        rig.stop().await;
+    }
+
     #[tokio::test]
     async fn commands_queued_at_shutdown_each_get_one_outcome() {
         let rig = Rig::start();

@@ -337,6 +337,24 @@ mod tests {
         Outcome::from_devices(&cmd, devices.iter().map(|(n, d)| (n.to_string(), d.clone())).collect(), Duration::ZERO)
     }
 
+    /// The names `state`, `/api/devices` and the pages show (CONTRACT §5).
+    #[test]
+    fn device_kinds_and_health_read_as_the_contract_names_them() {
+        let kinds = [DeviceKind::Camera, DeviceKind::Fixture, DeviceKind::ArtNet, DeviceKind::Sacn, DeviceKind::Osc];
+        assert_eq!(kinds.map(DeviceKind::as_str), ["camera", "fixture", "artnet", "sacn", "osc"]);
+        let t = SystemTime::UNIX_EPOCH;
+        let health = [
+            DeviceHealth::verified(DeviceKind::Camera, true, None, t),
+            DeviceHealth::verified(DeviceKind::ArtNet, false, Some("never answered ArtPoll".into()), t),
+            DeviceHealth::unverified(DeviceKind::Sacn, t),
+        ];
+        // `online` is null when nothing can verify the device.
+        assert_eq!(
+            health.map(|h| (h.status().as_str(), h.online_json())),
+            [("online", Some(true)), ("offline", Some(false)), ("unverified", None)]
+        );
+    }
+
     #[test]
     fn a_scene_whose_only_failures_are_cancelled_moves_was_superseded() {
         let out = scene_out(&[("front", DeviceResult::failed(CANCELLED)), ("key", DeviceResult::ok())]);
