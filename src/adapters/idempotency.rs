@@ -1027,11 +1027,22 @@ mod tests {
             "level": 0.1, "big": 12345678901234567u64, "neg": -1.5e-7});
         handle(&store, "a", &answer).await;
         assert_eq!(first(&store, "a").await.to_string(), answer.to_string());
+        // A reply naming every device of a big booth, each with a long
+        // reason, is one long line: still ours (lines up to MAX_LINE are).
+        let devices: serde_json::Map<String, Value> = (0..64)
+            .map(|i| {
+                (format!("fixture-{i}"), json!({"ok": false, "error": format!("node offline: {}", "never answered ArtPoll; ".repeat(8))}))
+            })
+            .collect();
+        let long = json!({"id": "long", "ok": false, "action": "apply_scene", "duplicate": false, "devices": devices});
+        assert!(long.to_string().len() > 10_000);
+        handle(&store, "long", &long).await;
         drop(store);
         let again = IdStore::open(dir.path());
         again.loaded().await;
-        assert_eq!(again.len(), 1);
+        assert_eq!(again.len(), 2);
         assert_eq!(first(&again, "a").await.to_string(), answer.to_string(), "byte for byte");
+        assert_eq!(first(&again, "long").await.to_string(), long.to_string(), "a long line too");
         assert!(is_new(&again, "b").await);
     }
 
@@ -1230,6 +1241,45 @@ mod tests {
         assert!(inner.index.candidates(inner.hash("c5")).is_empty(), "oldest gone, from the table too");
         let in_table = inner.index.slots.iter().filter(|&&s| s != EMPTY).count();
         assert_eq!(in_table, MIN_IDS);
+    }
+
+    /// The table spreads ids over its slots: probe runs stay short (a run
+    /// is read on every claim). With keyed hashes of 20 000 ids in 32 768
+    /// slots the longest run is a few hundred slots at most; all ids in one
+    /// home would make it 20 000.
+    #[test]
+    fn probe_runs_stay_short_when_the_index_is_full() {
+        let mut inner = Inner::new(keyed_hash);
+        let now = SystemTime::now();
+        for i in 0..MAX_IDS {
+            let id = format!("booking-{i}");
+            let hash = inner.hash(&id);
+            inner.add(hash, now, id.into());
+        }
+        let (mut longest, mut run) = (0, 0);
+        for &s in inner.index.slots.iter().chain(&inner.index.slots) {
+            run = if s == EMPTY { 0 } else { run + 1 };
+            longest = longest.max(run);
+        }
+        assert!(longest < 2_000, "a probe run of {longest} slots");
+    }
+
+    /// Forgetting an id that is not at its home slot (a failing disk drops
+    /// the oldest unsaved lines) takes that one out and no other; when its
+    /// record later leaves the front, it is already gone from the table.
+    #[test]
+    fn an_id_taken_out_of_the_middle_of_a_run_leaves_the_rest_findable() {
+        let mut index = Index::default();
+        let h = 5u64;
+        // a, b, c share home 5 (slots 5, 6, 7); d's home is 6 (slot 8).
+        let [a, b, c] = [(); 3].map(|_| index.push(Rec::new(h, 0)));
+        let d = index.push(Rec::new(h + 1, 0));
+        index.unslot(h, b);
+        assert_eq!((index.candidates(h), index.candidates(h + 1)), (vec![a, c], vec![d]));
+        assert_eq!(index.pop_front(), Some(a));
+        assert_eq!(index.pop_front(), Some(b), "b's record leaves the front; it is no longer in the table");
+        assert_eq!((index.candidates(h), index.candidates(h + 1)), (vec![c], vec![d]));
+        assert_eq!(index.slots.iter().filter(|&&s| s != EMPTY).count(), 2);
     }
 
     #[test]
