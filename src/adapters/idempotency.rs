@@ -452,10 +452,16 @@ impl IdStore {
     }
 
     fn open_with(state_dir: &Path, hash_fn: HashFn) -> IdStore {
+        Self::open_bounded(state_dir, hash_fn, MAX_FILE_BYTES)
+    }
+
+    /// `max_file_bytes`: the writer's bound on the file (tests lower it).
+    fn open_bounded(state_dir: &Path, hash_fn: HashFn, max_file_bytes: u64) -> IdStore {
         let inner = Arc::new(Mutex::new(Inner::new(hash_fn)));
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let (loaded_tx, loaded) = watch::channel(false);
-        let writer = Writer::new(state_dir, Arc::clone(&inner));
+        let mut writer = Writer::new(state_dir, Arc::clone(&inner));
+        writer.max_file_bytes = max_file_bytes;
         // A plain thread: reading the file and fsync block, and this keeps
         // them off the async workers. It ends when the last IdStore clone is
         // dropped. If it cannot start, `loaded_tx` is dropped, so claims
@@ -721,6 +727,8 @@ struct Writer {
     unsaved: VecDeque<u32>,
     /// Whether the last write failed (log transitions, not every failure).
     failing: bool,
+    /// The file is never grown beyond this ([`MAX_FILE_BYTES`]).
+    max_file_bytes: u64,
 }
 
 impl Writer {
@@ -735,6 +743,7 @@ impl Writer {
             lines: 0,
             unsaved: VecDeque::new(),
             failing: false,
+            max_file_bytes: MAX_FILE_BYTES,
         }
     }
 
@@ -857,9 +866,9 @@ impl Writer {
 
     /// Write `bytes` at the end of the file and fsync; returns where they start.
     fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
-        if self.size + bytes.len() as u64 > MAX_FILE_BYTES {
+        if self.size + bytes.len() as u64 > self.max_file_bytes {
             self.compact_logged();
-            if self.size + bytes.len() as u64 > MAX_FILE_BYTES {
+            if self.size + bytes.len() as u64 > self.max_file_bytes {
                 return Err(io::Error::other("the command-id file would exceed its size bound"));
             }
         }
@@ -1041,6 +1050,7 @@ mod tests {
         let again = IdStore::open(dir.path());
         again.loaded().await;
         assert_eq!(again.len(), 2);
+        assert!(!again.is_empty());
         assert_eq!(first(&again, "a").await.to_string(), answer.to_string(), "byte for byte");
         assert_eq!(first(&again, "long").await.to_string(), long.to_string(), "a long line too");
         assert!(is_new(&again, "b").await);
@@ -1296,6 +1306,120 @@ mod tests {
             index.pop_front();
         }
         assert!(index.slots.iter().all(|&s| s == EMPTY));
+    }
+
+    /// Files in `dir` set aside as corrupt, with their lengths.
+    fn set_aside_files(dir: &Path) -> Vec<u64> {
+        let names = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path());
+        names.filter(|p| p.to_string_lossy().contains(".corrupt-")).map(|p| fs::metadata(p).unwrap().len()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_sets_the_whole_file_aside_and_never_cuts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        // Not a torn last line: a line past MAX_LINE in the middle.
+        let text = format!("{}{}\n{}", line_at("a", now), "x".repeat(MAX_LINE + 10), line_at("b", now));
+        fs::write(dir.path().join(FILE_NAME), &text).unwrap();
+        let store = IdStore::open(dir.path());
+        store.loaded().await;
+        assert!(store.is_empty(), "nothing read from a file that is not ours");
+        assert_eq!(set_aside_files(dir.path()), [text.len() as u64], "kept whole");
+    }
+
+    #[tokio::test]
+    async fn a_file_over_the_size_bound_is_set_aside_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        // Sparse: no disk used.
+        File::create(dir.path().join(FILE_NAME)).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+        let store = IdStore::open(dir.path());
+        store.loaded().await;
+        assert!(store.is_empty());
+        assert_eq!(set_aside_files(dir.path()), [MAX_FILE_BYTES + 1]);
+        handle(&store, "a", &reply("a")).await;
+        assert_eq!(first(&store, "a").await, reply("a"), "a new file serves");
+    }
+
+    /// Records saved together (group commit) each point at their own line.
+    #[tokio::test]
+    async fn records_saved_in_one_batch_are_each_found_at_their_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IdStore::open(dir.path());
+        let ids: Vec<String> = (0..64).map(|i| format!("batch-{i}")).collect();
+        // Sent at once: the writer takes what is queued while it syncs.
+        let replies: Vec<Value> = ids.iter().map(|id| reply(id)).collect();
+        futures::future::join_all(ids.iter().zip(&replies).map(|(id, r)| handle(&store, id, r))).await;
+        assert!(store.lock().unsaved.is_empty(), "all on disk: duplicates read their line back");
+        for id in &ids {
+            assert_eq!(first(&store, id).await, reply(id), "{id}");
+        }
+    }
+
+    /// The file is rewritten once evicted and duplicate lines make up most
+    /// of it (more than twice the live ids plus COMPACT_SLACK), not before.
+    #[tokio::test]
+    async fn the_file_is_compacted_when_dead_lines_dominate_and_not_before() {
+        let now = SystemTime::now();
+        let lines = |path: &Path| fs::read_to_string(path).unwrap().lines().count();
+        // (distinct ids, extra lines repeating an id, compacted after one more id)
+        for (live, repeats, compacted) in [(1, COMPACT_SLACK + 200, true), (100, COMPACT_SLACK + 50, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(FILE_NAME);
+            let mut text: String = (0..live).map(|i| line_at(&format!("id{i}"), now)).collect();
+            text.push_str(&line_at("id0", now).repeat(repeats));
+            fs::write(&path, text).unwrap();
+            let store = IdStore::open(dir.path());
+            handle(&store, "new", &reply("new")).await;
+            let expect = if compacted { live + 1 } else { live + repeats + 1 };
+            assert_eq!(lines(&path), expect, "{live} ids, {repeats} repeated lines");
+            assert_eq!(first(&store, "new").await, reply("new"));
+            assert_eq!(first(&store, "id0").await, reply("id0"));
+        }
+    }
+
+    /// The writer never grows the file beyond its bound (offsets are 32-bit):
+    /// a line that does not fit stays in memory and still answers duplicates.
+    #[tokio::test]
+    async fn the_file_never_grows_past_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let bound = 4096;
+        let store = IdStore::open_bounded(dir.path(), keyed_hash, bound);
+        let line = line_at("id-00", SystemTime::now()).len() as u64;
+        let ids: Vec<String> = (0..2 * bound / line).map(|i| format!("id-{i:02}")).collect();
+        for id in &ids {
+            handle(&store, id, &reply(id)).await;
+            assert!(fs::metadata(&path).unwrap().len() <= bound, "past the bound after {id}");
+        }
+        assert!(fs::metadata(&path).unwrap().len() > bound - line, "filled up to the bound");
+        for id in &ids {
+            assert_eq!(first(&store, id).await, reply(id), "{id}");
+        }
+    }
+
+    /// Lines appended since start-up count toward compaction: once the ids
+    /// they hold are evicted, the file is rewritten.
+    #[tokio::test]
+    async fn lines_appended_since_start_count_toward_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let store = IdStore::open(dir.path());
+        let n = COMPACT_SLACK + 10;
+        // One at a time: one line per save.
+        for i in 0..n {
+            let id = format!("s{i}");
+            handle(&store, &id, &reply(&id)).await;
+        }
+        {
+            // Evicted, as a flood past the cap would.
+            let mut inner = store.lock();
+            for _ in 0..n {
+                inner.drop_oldest();
+            }
+        }
+        handle(&store, "last", &reply("last")).await;
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1, "only the live id is left");
+        assert_eq!(first(&store, "last").await, reply("last"));
     }
 
     #[tokio::test]
