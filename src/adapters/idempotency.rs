@@ -1420,6 +1420,48 @@ mod tests {
         handle(&store, "last", &reply("last")).await;
         assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1, "only the live id is left");
         assert_eq!(first(&store, "last").await, reply("last"));
+        // Counted again from the rewritten file's one line: 1 + 1 001 + 1
+        // lines for one live id is one past the threshold (2 × 1 + 1 000).
+        for i in 0..COMPACT_SLACK + 1 {
+            let id = format!("t{i}");
+            handle(&store, &id, &reply(&id)).await;
+        }
+        {
+            let mut inner = store.lock();
+            for _ in 0..COMPACT_SLACK + 2 {
+                inner.drop_oldest();
+            }
+        }
+        handle(&store, "again", &reply("again")).await;
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1, "compacted a second time");
+    }
+
+    /// A compaction while a record is not on disk yet (recorded, its save
+    /// still queued) copies only lines that are; the record is appended
+    /// afterwards, and the file reads back whole.
+    #[tokio::test]
+    async fn a_compaction_skips_records_not_on_disk_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let store = IdStore::open(dir.path());
+        handle(&store, "saved", &reply("saved")).await;
+        let line = record_line("queued", SystemTime::now(), &reply("queued")).into_boxed_str();
+        let seq = {
+            let mut inner = store.lock();
+            let hash = inner.hash("queued");
+            inner.add(hash, SystemTime::now(), line)
+        };
+        store.compact_now().await;
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.lines().count() == 1 && text.contains(r#""id":"saved""#), "only the saved line: {text:?}");
+        let (done, durable) = oneshot::channel();
+        store.writer.send(Job::Save { seq, done }).await.unwrap();
+        durable.await.unwrap();
+        drop(store);
+        let again = IdStore::open(dir.path());
+        again.loaded().await;
+        assert_eq!(again.len(), 2, "both read back: {:?}", fs::read_to_string(&path));
+        assert_eq!(first(&again, "queued").await, reply("queued"));
     }
 
     #[tokio::test]
