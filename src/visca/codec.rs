@@ -169,6 +169,37 @@ mod tests {
         assert_eq!(decode_all(&stream), vec![Reply::Ack { address: 3, socket: 1 }]);
     }
 
+    /// Each call reports exactly the bytes it threw away (the link logs
+    /// and counts them), and keeps what may still become a packet.
+    #[test]
+    fn garbage_counts_are_exact() {
+        let mut buf = BytesMut::from(&[0x01, 0x02, 0x03][..]);
+        assert_eq!(decode(&mut buf), Err(DecodeError { discarded: 3 }), "no header at all");
+        assert!(buf.is_empty());
+        let mut buf = BytesMut::from(&[0x01, 0x90, 0x41][..]);
+        assert_eq!(decode(&mut buf), Err(DecodeError { discarded: 1 }), "junk, then a partial packet");
+        assert_eq!(&buf[..], [0x90, 0x41], "the partial packet is kept");
+        // A header and 15 more bytes with no FF: exactly MAX_PACKET bytes
+        // that cannot be a packet. All 16 go now, without waiting for more.
+        let mut stream = vec![0x90];
+        stream.extend([0x01; 15]);
+        let mut buf = BytesMut::from(&stream[..]);
+        assert_eq!(decode(&mut buf), Err(DecodeError { discarded: 16 }));
+        assert!(buf.is_empty());
+    }
+
+    /// Only `88` and `z0` (z = 9–F) start a reply: a byte like `91` is
+    /// payload or noise, so `91 41 FF` is not an ACK from camera 1.
+    #[test]
+    fn only_real_header_bytes_start_a_reply() {
+        assert_eq!(decode_all(&[0x91, 0x41, 0xFF]), vec![]);
+        let mut buf = BytesMut::from(&[0x91, 0x41, 0xFF][..]);
+        assert_eq!(decode(&mut buf), Err(DecodeError { discarded: 3 }));
+        // An AddressSet reply names the next address, 1–8: `88 30 10 FF` is not one.
+        assert_eq!(parse(&[0x88, 0x30, 0x10, 0xFF]), None);
+        assert_eq!(parse(&[0x88, 0x30, 0x08, 0xFF]), Some(Reply::AddressSet { next: 8 }));
+    }
+
     #[test]
     fn junk_header_glued_to_a_good_packet_is_skipped() {
         // `90 90 41 FF` is no reply; the second 90 starts the real one.
