@@ -403,6 +403,65 @@ mod tests {
         Address::new(n).unwrap()
     }
 
+    /// The `XX YY` bytes of every pan-tilt drive, the variable zoom and
+    /// focus speeds (`2p`/`3p`, p = 0–7), as the VISCA command list has them.
+    #[test]
+    fn drive_directions_and_variable_speeds_match_the_command_list() {
+        use Direction::*;
+        let table = [
+            (Up, [0x03, 0x01]),
+            (Down, [0x03, 0x02]),
+            (Left, [0x01, 0x03]),
+            (Right, [0x02, 0x03]),
+            (UpLeft, [0x01, 0x01]),
+            (UpRight, [0x02, 0x01]),
+            (DownLeft, [0x01, 0x02]),
+            (DownRight, [0x02, 0x02]),
+            (Stop, [0x03, 0x03]),
+        ];
+        for (direction, xy) in table {
+            let b = bytes(Packet::command(cam(1), ViscaCommand::PanTiltDrive { direction, pan_speed: 1, tilt_speed: 1 }));
+            assert_eq!(b[6..8], xy, "{direction:?}");
+        }
+        for p in 0..=7u8 {
+            let last = |c| bytes(Packet::command(cam(1), c))[4];
+            assert_eq!(last(ViscaCommand::Zoom(ZoomDrive::TeleVariable(p))), 0x20 | p);
+            assert_eq!(last(ViscaCommand::Zoom(ZoomDrive::WideVariable(p))), 0x30 | p);
+            assert_eq!(last(ViscaCommand::Focus(FocusDrive::FarVariable(p))), 0x20 | p);
+            assert_eq!(last(ViscaCommand::Focus(FocusDrive::NearVariable(p))), 0x30 | p);
+        }
+    }
+
+    /// Which timeout a command gets: moves wait for the motion, power for
+    /// the camera's boot, the rest are short.
+    #[test]
+    fn each_command_has_its_kind() {
+        use ViscaCommand::*;
+        let nibbles = Nibbles::Four;
+        let moves = [
+            ZoomDirect(0),
+            FocusDirect(0),
+            PanTiltAbsolute { pan_speed: 1, tilt_speed: 1, pan: 0, tilt: 0, nibbles },
+            PanTiltRelative { pan_speed: 1, tilt_speed: 1, pan: 0, tilt: 0, nibbles },
+            Home,
+            PanTiltReset,
+            Memory { op: MemoryOp::Recall, memory: 0 },
+        ];
+        for c in moves {
+            assert_eq!(c.kind(), CommandKind::Move, "{c:?}");
+        }
+        assert_eq!(Power(true).kind(), CommandKind::Power);
+        for c in [Memory { op: MemoryOp::Set, memory: 0 }, Zoom(ZoomDrive::Tele), FocusAuto, IfClear] {
+            assert_eq!(c.kind(), CommandKind::Short, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn addresses_print_as_their_number_and_profiles_pick_the_nibble_width() {
+        assert_eq!(cam(3).to_string(), "3");
+        assert_eq!([5, 4, 0].map(Nibbles::from_profile), [Nibbles::Five, Nibbles::Four, Nibbles::Four]);
+    }
+
     #[test]
     fn known_encodings() {
         assert_eq!(bytes(Packet::command(cam(1), ViscaCommand::Power(true))), [0x81, 0x01, 0x04, 0x00, 0x02, 0xFF]);
