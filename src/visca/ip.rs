@@ -184,6 +184,30 @@ mod tests {
         assert_eq!(&r[..], &[0x02, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0x01]);
     }
 
+    /// Every payload type round-trips through its code; a header cut off
+    /// inside its payload waits, and a message followed by more bytes
+    /// leaves them for the next call.
+    #[test]
+    fn every_payload_type_and_message_boundaries() {
+        use PayloadType::*;
+        for kind in [Command, Inquiry, Reply, DeviceSetting, Control, ControlReply] {
+            assert_eq!(PayloadType::from_code(kind.code()), Some(kind));
+            let mut b = BytesMut::new();
+            encode_ip(kind, 9, &[0x01, 0x02], &mut b);
+            assert_eq!(decode_ip(&mut b).unwrap().map(|m| m.kind), Some(kind), "{kind:?}");
+        }
+        let mut b = BytesMut::new();
+        encode_ip(PayloadType::Reply, 1, &[0x90, 0x41, 0xFF], &mut b);
+        encode_ip(PayloadType::Reply, 2, &[0x90, 0x51, 0xFF], &mut b);
+        let whole = b.clone();
+        let mut part = BytesMut::from(&whole[..IP_HEADER_LEN + 1]);
+        assert_eq!(decode_ip(&mut part), Ok(None), "header and 1 of 3 payload bytes");
+        assert_eq!(part.len(), IP_HEADER_LEN + 1);
+        assert_eq!(decode_ip(&mut b).unwrap().map(|m| m.seq), Some(1));
+        assert_eq!(decode_ip(&mut b).unwrap().map(|m| m.seq), Some(2));
+        assert!(b.is_empty());
+    }
+
     #[test]
     fn round_trips_and_waits_for_more() {
         let mut b = BytesMut::new();

@@ -265,6 +265,13 @@ fn sign_extend(v: u32, nibbles: usize) -> i32 {
 mod tests {
     use super::*;
 
+    /// How an answer's bytes read in logs and in a technician's error text.
+    #[test]
+    fn raw_bytes_print_as_spaced_hex() {
+        assert_eq!(format!("{:?}", Raw::new(&[0x01, 0xAB, 0x00]).unwrap()), "[01 AB 00]");
+        assert_eq!(format!("{:?}", Raw::new(&[0x7F]).unwrap()), "[7F]");
+    }
+
     #[test]
     fn interpret_answers() {
         assert_eq!(Inquiry::Power.interpret(&[0x02]), Ok(Answer::Power(PowerState::On)));
