@@ -155,18 +155,6 @@ impl Reply {
         };
         Raw::new(&v[..n]).expect("replies are at most 16 bytes")
     }
-
-    /// The camera this reply came from, when it came from one.
-    pub fn address(&self) -> Option<u8> {
-        match *self {
-            Reply::Ack { address, .. }
-            | Reply::Completion { address, .. }
-            | Reply::Answer { address, .. }
-            | Reply::Error { address, .. }
-            | Reply::NetworkChange { address } => Some(address),
-            Reply::AddressSet { .. } | Reply::IfClearBroadcast => None,
-        }
-    }
 }
 
 /// Camera power as reported by the power inquiry.
@@ -264,6 +252,23 @@ fn sign_extend(v: u32, nibbles: usize) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every answer form the inquiries accept, and the lengths they refuse.
+    #[test]
+    fn every_answer_form_and_wrong_lengths() {
+        assert_eq!(Inquiry::Power.interpret(&[0x04]), Ok(Answer::Power(PowerState::Fault)));
+        assert_eq!(Inquiry::FocusMode.interpret(&[0x02]), Ok(Answer::FocusMode(FocusMode::Auto)));
+        assert_eq!(Inquiry::FocusPosition.interpret(&[0x01, 0x02, 0x03, 0x04]), Ok(Answer::FocusPosition(0x1234)));
+        for inquiry in [Inquiry::ZoomPosition, Inquiry::FocusPosition] {
+            for p in [&[0x01, 0x02, 0x03][..], &[0x01, 0x02, 0x03, 0x04, 0x05]] {
+                assert!(inquiry.interpret(p).is_err(), "{inquiry:?} {p:?}");
+            }
+        }
+        // 5 + 5 nibbles (wide pan and tilt fields).
+        let p = [0x0F, 0x0F, 0x0F, 0x0F, 0x0E, 0x00, 0x00, 0x00, 0x01, 0x00];
+        assert_eq!(Inquiry::PanTiltPosition.interpret(&p), Ok(Answer::PanTiltPosition { pan: -2, tilt: 0x10 }));
+        assert!(Inquiry::PanTiltPosition.interpret(&p[..7]).is_err());
+    }
 
     /// How an answer's bytes read in logs and in a technician's error text.
     #[test]
