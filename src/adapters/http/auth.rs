@@ -536,6 +536,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secret_files_hold_1_to_256_characters_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Secret::read("token", &path)
+        };
+        let s = read("  é-abc \n").expect("trimmed");
+        assert!(s.matches("é-abc") && !s.matches("é-abc \n"));
+        assert_eq!((s.len(), s.is_empty()), (5, false), "characters, not bytes");
+        assert!(Secret::from_string("").is_empty());
+        for empty in ["", " \n"] {
+            assert!(read(empty).is_err(), "{empty:?}");
+        }
+        let longest = "x".repeat(MAX_SECRET_LEN);
+        assert!(read(&longest).expect("256 characters").matches(&longest));
+        assert!(read(&format!("{longest}x")).is_err(), "257 characters");
+    }
+
+    /// Both roles come back after a restart, each within its own cap.
+    #[tokio::test]
+    async fn a_restart_restores_both_roles_each_within_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.json");
+        let ttl = Duration::from_secs(3600);
+        let s = Sessions::persistent(ttl, 4, 4, path.clone());
+        let creators = [s.create(Role::Creator).0, s.create(Role::Creator).0];
+        let technicians = [s.create(Role::Technician).0, s.create(Role::Technician).0, s.create(Role::Technician).0];
+        written(&path, |t| t.matches("\"id\"").count() == 5).await;
+        drop(s);
+        // One session per role now: each role's cap counts only its own
+        // sessions, whatever order the file lists them in.
+        let again = Sessions::persistent(ttl, 1, 1, path.clone());
+        let back = |tokens: &[String], role| tokens.iter().filter(|t| again.get(t).is_some_and(|s| s.role == role)).count();
+        assert_eq!((back(&creators, Role::Creator), back(&technicians, Role::Technician)), (1, 1));
+    }
+
+    #[test]
     fn secret_compare() {
         let s = Secret::from_string("1234");
         assert!(s.matches("1234"));
