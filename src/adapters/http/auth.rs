@@ -411,7 +411,12 @@ impl Limiter {
 
     /// `Err(remaining)` while this address may not try `cred` (see [`LockoutPolicy`]).
     pub fn check(&self, cred: Credential, ip: IpAddr) -> Result<(), Duration> {
-        let now = Instant::now();
+        self.check_at(cred, ip, Instant::now())
+    }
+
+    /// [`Limiter::check`] at `now` (the limiter never reads the clock itself,
+    /// so tests step time exactly).
+    fn check_at(&self, cred: Credential, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let max_tracked = self.policy.max_tracked;
         let mut st = self.lock();
         let b = st.budget(cred);
@@ -430,7 +435,10 @@ impl Limiter {
     }
 
     pub fn failure(&self, cred: Credential, ip: IpAddr) -> Strike {
-        let now = Instant::now();
+        self.failure_at(cred, ip, Instant::now())
+    }
+
+    fn failure_at(&self, cred: Credential, ip: IpAddr, now: Instant) -> Strike {
         let p = &self.policy;
         let mut st = self.lock();
         let b = st.budget(cred);
@@ -590,6 +598,94 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Lockouts end exactly at their end, and not before; a failure that
+    /// raced past `check` into a lockout does not lift it; the count starts
+    /// afresh once the lockout is over.
+    #[test]
+    fn lockouts_end_on_time_and_a_raced_failure_does_not_lift_one() {
+        use Credential::Pin;
+        let l = Limiter::new(policy());
+        let (a, t0, ms) = (ip("127.0.0.1"), Instant::now(), Duration::from_millis(1));
+        let lockout = policy().lockout;
+        l.failure_at(Pin, a, t0);
+        l.failure_at(Pin, a, t0);
+        assert_eq!(l.failure_at(Pin, a, t0), Strike::Locked(lockout));
+        // A request that passed `check` just before the lock fails just
+        // after it: still locked (the lock now runs from that failure).
+        assert_eq!(l.failure_at(Pin, a, t0 + ms), Strike::Locked(lockout));
+        let end = t0 + ms + lockout;
+        assert_eq!(l.check_at(Pin, a, end - ms), Err(ms));
+        assert_eq!(l.check_at(Pin, a, end), Ok(()), "over at its end");
+        assert_eq!(l.failure_at(Pin, a, end), Strike::Left(2), "a fresh count");
+    }
+
+    /// The global budget counts wrong guesses within `lockout` only, and an
+    /// old wrong guess does not hold an address back during a global lock.
+    #[test]
+    fn global_budget_counts_only_recent_guesses() {
+        use Credential::Token;
+        let (t0, ms) = (Instant::now(), Duration::from_millis(1));
+        let lockout = policy().lockout;
+        let l = Limiter::new(policy());
+        let old = ip("127.0.2.1");
+        l.failure_at(Token, old, t0);
+        for i in 2..=6 {
+            l.failure_at(Token, ip(&format!("127.0.2.{i}")), t0);
+        }
+        // The 7th wrong guess, after the first six have aged out: no lock.
+        assert_eq!(l.failure_at(Token, ip("127.0.2.7"), t0 + lockout + ms), Strike::Left(2));
+        assert_eq!(l.check_at(Token, ip("127.0.2.99"), t0 + lockout + ms), Ok(()));
+        // Six more now: 7 within the window, the global lock is on.
+        let t1 = t0 + lockout + ms;
+        for i in 8..=13 {
+            l.failure_at(Token, ip(&format!("127.0.2.{i}")), t1);
+        }
+        assert!(l.check_at(Token, ip("127.0.2.8"), t1).is_err(), "a recent guesser is held back");
+        assert_eq!(l.check_at(Token, old, t1), Ok(()), "a guess older than `lockout` is forgotten");
+    }
+
+    /// When `max_tracked` addresses have guessed, a new address is refused
+    /// (and the credential locked) unless old entries can go: those quiet
+    /// for `lockout` whose lockout is over.
+    #[test]
+    fn a_full_address_table_drops_only_quiet_entries() {
+        use Credential::Token;
+        let l = Limiter::new(LockoutPolicy { max_tracked: 2, ..policy() });
+        let (t0, s) = (Instant::now(), Duration::from_secs(1));
+        let lockout = policy().lockout;
+        let (a, b) = (ip("127.0.3.1"), ip("127.0.3.2"));
+        for _ in 0..3 {
+            l.failure_at(Token, a, t0);
+        }
+        assert_eq!(l.failure_at(Token, b, t0 + 31 * s), Strike::Left(2));
+        // Still tracked: a known address keeps its count.
+        assert_eq!(l.failure_at(Token, b, t0 + 31 * s), Strike::Left(1));
+        // Full, nobody quiet: refused and the token is locked for everyone untracked.
+        let c = ip("127.0.3.3");
+        assert_eq!(l.failure_at(Token, c, t0 + 32 * s), Strike::Locked(lockout));
+        assert!(l.check_at(Token, c, t0 + 33 * s).is_err());
+        // a's lockout ended at t0 + 60 s: at 61 s it goes, b (30 s quiet) stays.
+        let d = ip("127.0.3.4");
+        let t = t0 + lockout + 61 * s;
+        let l = Limiter::new(LockoutPolicy { max_tracked: 2, ..policy() });
+        for _ in 0..3 {
+            l.failure_at(Token, a, t0);
+        }
+        l.failure_at(Token, b, t - 30 * s);
+        assert_eq!(l.failure_at(Token, d, t), Strike::Left(2), "a made room");
+        assert_eq!(l.failure_at(Token, c, t), Strike::Locked(lockout), "b and d are not quiet");
+    }
+
+    #[test]
+    fn an_expired_session_is_gone_and_the_lifetime_is_the_cookies() {
+        let ttl = Duration::from_secs(3600);
+        assert_eq!(Sessions::new(ttl, 4, 4).ttl(), ttl);
+        let s = Sessions::new(Duration::ZERO, 4, 4);
+        let (token, session) = s.create(Role::Creator);
+        assert!(s.get(&token).is_none(), "expired at once");
+        assert!(session.ended.is_cancelled(), "its page connections are told");
     }
 
     #[test]
