@@ -484,7 +484,10 @@ impl Limiter {
     /// Count a successful login of `role` from `ip`; `Err(wait)` when this
     /// address has logged in as often as [`LockoutPolicy::max_logins`] allows.
     pub fn login(&self, role: Role, ip: IpAddr) -> Result<(), Duration> {
-        let now = Instant::now();
+        self.login_at(role, ip, Instant::now())
+    }
+
+    fn login_at(&self, role: Role, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let p = &self.policy;
         let mut st = self.lock();
         let window = p.login_window;
@@ -676,6 +679,53 @@ mod tests {
         l.failure_at(Token, b, t - 30 * s);
         assert_eq!(l.failure_at(Token, d, t), Strike::Left(2), "a made room");
         assert_eq!(l.failure_at(Token, c, t), Strike::Locked(lockout), "b and d are not quiet");
+    }
+
+    /// A full table of addresses that logged in makes room only from those
+    /// with no login within `login_window`; a known address is always counted.
+    #[test]
+    fn a_full_login_table_drops_only_quiet_addresses() {
+        let l = Limiter::new(LockoutPolicy { max_tracked: 2, ..policy() });
+        let (t0, s) = (Instant::now(), Duration::from_secs(1));
+        let window = policy().login_window;
+        let [a, b, c, d] = ["127.0.4.1", "127.0.4.2", "127.0.4.3", "127.0.4.4"].map(ip);
+        l.login_at(Role::Creator, a, t0).unwrap();
+        l.login_at(Role::Creator, b, t0 + 30 * s).unwrap();
+        assert_eq!(l.login_at(Role::Creator, c, t0 + 30 * s), Err(window), "full, nobody quiet");
+        assert_eq!(l.login_at(Role::Creator, b, t0 + 31 * s), Ok(()), "a known address");
+        // At t0 + window a has been quiet for the whole window: it goes, b stays.
+        assert_eq!(l.login_at(Role::Creator, c, t0 + window), Ok(()));
+        assert_eq!(l.login_at(Role::Creator, d, t0 + window), Err(window));
+    }
+
+    /// A correct credential clears that address's wrong guesses.
+    #[test]
+    fn a_success_starts_the_address_afresh() {
+        let l = Limiter::new(policy());
+        let a = ip("127.0.5.1");
+        l.failure(Credential::Pin, a);
+        l.failure(Credential::Pin, a);
+        l.success(Credential::Pin, a);
+        assert_eq!(l.failure(Credential::Pin, a), Strike::Left(2));
+    }
+
+    #[test]
+    fn cookies_and_bearer_tokens_are_read_and_set_as_browsers_expect() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "theme=dark; studiod_session=abc123".parse().unwrap());
+        h.append(header::COOKIE, "other=1".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc123"));
+        assert_eq!(cookie(&h, "other"), Some("1"));
+        assert_eq!(cookie(&h, "studiod"), None);
+        h.insert(header::AUTHORIZATION, "Bearer  tok-1 ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("tok-1"));
+        h.insert(header::AUTHORIZATION, "Basic dXNlcg==".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+        assert_eq!(
+            session_cookie("abc123", Duration::from_secs(600)),
+            "studiod_session=abc123; Path=/; HttpOnly; SameSite=Strict; Max-Age=600"
+        );
+        assert_eq!(clear_cookie(), "studiod_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     }
 
     #[test]
