@@ -54,6 +54,8 @@ fn write_booth(dir: &Path, serial: &Path, receivers: &[SocketAddr], mqtt: &str) 
     let mut c = String::new();
     writeln!(c, "[studio]\nid = \"soak\"\nscenes_dir = \"scenes\"\nprofiles_dir = \"device-profiles\"\nstate_dir = \"state\"\nsafe_scene = \"open\"\n").unwrap();
     writeln!(c, "[mqtt]\nurl = \"{mqtt}\"\ntopic_prefix = \"studiod\"\n").unwrap();
+    // Any free loopback port: never 6454 on every interface from a bench.
+    writeln!(c, "[lighting]\nartnet_bind = \"127.0.0.1:0\"\n").unwrap();
     for a in 1..=CAMERAS {
         writeln!(
             c,
@@ -63,7 +65,9 @@ fn write_booth(dir: &Path, serial: &Path, receivers: &[SocketAddr], mqtt: &str) 
         .unwrap();
     }
     for (u, rx) in receivers.iter().enumerate() {
-        writeln!(c, "[[artnet]]\nname = \"node{u}\"\ntarget = \"{rx}\"\nuniverse = {u}\n").unwrap();
+        // Plain UDP receivers, not nodes: they never answer ArtPoll (polled,
+        // they would read offline after 10 s and every command fail).
+        writeln!(c, "[[artnet]]\nname = \"node{u}\"\ntarget = \"{rx}\"\nuniverse = {u}\npoll = false\n").unwrap();
         writeln!(
             c,
             "[[fixture]]\nname = \"key{u}\"\nprofile = \"godox-p600bi-hard\"\nmode = \"cct-16bit\"\nartnet = \"node{u}\"\naddress = 1\n"
@@ -294,5 +298,9 @@ fn main() {
         );
         let _ = Process::new("kill").args(["-TERM", &pid.to_string()]).status();
         let _ = child.wait();
+        // A soak whose commands failed measured something else than the
+        // id store's growth (e.g. polled outputs read offline): say so.
+        let failed = counts.failed.load(Ordering::Relaxed);
+        assert_eq!(failed, 0, "{failed} commands failed: the soak's figures do not stand");
     });
 }
