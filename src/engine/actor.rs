@@ -1172,23 +1172,23 @@ mod tests {
         rig.stop().await;
     }
 
+    /// A schedule file as a last run would have left it: `intro` from MQTT at each (id, at).
+    fn save_intros(file: &std::path::Path, entries: impl IntoIterator<Item = (String, SystemTime)>) {
+        let mut s = Schedule::<()>::default();
+        for (id, at) in entries {
+            let scene = SceneRef { name: "intro".into(), fade: None, slot: None };
+            s.insert(Entry { id, origin: Origin::Mqtt, at, scene, extra: () });
+        }
+        std::fs::write(file, serde_json::to_vec(&s.saved()).unwrap()).unwrap();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn slot_starts_missed_while_down_apply_the_latest_late_and_supersede_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("schedule.json");
         let clock = tokio_wall_clock();
         let wall = clock();
-        let mut s = Schedule::<()>::default();
-        for (id, ago) in [("old", 600), ("last", 90)] {
-            s.insert(Entry {
-                id: id.into(),
-                origin: Origin::Mqtt,
-                at: wall - Duration::from_secs(ago),
-                scene: SceneRef { name: "intro".into(), fade: None, slot: None },
-                extra: (),
-            });
-        }
-        std::fs::write(&file, serde_json::to_vec(&s.saved()).unwrap()).unwrap();
+        save_intros(&file, [("old", 600), ("last", 90)].map(|(id, ago)| (id.to_string(), wall - Duration::from_secs(ago))));
         let rig = Rig::start_with(Some(file.clone()), clock.clone());
         let mut later = rig.handle.later();
         let first = next_later(&mut later, VIRTUAL).await;
@@ -1216,17 +1216,8 @@ mod tests {
         let clock = tokio_wall_clock();
         let wall = clock();
         let full = crate::engine::schedule::CAPACITY;
-        let mut s = Schedule::<()>::default();
-        for i in 0..full {
-            s.insert(Entry {
-                id: format!("s-{i}"),
-                origin: Origin::Mqtt,
-                at: wall - Duration::from_secs(7200) + Duration::from_secs(i as u64),
-                scene: SceneRef { name: "intro".into(), fade: None, slot: None },
-                extra: (),
-            });
-        }
-        std::fs::write(&file, serde_json::to_vec(&s.saved()).unwrap()).unwrap();
+        let start = wall - Duration::from_secs(7200);
+        save_intros(&file, (0..full).map(|i| (format!("s-{i}"), start + Duration::from_secs(i as u64))));
         let rig = Rig::start_with(Some(file), clock);
         let mut later = rig.handle.later();
         let mut superseded = 0;
