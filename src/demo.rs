@@ -167,7 +167,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         let p = &cam.profile;
         for (preset, pan, tilt) in DEMO_PRESETS {
             let pan = p.pan.to_units(pan + i as f64 * 5.0);
-            let memory = p.preset_memory_offset + preset - 1;
+            let memory = p.memory_byte(*preset)?;
             chain.store_preset(usize::from(cam.address), memory, Preset { pan, tilt: p.tilt.to_units(*tilt), zoom: 0 });
         }
     }

@@ -181,14 +181,7 @@ impl CameraHandle {
 
     /// The memory byte for a user preset number (1-based, as on remotes).
     pub fn memory_byte(&self, preset: u8) -> Result<u8, CameraError> {
-        let p = &self.inner.profile;
-        if preset == 0 || preset > p.preset_count {
-            return Err(InvalidRequest::PresetOutOfRange { preset, count: p.preset_count }.into());
-        }
-        p.preset_memory_offset
-            .checked_add(preset - 1)
-            .filter(|m| *m <= 0x7F)
-            .ok_or_else(|| InvalidRequest::NoMemoryByte { preset, profile: p.id.clone() }.into())
+        Ok(self.inner.profile.memory_byte(preset)?)
     }
 
     #[instrument(skip(self), fields(camera = %self.inner.name, address = %self.inner.address, port = %self.inner.port))]

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::InvalidRequest;
+
 /// One PTZ camera on a VISCA chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Camera {
@@ -132,6 +134,17 @@ pub struct CameraProfile {
 }
 
 impl CameraProfile {
+    /// The VISCA memory byte for a user preset number (1-based, as on remotes).
+    pub fn memory_byte(&self, preset: u8) -> Result<u8, InvalidRequest> {
+        if preset == 0 || preset > self.preset_count {
+            return Err(InvalidRequest::PresetOutOfRange { preset, count: self.preset_count });
+        }
+        self.preset_memory_offset
+            .checked_add(preset - 1)
+            .filter(|m| *m <= 0x7F)
+            .ok_or_else(|| InvalidRequest::NoMemoryByte { preset, profile: self.id.clone() })
+    }
+
     /// The (pan, tilt) speed bytes of an absolute move: as fast as the
     /// model goes, with the tilt byte its command list prescribes.
     pub fn absolute_speeds(&self) -> (u8, u8) {
