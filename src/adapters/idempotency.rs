@@ -1023,6 +1023,14 @@ mod tests {
         matches!(store.claim(id).await, Claim::New(_))
     }
 
+    /// Drop the `n` oldest ids, as a flood past the cap would.
+    fn evict_oldest(store: &IdStore, n: usize) {
+        let mut inner = store.lock();
+        for _ in 0..n {
+            inner.drop_oldest();
+        }
+    }
+
     fn line_at(id: &str, at: SystemTime) -> String {
         format!("{}\n", record_line(id, at, &reply(id)))
     }
@@ -1134,13 +1142,8 @@ mod tests {
         store.loaded().await;
         assert_eq!(store.len(), 30);
         handle(&store, "before", &reply("before")).await;
-        // Evict the 20 oldest as a flood past the cap would.
-        {
-            let mut inner = store.lock();
-            for _ in 0..20 {
-                inner.drop_oldest();
-            }
-        }
+        // The 20 oldest go.
+        evict_oldest(&store, 20);
         store.compact_now().await;
         let kept = fs::read_to_string(&path).unwrap();
         assert_eq!(kept.lines().count(), 11, "evicted lines and the duplicate gone: {kept}");
@@ -1410,13 +1413,7 @@ mod tests {
             let id = format!("s{i}");
             handle(&store, &id, &reply(&id)).await;
         }
-        {
-            // Evicted, as a flood past the cap would.
-            let mut inner = store.lock();
-            for _ in 0..n {
-                inner.drop_oldest();
-            }
-        }
+        evict_oldest(&store, n);
         handle(&store, "last", &reply("last")).await;
         assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1, "only the live id is left");
         assert_eq!(first(&store, "last").await, reply("last"));
@@ -1426,12 +1423,7 @@ mod tests {
             let id = format!("t{i}");
             handle(&store, &id, &reply(&id)).await;
         }
-        {
-            let mut inner = store.lock();
-            for _ in 0..COMPACT_SLACK + 2 {
-                inner.drop_oldest();
-            }
-        }
+        evict_oldest(&store, COMPACT_SLACK + 2);
         handle(&store, "again", &reply("again")).await;
         assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1, "compacted a second time");
     }

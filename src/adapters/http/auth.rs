@@ -669,10 +669,9 @@ mod tests {
         let c = ip("127.0.3.3");
         assert_eq!(l.failure_at(Token, c, t0 + 32 * s), Strike::Locked(lockout));
         assert!(l.check_at(Token, c, t0 + 33 * s).is_err());
-        // a's lockout ended at t0 + 60 s: at 61 s it goes, b (30 s quiet) stays.
-        let d = ip("127.0.3.4");
-        let t = t0 + lockout + 61 * s;
+        // Afresh: a's lockout ends at t0 + 60 s; at 61 s a goes, b (30 s quiet) stays.
         let l = Limiter::new(LockoutPolicy { max_tracked: 2, ..policy() });
+        let (d, t) = (ip("127.0.3.4"), t0 + lockout + s);
         for _ in 0..3 {
             l.failure_at(Token, a, t0);
         }
