@@ -189,6 +189,8 @@ fn main() {
                     } else if r["error"]["code"] == "busy" {
                         &counts.busy
                     } else {
+                        // Say which, so a failed soak can be read.
+                        eprintln!("reply not ok: {r}");
                         &counts.failed
                     };
                     c.fetch_add(1, Ordering::Relaxed);
@@ -296,11 +298,14 @@ fn main() {
             counts.failed.load(Ordering::Relaxed),
             counts.artnet.load(Ordering::Relaxed)
         );
+        // Read before SIGTERM: a command still in flight then is answered
+        // with a shutdown error, as the contract wants, and is no failure
+        // of the soak.
+        let failed = counts.failed.load(Ordering::Relaxed);
         let _ = Process::new("kill").args(["-TERM", &pid.to_string()]).status();
         let _ = child.wait();
         // A soak whose commands failed measured something else than the
         // id store's growth (e.g. polled outputs read offline): say so.
-        let failed = counts.failed.load(Ordering::Relaxed);
         assert_eq!(failed, 0, "{failed} commands failed: the soak's figures do not stand");
     });
 }

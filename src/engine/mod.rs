@@ -268,6 +268,12 @@ type Job = (Request, oneshot::Sender<Outcome>);
 /// with the whole schedule overdue), so a listener that keeps up loses none.
 const LATER_CAPACITY: usize = schedule::CAPACITY + 64;
 
+/// `busy` (CONTRACT §5's code for "not now, send it again"), not stored
+/// under its id, so the backend's retry after the restart is applied.
+fn shutting_down(cmd: &Command) -> Outcome {
+    Outcome::refused(cmd, CommandError::new(ErrorCode::Busy, "studiod is shutting down; try again"))
+}
+
 /// The adapters' way in. Cheap to clone.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -297,11 +303,11 @@ impl EngineHandle {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 return Outcome::refused(&cmd, CommandError::new(ErrorCode::Busy, "studiod is busy; try again"))
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Outcome::refused(&cmd, CommandError::new(ErrorCode::Busy, "studiod is shutting down"))
-            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return shutting_down(&cmd),
         }
-        rx.await.unwrap_or_else(|_| Outcome::refused(&cmd, CommandError::new(ErrorCode::Internal, "command dropped during shutdown")))
+        // Dropped unanswered: the engine stopped before taking it. Nothing
+        // was applied, so, as for a closed queue, the caller may send it again.
+        rx.await.unwrap_or_else(|_| shutting_down(&cmd))
     }
 
     pub fn state(&self) -> watch::Receiver<BoothState> {
@@ -335,6 +341,25 @@ mod tests {
     fn scene_out(devices: &[(&str, DeviceResult)]) -> Outcome {
         let cmd = Command::ApplyScene { scene: "flash-sale".into(), fade: None, at: None, slot: None };
         Outcome::from_devices(&cmd, devices.iter().map(|(n, d)| (n.to_string(), d.clone())).collect(), Duration::ZERO)
+    }
+
+    /// A command the engine never answers, because it stopped first or had
+    /// already stopped, is refused as `busy`: nothing applied, send again.
+    #[tokio::test]
+    async fn a_command_caught_by_shutdown_is_refused_as_busy() {
+        let (handle, inbox) = EngineHandle::channel(BoothState::default());
+        let taken = {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.execute(Request::new(None, Origin::Mqtt, Command::Status)).await })
+        };
+        let mut rx = inbox.rx;
+        let (_, answer) = rx.recv().await.unwrap();
+        drop(answer);
+        let out = taken.await.unwrap();
+        assert_eq!(out.error.as_ref().map(|e| e.code), Some(ErrorCode::Busy), "{out:?}");
+        drop(rx);
+        let out = handle.execute(Request::new(None, Origin::Mqtt, Command::Status)).await;
+        assert_eq!(out.error.as_ref().map(|e| e.code), Some(ErrorCode::Busy), "{out:?}");
     }
 
     /// The names `state`, `/api/devices` and the pages show (CONTRACT §5).
