@@ -620,6 +620,7 @@ mod tests {
         s.receive(at, &reply(seq, &[0x90, 0x61, 0x04, 0xFF]));
         s.receive(at, &reply(m[0].seq, &[0x90, 0x52, 0xFF]));
         assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+        assert_eq!(s.stats().dropped, 2, "the copy's ACK and the original's error");
         // Not for inquiries or drives.
         let mut s = ready(now);
         s.write(now, &[0x81, 0x01, 0x06, 0x01, 0x05, 0x05, 0x03, 0x01, 0xFF]);
@@ -674,5 +675,227 @@ mod tests {
         s.receive(now, &reply(m[0].seq, &[0x90, 0x62, 0x04, 0xFF]));
         assert_eq!(link(&mut s), vec![0x90, 0x62, 0x04, 0xFF]);
         assert_eq!(s.next_deadline(), None, "the cancelled command is no longer tracked");
+    }
+
+    const RECALL_4: &[u8] = &[0x81, 0x01, 0x04, 0x3F, 0x02, 0x04, 0xFF];
+    const DRIVE: &[u8] = &[0x81, 0x01, 0x06, 0x01, 0x05, 0x05, 0x03, 0x01, 0xFF];
+
+    /// Writes `packet`, answers it with `ack` and returns its number; what the
+    /// link heard is returned too.
+    fn acked(s: &mut UdpSession, now: Instant, packet: &[u8], ack: &[u8]) -> (u32, Vec<u8>) {
+        s.write(now, packet);
+        let m = sent(s);
+        assert_eq!(m.len(), 1, "{m:?}");
+        s.receive(now, &reply(m[0].seq, ack));
+        (m[0].seq, link(s))
+    }
+
+    #[test]
+    fn cancels_are_three_bytes_with_2y() {
+        assert!(is_cancel(&[0x81, 0x21, 0xFF]) && is_cancel(&[0x81, 0x22, 0xFF]));
+        assert!(!is_cancel(RECALL) && !is_cancel(&[0x81, 0x01, 0xFF]) && !is_cancel(&[0x81, 0x21, 0x00, 0xFF]));
+        // Broadcasts other than the chain's two mean nothing to one camera.
+        assert_eq!(local_answer(&[0x88, 0x01, 0x04, 0x00, 0x02, 0xFF]), Some(Vec::new()));
+    }
+
+    #[test]
+    fn reset_is_resent_only_after_its_timeout_and_packets_written_meanwhile_all_go() {
+        let now = Instant::now();
+        let mut s = UdpSession::new(now, UdpOptions::default());
+        sent(&mut s);
+        assert_eq!(s.next_deadline(), Some(now + Duration::from_millis(200)));
+        s.handle_timeout(now + Duration::from_millis(199));
+        assert!(sent(&mut s).is_empty(), "RESET resent before its timeout");
+        // Written while the RESET is unanswered: all kept, in order, up to
+        // MAX_TRACKED (the oldest is dropped past it).
+        for preset in 0..=MAX_TRACKED as u8 {
+            s.write(now, &[0x81, 0x01, 0x04, 0x3F, 0x02, preset, 0xFF]);
+        }
+        s.receive(now, &control(0, &[0x01]));
+        let m = sent(&mut s);
+        let presets: Vec<u8> = m.iter().map(|m| m.payload[5]).collect();
+        assert_eq!(presets, (1..=MAX_TRACKED as u8).collect::<Vec<_>>());
+        assert_eq!(m.iter().map(|m| m.seq).collect::<Vec<_>>(), (0..MAX_TRACKED as u32).collect::<Vec<_>>());
+        assert_eq!(s.stats().sent, 1 + MAX_TRACKED as u64);
+    }
+
+    #[test]
+    fn a_new_packet_gets_a_new_number_and_ends_the_wait_for_the_previous_one() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        s.write(now, INQ);
+        let inq = sent(&mut s)[0].seq;
+        // Another packet while the inquiry awaits: a fresh number, not a resend.
+        s.write(now, RECALL);
+        let m = sent(&mut s);
+        assert_eq!((m[0].seq, &m[0].payload[..]), (inq + 1, RECALL));
+        assert_eq!(s.stats().retransmitted, 0);
+        // The link gave up on the inquiry: its late answer is dropped.
+        s.receive(now, &reply(inq, &[0x90, 0x50, 0x02, 0xFF]));
+        assert!(link(&mut s).is_empty());
+        assert_eq!(s.stats().dropped, 1);
+        // The same packet again once acknowledged is a new command, not a resend.
+        s.receive(now, &reply(m[0].seq, &[0x90, 0x41, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x41, 0xFF]);
+        s.write(now, RECALL);
+        assert_eq!(sent(&mut s)[0].seq, inq + 2);
+        // A resend is counted.
+        s.write(now, RECALL);
+        assert_eq!(sent(&mut s)[0].seq, inq + 2);
+        assert_eq!(s.stats().retransmitted, 1);
+        // An executing command survives later packets: its completion still
+        // reaches the link.
+        s.receive(now, &reply(m[0].seq, &[0x90, 0x51, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+    }
+
+    #[test]
+    fn sockets_the_link_knows_stay_distinct_and_errors_use_them() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        // The camera reuses socket 1 (the first command's completion was
+        // lost): the link already has a command there, so it hears 2.
+        let (a, heard) = acked(&mut s, now, RECALL, &[0x90, 0x41, 0xFF]);
+        assert_eq!(heard, vec![0x90, 0x41, 0xFF]);
+        let (b, heard) = acked(&mut s, now, RECALL_4, &[0x90, 0x41, 0xFF]);
+        assert_eq!(heard, vec![0x90, 0x42, 0xFF]);
+        // The link's cancel of "its" socket 2 goes to the camera's socket 1.
+        s.write(now, &[0x81, 0x22, 0xFF]);
+        assert_eq!(&sent(&mut s)[0].payload[..], &[0x81, 0x21, 0xFF]);
+        // An error for the second command comes back under the socket the link knows.
+        s.receive(now, &reply(b, &[0x90, 0x61, 0x41, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x62, 0x41, 0xFF]);
+        // The first command is still tracked.
+        s.receive(now, &reply(a, &[0x90, 0x51, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+
+        // Camera socket 2 taken by the link's 2: the next one on 2 is told 1.
+        let mut s = ready(now);
+        acked(&mut s, now, RECALL, &[0x90, 0x42, 0xFF]);
+        let (_, heard) = acked(&mut s, now, RECALL_4, &[0x90, 0x42, 0xFF]);
+        assert_eq!(heard, vec![0x90, 0x41, 0xFF]);
+    }
+
+    #[test]
+    fn a_cancel_answer_ends_only_the_command_it_names() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        let (a, _) = acked(&mut s, now, RECALL, &[0x90, 0x41, 0xFF]);
+        acked(&mut s, now, RECALL_4, &[0x90, 0x42, 0xFF]);
+        s.write(now, &[0x81, 0x22, 0xFF]);
+        let m = sent(&mut s);
+        assert_eq!(&m[0].payload[..], &[0x81, 0x22, 0xFF], "sockets agree: no translation");
+        s.receive(now, &reply(m[0].seq, &[0x90, 0x62, 0x04, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x62, 0x04, 0xFF]);
+        s.receive(now, &reply(a, &[0x90, 0x51, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF], "the other command's completion still arrives");
+        // A non-cancel's error names no executing command: forwarded as is,
+        // and the executing one is not ended by it.
+        let mut s = ready(now);
+        let (a, _) = acked(&mut s, now, RECALL, &[0x90, 0x41, 0xFF]);
+        s.write(now, RECALL_4);
+        let b = sent(&mut s)[0].seq;
+        s.receive(now, &reply(b, &[0x90, 0x61, 0x41, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x61, 0x41, 0xFF]);
+        s.receive(now, &reply(a, &[0x90, 0x51, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+    }
+
+    #[test]
+    fn a_socketless_completion_is_passed_on_unchanged() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        s.write(now, RECALL);
+        let seq = sent(&mut s)[0].seq;
+        s.receive(now, &reply(seq, &[0x90, 0x50, 0xFF]));
+        assert_eq!(link(&mut s), vec![0x90, 0x50, 0xFF]);
+    }
+
+    #[test]
+    fn what_cannot_be_matched_is_counted_as_dropped() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        s.receive(now, b"not visca");
+        assert_eq!(s.stats().dropped, 1);
+        // A command from the camera is no reply.
+        let mut b = BytesMut::new();
+        encode_ip(PayloadType::Command, 0, RECALL, &mut b);
+        s.receive(now, &b);
+        assert_eq!(s.stats().dropped, 2);
+        // A sequence error for a number never sent, and an unknown control.
+        s.receive(now, &control(999, &[0x0F, 0x01]));
+        s.receive(now, &control(0, &[0x02]));
+        assert_eq!(s.stats().dropped, 4);
+        assert!(link(&mut s).is_empty() && sent(&mut s).is_empty());
+        // A second sequence error for a resend already acknowledged: dropped, no reset.
+        s.write(now, RECALL);
+        let seq = sent(&mut s)[0].seq;
+        s.write(now, RECALL);
+        sent(&mut s);
+        s.receive(now, &control(seq, &[0x0F, 0x01]));
+        s.receive(now, &control(seq, &[0x0F, 0x01]));
+        assert_eq!(link(&mut s), vec![0x90, 0x41, 0xFF]);
+        assert!(sent(&mut s).is_empty());
+        assert_eq!((s.stats().dropped, s.stats().resets), (5, 1));
+    }
+
+    #[test]
+    fn replies_within_the_window_are_late_beyond_it_the_numbering_is_wrong() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        for _ in 0..100 {
+            s.write(now, INQ);
+            let seq = sent(&mut s)[0].seq;
+            s.receive(now, &reply(seq, &[0x90, 0x50, 0x02, 0xFF]));
+        }
+        // next_seq is 100: 64 behind is late, 65 behind is wrong.
+        s.receive(now, &reply(100 - 64, &[0x90, 0x50, 0x02, 0xFF]));
+        assert!(sent(&mut s).is_empty());
+        s.receive(now, &reply(100 - 65, &[0x90, 0x50, 0x02, 0xFF]));
+        assert_eq!(sent(&mut s)[0].kind, PayloadType::Control);
+    }
+
+    #[test]
+    fn a_reset_sends_awaited_packets_again_and_keeps_executing_ones() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        let (recall, _) = acked(&mut s, now, RECALL, &[0x90, 0x41, 0xFF]);
+        s.write(now, INQ);
+        sent(&mut s);
+        s.receive(now, &reply(recall.wrapping_sub(1000), &[0x90, 0x50, 0x02, 0xFF]));
+        sent(&mut s);
+        s.receive(now, &control(0, &[0x01]));
+        let m = sent(&mut s);
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].seq, &m[0].payload[..]), (0, INQ), "sent again, fresh");
+        // The recall is still awaiting its completion, so it may be re-issued.
+        assert_eq!(s.next_deadline(), Some(now + UdpOptions::default().reissue_after));
+    }
+
+    #[test]
+    fn reissues_back_off_and_stop_after_the_limit() {
+        let now = Instant::now();
+        let opts = UdpOptions::default();
+        let mut s = ready(now);
+        acked(&mut s, now, RECALL, &[0x90, 0x41, 0xFF]);
+        // Not due yet.
+        s.handle_timeout(now + opts.reissue_after - Duration::from_millis(1));
+        assert!(sent(&mut s).is_empty());
+        let mut at = now + opts.reissue_after;
+        for n in 1..=opts.max_reissues {
+            assert_eq!(s.next_deadline(), Some(at));
+            s.handle_timeout(at);
+            assert_eq!(sent(&mut s).len(), 1, "re-issue {n}");
+            at += opts.reissue_after * 2u32.pow(n);
+        }
+        assert_eq!(s.next_deadline(), None);
+        s.handle_timeout(at + Duration::from_secs(3600));
+        assert!(sent(&mut s).is_empty());
+        assert_eq!(s.stats().reissued, opts.max_reissues as u64);
+        // A drive is not idempotent: never re-issued.
+        let mut s = ready(now);
+        acked(&mut s, now, DRIVE, &[0x90, 0x41, 0xFF]);
+        s.handle_timeout(now + Duration::from_secs(3600));
+        assert!(sent(&mut s).is_empty());
     }
 }
