@@ -18,6 +18,7 @@ fi
 MODULES=(
   'src/visca/*.rs'
   src/camera/link.rs
+  src/camera/link_ip.rs
   src/lighting/fade.rs
   src/lighting/patch.rs
   src/adapters/idempotency.rs

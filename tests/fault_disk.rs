@@ -76,6 +76,8 @@ async fn put_scene_on_a_full_disk_is_an_internal_error_and_loses_nothing() {
     let err = out.error.clone().expect("an error");
     assert_eq!(err.code.as_str(), "internal", "{err:?}");
     assert!(err.message.contains("flash-sale.toml") && err.message.contains("No space left on device"), "a clear message: {}", err.message);
+    // Replies go to clients: the booth's own folders are not theirs to see.
+    assert!(!err.message.contains(&*b.dir.path().to_string_lossy()), "the config folder's path leaked: {}", err.message);
     assert_eq!(std::fs::read(&scene_path).unwrap(), old, "the old scene file is intact");
     assert!(!trap.exists() && trap.symlink_metadata().is_err(), "the failed temp file is cleaned up");
     let names: Vec<String> =

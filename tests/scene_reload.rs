@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use studiod::command::{Command, ErrorCode};
-use support::{dmx16, Booth};
+use support::{dmx16, dmx8, Booth};
 
 #[tokio::test]
 async fn bad_edit_is_refused_and_good_edit_takes_effect() {
@@ -29,6 +29,9 @@ async fn bad_edit_is_refused_and_good_edit_takes_effect() {
     std::fs::write(b.dir.path().join("scenes/giveaway.toml"), "label = \"Giveaway\"\n[light.product]\nintensity = 0.25\n").unwrap();
     let out = b.exec(Command::Reload).await;
     assert!(out.ok, "{out:?}");
+    // Only scenes changed: the device actors keep running (cameras are not
+    // re-addressed, the lights' sockets stay).
+    assert_eq!(out.data.as_ref().unwrap()["devices_restarted"], false, "{out:?}");
     assert!(b.apply("flash-sale", Some(0)).await.ok);
     b.frame_where(Duration::from_secs(2), "edited flash-sale key at half", |d| d[..2] == dmx16(0.5)).await;
     assert!(b.apply("giveaway", Some(0)).await.ok);
@@ -60,6 +63,22 @@ async fn put_scene_persists_atomically_and_applies() {
     assert!(b.exec(Command::DeleteScene { scene: "hero-shot".into() }).await.ok);
     assert!(!b.dir.path().join("scenes/hero-shot.toml").exists());
     assert_eq!(b.apply("hero-shot", None).await.error.map(|e| e.code), Some(ErrorCode::UnknownScene));
+}
+
+/// A reload that repatches a fixture restarts the device actors, and the
+/// light then answers at its new address.
+#[tokio::test]
+async fn a_reload_that_changes_the_patch_restarts_the_devices_on_it() {
+    let b = Booth::start().await;
+    let original = std::fs::read_to_string(&b.config_path).unwrap();
+    let hair = "name = \"hair\"\nprofile = \"generic-dimmer\"\nartnet = \"node1\"\naddress = 13\n";
+    assert!(original.contains(hair), "the example booth's hair light moved");
+    std::fs::write(&b.config_path, original.replace(hair, &hair.replace("address = 13", "address = 100"))).unwrap();
+    let out = b.exec(Command::Reload).await;
+    assert!(out.ok, "{out:?}");
+    assert_eq!(out.data.as_ref().unwrap()["devices_restarted"], true, "{out:?}");
+    b.apply("flash-sale", Some(0)).await;
+    b.frame_where(Duration::from_secs(2), "hair at 0.8 on channel 100", |d| d[99] == dmx8(0.8) && d[12] == 0).await;
 }
 
 #[tokio::test]

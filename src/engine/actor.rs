@@ -962,6 +962,51 @@ mod tests {
         rig.stop().await;
     }
 
+    /// A command whose devices are still working when the engine is told
+    /// to stop gets its own answer, if it comes within the drain grace,
+    /// rather than a refusal (`stop` waits for it).
+    #[tokio::test]
+    async fn a_command_in_flight_at_shutdown_gets_its_own_answer() {
+        let profile = example().cameras.iter().find(|c| c.name == "overhead").expect("overhead").profile.clone();
+        let (overhead, mut requests) = CameraHandle::held("overhead", profile);
+        let devices = DeviceHandles { cameras: BTreeMap::from([("overhead".to_string(), overhead)]), ..DeviceHandles::default() };
+        let rig = Rig::start_on(devices, None, tokio_wall_clock());
+        let mut next_move = async || match requests.recv().await {
+            Some(crate::camera::Msg::Request { request: crate::camera::link::Request::ViscaCommand(_), reply, .. }) => reply,
+            other => panic!("expected a move, got {other:?}"),
+        };
+        let done = || Ok(crate::camera::link::LinkOutcome::Completed);
+        next_move().await.send(done()).expect("the safe scene waits");
+        let sale = rig.send(apply("flash-sale", None));
+        let sale_move = next_move().await;
+        rig.cancel.cancel();
+        // The move completes while the engine drains.
+        sale_move.send(done()).expect("flash-sale waits through the shutdown");
+        let out = sale.await.expect("flash-sale");
+        assert!(out.devices.get("overhead").is_some_and(|d| d.ok), "not flash-sale's own answer: {out:?}");
+        rig.stop().await;
+    }
+
+    /// Each output keeps its protocol's kind; a fixture takes the health of
+    /// the output it is patched to, with that output named when it is offline.
+    #[test]
+    fn lighting_health_gives_outputs_their_kind_and_fixtures_their_outputs_state() {
+        use crate::lighting::{HealthState, OutputHealth, Protocol};
+        let since = tokio::time::Instant::now();
+        let health = [
+            OutputHealth { state: HealthState::Offline("no ArtPollReply for 10 s".into()), since, node: None },
+            OutputHealth { state: HealthState::Unverified, since, node: None },
+        ];
+        let outputs = [("node1".to_string(), Protocol::ArtNet), ("wash".to_string(), Protocol::Sacn)];
+        let fixtures = [("strip".to_string(), "wash".to_string()), ("key".to_string(), "node1".to_string())];
+        let all: BTreeMap<String, DeviceHealth> = lighting_health(&health, &outputs, &fixtures, SystemTime::now()).into_iter().collect();
+        assert_eq!((all["node1"].kind, all["wash"].kind), (DeviceKind::ArtNet, DeviceKind::Sacn));
+        assert_eq!((all["key"].kind, all["key"].online), (DeviceKind::Fixture, false));
+        assert_eq!(all["key"].error.as_deref(), Some("light node `node1` offline: no ArtPollReply for 10 s"));
+        assert_eq!((all["strip"].kind, all["strip"].online, all["strip"].verified), (DeviceKind::Fixture, true, false));
+        assert_eq!(all["strip"].error, None);
+    }
+
     #[tokio::test]
     async fn refusals_touch_nothing_and_are_counted() {
         let rig = Rig::start();
