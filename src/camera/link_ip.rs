@@ -504,6 +504,8 @@ mod tests {
 
     const RECALL: &[u8] = &[0x81, 0x01, 0x04, 0x3F, 0x02, 0x03, 0xFF];
     const INQ: &[u8] = &[0x81, 0x09, 0x04, 0x00, 0xFF];
+    const RECALL_4: &[u8] = &[0x81, 0x01, 0x04, 0x3F, 0x02, 0x04, 0xFF];
+    const DRIVE: &[u8] = &[0x81, 0x01, 0x06, 0x01, 0x05, 0x05, 0x03, 0x01, 0xFF];
 
     fn sent(s: &mut UdpSession) -> Vec<IpMessage> {
         let mut v = Vec::new();
@@ -532,6 +534,27 @@ mod tests {
         assert_eq!((m[0].kind, &m[0].payload[..]), (PayloadType::Control, CONTROL_RESET));
         s.receive(now, &control(0, &[0x01]));
         s
+    }
+
+    /// Writes `packet`: the one datagram it became.
+    fn written(s: &mut UdpSession, now: Instant, packet: &[u8]) -> IpMessage {
+        s.write(now, packet);
+        let mut m = sent(s);
+        assert_eq!(m.len(), 1, "{m:?}");
+        m.remove(0)
+    }
+
+    /// The camera's reply `p` to `seq`: what the link then hears.
+    fn answer(s: &mut UdpSession, now: Instant, seq: u32, p: &[u8]) -> Vec<u8> {
+        s.receive(now, &reply(seq, p));
+        link(s)
+    }
+
+    /// Writes `packet`, answers it with `ack` and returns its number; what the
+    /// link heard is returned too.
+    fn acked(s: &mut UdpSession, now: Instant, packet: &[u8], ack: &[u8]) -> (u32, Vec<u8>) {
+        let seq = written(s, now, packet).seq;
+        (seq, answer(s, now, seq, ack))
     }
 
     #[test]
@@ -564,14 +587,11 @@ mod tests {
     fn replies_are_matched_by_number_and_duplicates_dropped() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, RECALL);
-        let seq = sent(&mut s)[0].seq;
+        let seq = written(&mut s, now, RECALL).seq;
         s.receive(now, &reply(seq, &[0x90, 0x41, 0xFF]));
-        s.receive(now, &reply(seq, &[0x90, 0x41, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x41, 0xFF]);
+        assert_eq!(answer(&mut s, now, seq, &[0x90, 0x41, 0xFF]), vec![0x90, 0x41, 0xFF]);
         s.receive(now, &reply(seq, &[0x90, 0x51, 0xFF]));
-        s.receive(now, &reply(seq, &[0x90, 0x51, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+        assert_eq!(answer(&mut s, now, seq, &[0x90, 0x51, 0xFF]), vec![0x90, 0x51, 0xFF]);
         assert_eq!(s.stats().dropped, 2);
     }
 
@@ -579,11 +599,8 @@ mod tests {
     fn a_resend_keeps_its_number_and_seq_error_means_performed() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, RECALL);
-        let first = sent(&mut s)[0].seq;
-        s.write(now, RECALL);
-        let again = sent(&mut s);
-        assert_eq!(again[0].seq, first, "retransmission under the same number");
+        let first = written(&mut s, now, RECALL).seq;
+        assert_eq!(written(&mut s, now, RECALL).seq, first, "retransmission under the same number");
         s.receive(now, &control(first, &[0x0F, 0x01]));
         assert_eq!(link(&mut s), vec![0x90, 0x41, 0xFF], "the camera had it: ACK for the link");
         assert_eq!(s.stats().resets, 1, "no reset for a retransmission's seq error");
@@ -593,19 +610,16 @@ mod tests {
     fn completion_before_ack_implies_the_ack() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, RECALL);
-        let seq = sent(&mut s)[0].seq;
+        let seq = written(&mut s, now, RECALL).seq;
         s.receive(now, &reply(seq, &[0x90, 0x52, 0xFF]));
-        s.receive(now, &reply(seq, &[0x90, 0x42, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x42, 0xFF, 0x90, 0x52, 0xFF]);
+        assert_eq!(answer(&mut s, now, seq, &[0x90, 0x42, 0xFF]), vec![0x90, 0x42, 0xFF, 0x90, 0x52, 0xFF]);
     }
 
     #[test]
     fn lost_completion_is_recovered_by_reissuing() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, RECALL);
-        let seq = sent(&mut s)[0].seq;
+        let seq = written(&mut s, now, RECALL).seq;
         s.receive(now, &reply(seq, &[0x90, 0x41, 0xFF]));
         link(&mut s);
         let at = s.next_deadline().unwrap();
@@ -618,13 +632,11 @@ mod tests {
         // the copy's completion reaches the link under the socket it knows.
         s.receive(at, &reply(m[0].seq, &[0x90, 0x42, 0xFF]));
         s.receive(at, &reply(seq, &[0x90, 0x61, 0x04, 0xFF]));
-        s.receive(at, &reply(m[0].seq, &[0x90, 0x52, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+        assert_eq!(answer(&mut s, at, m[0].seq, &[0x90, 0x52, 0xFF]), vec![0x90, 0x51, 0xFF]);
         assert_eq!(s.stats().dropped, 2, "the copy's ACK and the original's error");
         // Not for inquiries or drives.
         let mut s = ready(now);
-        s.write(now, &[0x81, 0x01, 0x06, 0x01, 0x05, 0x05, 0x03, 0x01, 0xFF]);
-        let seq = sent(&mut s)[0].seq;
+        let seq = written(&mut s, now, &[0x81, 0x01, 0x06, 0x01, 0x05, 0x05, 0x03, 0x01, 0xFF]).seq;
         s.receive(now, &reply(seq, &[0x90, 0x41, 0xFF]));
         assert_eq!(s.next_deadline(), None);
     }
@@ -633,8 +645,7 @@ mod tests {
     fn stale_numbers_trigger_a_reset_and_the_awaited_packet_goes_again() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, INQ);
-        let seq = sent(&mut s)[0].seq;
+        let seq = written(&mut s, now, INQ).seq;
         // A late duplicate of nothing we know, but close: dropped quietly.
         s.receive(now, &reply(seq.wrapping_sub(3), &[0x90, 0x50, 0x02, 0xFF]));
         assert!(sent(&mut s).is_empty());
@@ -645,16 +656,14 @@ mod tests {
         s.receive(now, &control(0, &[0x01]));
         let m = sent(&mut s);
         assert_eq!((m[0].seq, &m[0].payload[..]), (0, INQ));
-        s.receive(now, &reply(0, &[0x90, 0x50, 0x02, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x50, 0x02, 0xFF]);
+        assert_eq!(answer(&mut s, now, 0, &[0x90, 0x50, 0x02, 0xFF]), vec![0x90, 0x50, 0x02, 0xFF]);
     }
 
     #[test]
     fn seq_error_for_a_first_send_resets() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, RECALL);
-        let seq = sent(&mut s)[0].seq;
+        let seq = written(&mut s, now, RECALL).seq;
         s.receive(now, &control(seq, &[0x0F, 0x01]));
         assert_eq!(sent(&mut s)[0].kind, PayloadType::Control);
         assert_eq!(s.stats().resets, 2);
@@ -665,29 +674,12 @@ mod tests {
         let now = Instant::now();
         let mut s = ready(now);
         // First command's ACK lost: the seq error gives it socket 1 (guessed).
-        s.write(now, RECALL);
-        let seq = sent(&mut s)[0].seq;
-        s.receive(now, &reply(seq, &[0x90, 0x42, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x42, 0xFF]);
-        s.write(now, &[0x81, 0x22, 0xFF]);
-        let m = sent(&mut s);
-        assert_eq!(&m[0].payload[..], &[0x81, 0x22, 0xFF]);
-        s.receive(now, &reply(m[0].seq, &[0x90, 0x62, 0x04, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x62, 0x04, 0xFF]);
+        let seq = written(&mut s, now, RECALL).seq;
+        assert_eq!(answer(&mut s, now, seq, &[0x90, 0x42, 0xFF]), vec![0x90, 0x42, 0xFF]);
+        let m = written(&mut s, now, &[0x81, 0x22, 0xFF]);
+        assert_eq!(&m.payload[..], &[0x81, 0x22, 0xFF]);
+        assert_eq!(answer(&mut s, now, m.seq, &[0x90, 0x62, 0x04, 0xFF]), vec![0x90, 0x62, 0x04, 0xFF]);
         assert_eq!(s.next_deadline(), None, "the cancelled command is no longer tracked");
-    }
-
-    const RECALL_4: &[u8] = &[0x81, 0x01, 0x04, 0x3F, 0x02, 0x04, 0xFF];
-    const DRIVE: &[u8] = &[0x81, 0x01, 0x06, 0x01, 0x05, 0x05, 0x03, 0x01, 0xFF];
-
-    /// Writes `packet`, answers it with `ack` and returns its number; what the
-    /// link heard is returned too.
-    fn acked(s: &mut UdpSession, now: Instant, packet: &[u8], ack: &[u8]) -> (u32, Vec<u8>) {
-        s.write(now, packet);
-        let m = sent(s);
-        assert_eq!(m.len(), 1, "{m:?}");
-        s.receive(now, &reply(m[0].seq, ack));
-        (m[0].seq, link(s))
     }
 
     #[test]
@@ -723,30 +715,24 @@ mod tests {
     fn a_new_packet_gets_a_new_number_and_ends_the_wait_for_the_previous_one() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, INQ);
-        let inq = sent(&mut s)[0].seq;
+        let inq = written(&mut s, now, INQ).seq;
         // Another packet while the inquiry awaits: a fresh number, not a resend.
-        s.write(now, RECALL);
-        let m = sent(&mut s);
-        assert_eq!((m[0].seq, &m[0].payload[..]), (inq + 1, RECALL));
+        let m = written(&mut s, now, RECALL);
+        assert_eq!((m.seq, &m.payload[..]), (inq + 1, RECALL));
         assert_eq!(s.stats().retransmitted, 0);
         // The link gave up on the inquiry: its late answer is dropped.
         s.receive(now, &reply(inq, &[0x90, 0x50, 0x02, 0xFF]));
         assert!(link(&mut s).is_empty());
         assert_eq!(s.stats().dropped, 1);
         // The same packet again once acknowledged is a new command, not a resend.
-        s.receive(now, &reply(m[0].seq, &[0x90, 0x41, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x41, 0xFF]);
-        s.write(now, RECALL);
-        assert_eq!(sent(&mut s)[0].seq, inq + 2);
+        assert_eq!(answer(&mut s, now, m.seq, &[0x90, 0x41, 0xFF]), vec![0x90, 0x41, 0xFF]);
+        assert_eq!(written(&mut s, now, RECALL).seq, inq + 2);
         // A resend is counted.
-        s.write(now, RECALL);
-        assert_eq!(sent(&mut s)[0].seq, inq + 2);
+        assert_eq!(written(&mut s, now, RECALL).seq, inq + 2);
         assert_eq!(s.stats().retransmitted, 1);
         // An executing command survives later packets: its completion still
         // reaches the link.
-        s.receive(now, &reply(m[0].seq, &[0x90, 0x51, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+        assert_eq!(answer(&mut s, now, m.seq, &[0x90, 0x51, 0xFF]), vec![0x90, 0x51, 0xFF]);
     }
 
     #[test]
@@ -760,14 +746,11 @@ mod tests {
         let (b, heard) = acked(&mut s, now, RECALL_4, &[0x90, 0x41, 0xFF]);
         assert_eq!(heard, vec![0x90, 0x42, 0xFF]);
         // The link's cancel of "its" socket 2 goes to the camera's socket 1.
-        s.write(now, &[0x81, 0x22, 0xFF]);
-        assert_eq!(&sent(&mut s)[0].payload[..], &[0x81, 0x21, 0xFF]);
+        assert_eq!(&written(&mut s, now, &[0x81, 0x22, 0xFF]).payload[..], &[0x81, 0x21, 0xFF]);
         // An error for the second command comes back under the socket the link knows.
-        s.receive(now, &reply(b, &[0x90, 0x61, 0x41, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x62, 0x41, 0xFF]);
+        assert_eq!(answer(&mut s, now, b, &[0x90, 0x61, 0x41, 0xFF]), vec![0x90, 0x62, 0x41, 0xFF]);
         // The first command is still tracked.
-        s.receive(now, &reply(a, &[0x90, 0x51, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+        assert_eq!(answer(&mut s, now, a, &[0x90, 0x51, 0xFF]), vec![0x90, 0x51, 0xFF]);
 
         // Camera socket 2 taken by the link's 2: the next one on 2 is told 1.
         let mut s = ready(now);
@@ -782,33 +765,25 @@ mod tests {
         let mut s = ready(now);
         let (a, _) = acked(&mut s, now, RECALL, &[0x90, 0x41, 0xFF]);
         acked(&mut s, now, RECALL_4, &[0x90, 0x42, 0xFF]);
-        s.write(now, &[0x81, 0x22, 0xFF]);
-        let m = sent(&mut s);
-        assert_eq!(&m[0].payload[..], &[0x81, 0x22, 0xFF], "sockets agree: no translation");
-        s.receive(now, &reply(m[0].seq, &[0x90, 0x62, 0x04, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x62, 0x04, 0xFF]);
-        s.receive(now, &reply(a, &[0x90, 0x51, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF], "the other command's completion still arrives");
+        let m = written(&mut s, now, &[0x81, 0x22, 0xFF]);
+        assert_eq!(&m.payload[..], &[0x81, 0x22, 0xFF], "sockets agree: no translation");
+        assert_eq!(answer(&mut s, now, m.seq, &[0x90, 0x62, 0x04, 0xFF]), vec![0x90, 0x62, 0x04, 0xFF]);
+        assert_eq!(answer(&mut s, now, a, &[0x90, 0x51, 0xFF]), vec![0x90, 0x51, 0xFF], "the other command's completion still arrives");
         // A non-cancel's error names no executing command: forwarded as is,
         // and the executing one is not ended by it.
         let mut s = ready(now);
         let (a, _) = acked(&mut s, now, RECALL, &[0x90, 0x41, 0xFF]);
-        s.write(now, RECALL_4);
-        let b = sent(&mut s)[0].seq;
-        s.receive(now, &reply(b, &[0x90, 0x61, 0x41, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x61, 0x41, 0xFF]);
-        s.receive(now, &reply(a, &[0x90, 0x51, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x51, 0xFF]);
+        let b = written(&mut s, now, RECALL_4).seq;
+        assert_eq!(answer(&mut s, now, b, &[0x90, 0x61, 0x41, 0xFF]), vec![0x90, 0x61, 0x41, 0xFF]);
+        assert_eq!(answer(&mut s, now, a, &[0x90, 0x51, 0xFF]), vec![0x90, 0x51, 0xFF]);
     }
 
     #[test]
     fn a_socketless_completion_is_passed_on_unchanged() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.write(now, RECALL);
-        let seq = sent(&mut s)[0].seq;
-        s.receive(now, &reply(seq, &[0x90, 0x50, 0xFF]));
-        assert_eq!(link(&mut s), vec![0x90, 0x50, 0xFF]);
+        let seq = written(&mut s, now, RECALL).seq;
+        assert_eq!(answer(&mut s, now, seq, &[0x90, 0x50, 0xFF]), vec![0x90, 0x50, 0xFF]);
     }
 
     #[test]
@@ -828,8 +803,7 @@ mod tests {
         assert_eq!(s.stats().dropped, 4);
         assert!(link(&mut s).is_empty() && sent(&mut s).is_empty());
         // A second sequence error for a resend already acknowledged: dropped, no reset.
-        s.write(now, RECALL);
-        let seq = sent(&mut s)[0].seq;
+        let seq = written(&mut s, now, RECALL).seq;
         s.write(now, RECALL);
         sent(&mut s);
         s.receive(now, &control(seq, &[0x0F, 0x01]));
@@ -844,8 +818,7 @@ mod tests {
         let now = Instant::now();
         let mut s = ready(now);
         for _ in 0..100 {
-            s.write(now, INQ);
-            let seq = sent(&mut s)[0].seq;
+            let seq = written(&mut s, now, INQ).seq;
             s.receive(now, &reply(seq, &[0x90, 0x50, 0x02, 0xFF]));
         }
         // next_seq is 100: 64 behind is late, 65 behind is wrong.

@@ -921,29 +921,43 @@ mod tests {
         rig.stop().await;
     }
 
+    /// An engine whose only running device is the `overhead` camera, whose
+    /// requests the test answers (`next_move`), with the safe scene's
+    /// start-up move already answered.
+    async fn held_overhead() -> (Rig, mpsc::Receiver<crate::camera::Msg>) {
+        let profile = example().cameras.iter().find(|c| c.name == "overhead").expect("overhead").profile.clone();
+        let (overhead, mut requests) = CameraHandle::held("overhead", profile);
+        let devices = DeviceHandles { cameras: BTreeMap::from([("overhead".to_string(), overhead)]), ..DeviceHandles::default() };
+        let rig = Rig::start_on(devices, None, tokio_wall_clock());
+        next_move(&mut requests).await.send(done()).expect("the safe scene waits");
+        (rig, requests)
+    }
+
+    /// The held camera's next request, which must be a move: its answer's sender.
+    async fn next_move(
+        requests: &mut mpsc::Receiver<crate::camera::Msg>,
+    ) -> oneshot::Sender<Result<crate::camera::link::LinkOutcome, crate::camera::Failure>> {
+        match requests.recv().await {
+            Some(crate::camera::Msg::Request { request: crate::camera::link::Request::ViscaCommand(_), reply, .. }) => reply,
+            other => panic!("expected a move, got {other:?}"),
+        }
+    }
+
+    fn done() -> Result<crate::camera::link::LinkOutcome, crate::camera::Failure> {
+        Ok(crate::camera::link::LinkOutcome::Completed)
+    }
+
     /// `last_failure` is the newest applied scene's result: an older scene
     /// whose camera move completes after a newer scene's result is in does
     /// not overwrite it (the sequence check in `completed`).
     #[tokio::test]
     async fn an_older_scene_finishing_last_does_not_overwrite_the_newer_result() {
-        // Only `overhead` runs, and the test answers its requests.
-        // `flash-sale` moves it; `intro` does not, so intro's result comes first.
-        let profile = example().cameras.iter().find(|c| c.name == "overhead").expect("overhead").profile.clone();
-        let (overhead, mut requests) = CameraHandle::held("overhead", profile);
-        let devices = DeviceHandles { cameras: BTreeMap::from([("overhead".to_string(), overhead)]), ..DeviceHandles::default() };
-        let rig = Rig::start_on(devices, None, tokio_wall_clock());
-        let mut next_move = async || match requests.recv().await {
-            Some(crate::camera::Msg::Request { request: crate::camera::link::Request::ViscaCommand(c), reply, .. }) => (c, reply),
-            other => panic!("expected a move, got {other:?}"),
-        };
-        let done = || Ok(crate::camera::link::LinkOutcome::Completed);
-        // The safe scene (house) at start moves it too.
-        let (_, startup) = next_move().await;
-        startup.send(done()).expect("the safe scene waits");
+        // `flash-sale` moves `overhead`; `intro` does not, so intro's result comes first.
+        let (rig, mut overhead) = held_overhead().await;
         rig.state_where("the safe scene's failure", |s| s.last_failure.as_ref().is_some_and(|f| f.scene == "house")).await;
 
         let sale = rig.send(apply("flash-sale", None));
-        let (_, sale_move) = next_move().await;
+        let sale_move = next_move(&mut overhead).await;
         let out = rig.exec(apply("intro", None)).await;
         assert_eq!(code(&out), Some(ErrorCode::DeviceFailed), "intro's cameras are not running");
         rig.state_where("intro's failure", |s| s.last_failure.as_ref().is_some_and(|f| f.scene == "intro")).await;
@@ -967,18 +981,9 @@ mod tests {
     /// rather than a refusal (`stop` waits for it).
     #[tokio::test]
     async fn a_command_in_flight_at_shutdown_gets_its_own_answer() {
-        let profile = example().cameras.iter().find(|c| c.name == "overhead").expect("overhead").profile.clone();
-        let (overhead, mut requests) = CameraHandle::held("overhead", profile);
-        let devices = DeviceHandles { cameras: BTreeMap::from([("overhead".to_string(), overhead)]), ..DeviceHandles::default() };
-        let rig = Rig::start_on(devices, None, tokio_wall_clock());
-        let mut next_move = async || match requests.recv().await {
-            Some(crate::camera::Msg::Request { request: crate::camera::link::Request::ViscaCommand(_), reply, .. }) => reply,
-            other => panic!("expected a move, got {other:?}"),
-        };
-        let done = || Ok(crate::camera::link::LinkOutcome::Completed);
-        next_move().await.send(done()).expect("the safe scene waits");
+        let (rig, mut overhead) = held_overhead().await;
         let sale = rig.send(apply("flash-sale", None));
-        let sale_move = next_move().await;
+        let sale_move = next_move(&mut overhead).await;
         rig.cancel.cancel();
         // The move completes while the engine drains.
         sale_move.send(done()).expect("flash-sale waits through the shutdown");
