@@ -636,7 +636,7 @@ mod tests {
         assert_eq!(s.stats().dropped, 2, "the copy's ACK and the original's error");
         // Not for inquiries or drives.
         let mut s = ready(now);
-        let seq = written(&mut s, now, &[0x81, 0x01, 0x06, 0x01, 0x05, 0x05, 0x03, 0x01, 0xFF]).seq;
+        let seq = written(&mut s, now, DRIVE).seq;
         s.receive(now, &reply(seq, &[0x90, 0x41, 0xFF]));
         assert_eq!(s.next_deadline(), None);
     }
@@ -804,8 +804,7 @@ mod tests {
         assert!(link(&mut s).is_empty() && sent(&mut s).is_empty());
         // A second sequence error for a resend already acknowledged: dropped, no reset.
         let seq = written(&mut s, now, RECALL).seq;
-        s.write(now, RECALL);
-        sent(&mut s);
+        assert_eq!(written(&mut s, now, RECALL).seq, seq, "a resend");
         s.receive(now, &control(seq, &[0x0F, 0x01]));
         s.receive(now, &control(seq, &[0x0F, 0x01]));
         assert_eq!(link(&mut s), vec![0x90, 0x41, 0xFF]);
