@@ -77,7 +77,7 @@ async fn a_reload_that_changes_the_patch_restarts_the_devices_on_it() {
     let out = b.exec(Command::Reload).await;
     assert!(out.ok, "{out:?}");
     assert_eq!(out.data.as_ref().unwrap()["devices_restarted"], true, "{out:?}");
-    b.apply("flash-sale", Some(0)).await;
+    assert!(b.apply("flash-sale", Some(0)).await.ok);
     b.frame_where(Duration::from_secs(2), "hair at 0.8 on channel 100", |d| d[99] == dmx8(0.8) && d[12] == 0).await;
 }
 
